@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.core.signals import setting_changed
+
+
+def _settings_changed(*, setting: str, **kwargs: object) -> None:
+    if setting.startswith("MONGOPOOL_"):
+        from django_mongopool.client import reset_client
+
+        reset_client()
+
+
+class MongoPoolConfig(AppConfig):
+    name = "django_mongopool"
+    verbose_name = "MongoDB connection pool"
+    default_auto_field = "django.db.models.AutoField"
+
+    def ready(self) -> None:
+        from django_mongopool import checks  # noqa: F401  (registers the system checks)
+        from django_mongopool.client import build_client
+        from django_mongopool.conf import conf
+
+        setting_changed.connect(_settings_changed, dispatch_uid="django_mongopool.settings_changed")
+        # A missing URI is reported by system check E001 instead of failing every
+        # manage.py command; anything malformed raises ImproperlyConfigured here.
+        if conf.MONGOPOOL_URI:
+            build_client()

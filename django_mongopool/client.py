@@ -1,0 +1,154 @@
+"""Build, hand out, reset and close the one ``MongoClient`` of this process.
+
+Fork safety: the client belongs to the process that built it. A child forked
+after that (gunicorn ``--preload``, uWSGI without lazy-apps, multiprocessing)
+never touches the parent's client: :func:`get_client` sees a new pid and
+builds the child's own. The inherited object is kept referenced, never used
+and never closed, so the parent's sockets are left alone and pymongo has no
+reason to warn "MongoClient opened before fork".
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import threading
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from pymongo import MongoClient
+from pymongo.client_session import ClientSession
+from pymongo.database import Database
+
+from django_mongopool.monitoring import CommandCounter, PoolListener, PoolMetrics
+from django_mongopool.options import DATABASE_SETTING, ClientConfig, load_config
+
+
+class PooledMongoClient(MongoClient):  # type: ignore[type-arg]
+    """The app's own client: a ``MongoClient`` that counts the sessions it starts and ends."""
+
+    def __init__(self, config: ClientConfig, metrics: PoolMetrics) -> None:
+        self._mongopool_metrics = metrics
+        self._mongopool_config = config
+        listeners = list(config.kwargs.get("event_listeners", ()))
+        listeners += [PoolListener(metrics), CommandCounter(metrics)]
+        kwargs = {k: v for k, v in config.kwargs.items() if k != "event_listeners"}
+        super().__init__(config.uri, connect=False, event_listeners=listeners, **kwargs)
+
+    def start_session(self, *args: Any, **kwargs: Any) -> ClientSession:
+        session = super().start_session(*args, **kwargs)
+        metrics = self._mongopool_metrics
+        metrics.count("sessions_started")
+        end = session._end_session
+
+        @functools.wraps(end)
+        def counted_end(lock: bool) -> None:
+            was_open = not session.has_ended
+            end(lock)
+            if was_open:
+                metrics.count("sessions_ended")
+
+        session._end_session = counted_end  # type: ignore[method-assign]
+        return session
+
+    def __repr__(self) -> str:
+        return f"PooledMongoClient({self._mongopool_config.redacted_uri!r})"
+
+
+class _ProcessClient:
+    """The client holder; one per process, rebuilt after fork or a settings change."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.client: PooledMongoClient | None = None
+        self.config: ClientConfig | None = None
+        self.pid = os.getpid()
+        self.metrics = PoolMetrics()
+        self.inherited: list[PooledMongoClient] = []
+
+    def _adopt_fork(self) -> None:
+        # Called with the lock held, in a process whose pid changed.
+        if self.client is not None:
+            self.inherited.append(self.client)
+        self.client = None
+        self.pid = os.getpid()
+        self.metrics = PoolMetrics()
+
+    def get(self) -> PooledMongoClient:
+        client = self.client
+        if client is not None and self.pid == os.getpid():
+            return client
+        with self.lock:
+            if self.pid != os.getpid():
+                self._adopt_fork()
+            if self.client is None:
+                self.config = load_config()
+                # Counters describe one client: a rebuilt client starts from zero.
+                self.metrics = PoolMetrics()
+                self.client = PooledMongoClient(self.config, self.metrics)
+            return self.client
+
+    def get_config(self) -> ClientConfig:
+        self.get()
+        assert self.config is not None
+        return self.config
+
+    def close(self) -> None:
+        with self.lock:
+            if self.pid != os.getpid():
+                self._adopt_fork()
+                return
+            client, self.client = self.client, None
+            if client is not None:
+                client.close()
+
+
+_process = _ProcessClient()
+
+
+def _after_fork_in_child() -> None:
+    # The lock may have been held by another thread at fork time.
+    _process.lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_process.close)
+
+
+def get_client() -> PooledMongoClient:
+    """The process-wide client (built on first use in each process)."""
+    return _process.get()
+
+
+def get_config() -> ClientConfig:
+    """The validated configuration the current client was built from."""
+    return _process.get_config()
+
+
+def get_metrics() -> PoolMetrics:
+    """The counters of this process's client."""
+    _process.get()
+    return _process.metrics
+
+
+def get_database(name: str | None = None) -> Database:  # type: ignore[type-arg]
+    """A database of the process-wide client: ``name`` or ``MONGOPOOL_DATABASE``."""
+    client = get_client()
+    name = name or get_config().database
+    if not name:
+        raise ImproperlyConfigured(
+            f"get_database() needs a name: set {DATABASE_SETTING}, put the database in the "
+            "MONGOPOOL_URI path (mongodb://host/dbname), or pass get_database('name')."
+        )
+    return client[name]
+
+
+def reset_client() -> None:
+    """Close the client; the next :func:`get_client` builds a new one from the settings."""
+    _process.close()
+
+
+def build_client() -> PooledMongoClient:
+    """Validate the settings and build the client now (no network I/O)."""
+    return _process.get()

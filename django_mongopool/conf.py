@@ -1,0 +1,52 @@
+"""Lazy, typed access to the ``MONGOPOOL_*`` settings.
+
+Every property reads ``django.conf.settings`` when it is used, so
+``override_settings`` works and nothing is read at import time. Values are
+returned as the user wrote them; :mod:`django_mongopool.options` validates them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+# Production defaults: a bounded pool and bounded waits everywhere, so a
+# saturated pool or an unreachable server fails a request instead of hanging
+# a worker. Keys use pymongo's spelling.
+DEFAULT_CLIENT_OPTIONS: dict[str, Any] = {
+    "maxPoolSize": 10,
+    "minPoolSize": 0,
+    "maxIdleTimeMS": 60_000,
+    "maxConnecting": 2,
+    "waitQueueTimeoutMS": 2_000,
+    "connectTimeoutMS": 5_000,
+    "socketTimeoutMS": 30_000,
+    "serverSelectionTimeoutMS": 5_000,
+    "appname": "django-mongopool",
+}
+
+
+class Settings:
+    @property
+    def MONGOPOOL_URI(self) -> Any:
+        return getattr(settings, "MONGOPOOL_URI", None)
+
+    @property
+    def MONGOPOOL_DATABASE(self) -> Any:
+        return getattr(settings, "MONGOPOOL_DATABASE", None)
+
+    @property
+    def MONGOPOOL_CLIENT_OPTIONS(self) -> Any:
+        return getattr(settings, "MONGOPOOL_CLIENT_OPTIONS", {})
+
+    @property
+    def MONGOPOOL_RETRY_AFTER(self) -> Any:
+        return getattr(settings, "MONGOPOOL_RETRY_AFTER", 5)
+
+    @property
+    def MONGOPOOL_TRANSACTION_TIMEOUT(self) -> Any:
+        return getattr(settings, "MONGOPOOL_TRANSACTION_TIMEOUT", 10)
+
+
+conf = Settings()

@@ -1,0 +1,114 @@
+"""Keep credentials out of every URI and message that django-mongopool shows.
+
+The rules are deliberately pessimistic: when a URI is ambiguous (a raw ``@``,
+``:``, ``/`` or ``?`` inside the password), more is hidden rather than less.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import quote, quote_plus, unquote, unquote_plus
+
+MASK = "***"
+
+# Option names (lower case) whose values are credentials or carry them.
+SECRET_OPTIONS = frozenset(
+    {
+        "password",
+        "authmechanismproperties",
+        "tlscertificatekeyfilepassword",
+        "sslpemkeypassword",
+        "sslclientcertificatekeypassword",
+    }
+)
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _split_scheme(uri: str) -> tuple[str, str]:
+    match = _SCHEME.match(uri)
+    if match is None:
+        return "", uri
+    return match.group(0), uri[match.end() :]
+
+
+def _userinfo(rest: str) -> tuple[str, str] | None:
+    """(username, password) of the authority, or None when there is no '@'.
+
+    The userinfo runs up to the *last* '@' of the whole string, so a password
+    holding a raw '@', '/' or '?' is hidden whole.
+    """
+    at = rest.rfind("@")
+    if at < 0:
+        return None
+    user, _, password = rest[:at].partition(":")
+    return user, password
+
+
+def _redact_query(query: str) -> str:
+    parts = []
+    for pair in re.split(r"([&;])", query):
+        key, sep, _value = pair.partition("=")
+        if sep and key.strip().lower() in SECRET_OPTIONS:
+            pair = f"{key}={MASK}"
+        parts.append(pair)
+    return "".join(parts)
+
+
+def redact_uri(uri: object) -> str:
+    """Return ``uri`` with its password and credential-carrying options masked."""
+    if not isinstance(uri, str):
+        return f"<{type(uri).__name__}>"
+    scheme, rest = _split_scheme(uri)
+    at = rest.rfind("@")
+    if at >= 0:
+        user, colon, _password = rest[:at].partition(":")
+        rest = f"{user}{':' + MASK if colon else ''}@{rest[at + 1 :]}"
+    head, qmark, query = rest.partition("?")
+    if qmark:
+        rest = f"{head}?{_redact_query(query)}"
+    return scheme + rest
+
+
+def uri_secrets(uri: object) -> list[str]:
+    """Every string that would reveal a credential of ``uri`` if printed."""
+    if not isinstance(uri, str):
+        return []
+    found: list[str] = []
+    scheme, rest = _split_scheme(uri)
+    info = _userinfo(rest)
+    if info is not None and info[1]:
+        found.append(info[1])
+    _head, _q, query = rest.partition("?")
+    for pair in re.split(r"[&;]", query):
+        key, sep, value = pair.partition("=")
+        if sep and value and key.strip().lower() in SECRET_OPTIONS:
+            found.append(value)
+    return found
+
+
+def _variants(secret: str) -> set[str]:
+    forms = {secret}
+    for transform in (quote, quote_plus, unquote, unquote_plus):
+        try:
+            forms.add(transform(secret))
+        except Exception:  # noqa: BLE001 - a malformed escape is simply not a variant
+            continue
+    for form in list(forms):
+        forms.add(repr(form)[1:-1])
+    return {form for form in forms if form}
+
+
+def scrub(text: str, secrets: Iterable[object]) -> str:
+    """Replace every occurrence of each secret (and its encodings) in ``text``."""
+    forms: set[str] = set()
+    for secret in secrets:
+        if isinstance(secret, str) and secret:
+            forms |= _variants(secret)
+        elif secret is not None and not isinstance(secret, str):
+            forms.add(str(secret))
+    # Longest first, so a secret that contains another is masked whole.
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, MASK)
+    return text

@@ -1,0 +1,73 @@
+"""Example project settings, read from the environment with django-environ.
+
+MONGODB_URL is required. ./scripts/demo sets it to a FerretDB it starts when
+you have not set one; this module itself never starts anything.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env")
+
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env("SECRET_KEY", default="example-only-insecure-key")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_mongopool",
+    "guestbook",
+]
+
+MIDDLEWARE = [
+    "django_mongopool.middleware.MongoSessionMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "example_project.urls"
+WSGI_APPLICATION = "example_project.wsgi.application"
+ASGI_APPLICATION = "example_project.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+# Django's own tables (users, admin sessions) stay in SQLite; the guestbook lives in MongoDB.
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+
+STATIC_URL = "static/"
+USE_TZ = True
+
+MONGOPOOL_URI = env("MONGODB_URL")
+MONGOPOOL_DATABASE = env("MONGODB_DATABASE", default="guestbook")
+MONGOPOOL_CLIENT_OPTIONS = {
+    "maxPoolSize": env.int("MONGODB_MAX_POOL_SIZE", default=10),
+    "waitQueueTimeoutMS": env.int("MONGODB_WAIT_QUEUE_TIMEOUT_MS", default=2000),
+    "appname": env("MONGODB_APPNAME", default="guestbook"),
+}

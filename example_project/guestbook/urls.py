@@ -1,0 +1,11 @@
+from django.urls import path
+
+from guestbook import views
+
+app_name = "guestbook"
+urlpatterns = [
+    path("", views.entry_list, name="list"),
+    path("entries/<str:entry_id>/", views.entry_detail, name="detail"),
+    path("export.csv", views.export_csv, name="export"),
+    path("api/entries/", views.api_entries, name="api-entries"),
+]

@@ -1,0 +1,28 @@
+"""Shared test helpers: count sockets at the operating system, read metrics."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import psutil
+
+# pymongo keeps up to two monitor connections per server (monitor + RTT monitor).
+MONITORS_PER_SERVER = 2
+
+
+def established_to(ports: set[int], pid: int | None = None) -> int:
+    """Established TCP connections from process ``pid`` to any of ``ports``."""
+    process = psutil.Process(pid or os.getpid())
+    return sum(
+        1
+        for conn in process.net_connections(kind="tcp")
+        if conn.status == psutil.CONN_ESTABLISHED and conn.raddr and conn.raddr.port in ports
+    )
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

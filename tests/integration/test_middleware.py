@@ -1,0 +1,118 @@
+"""request.mongo_session against the real server: lazily started, always ended."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.test import AsyncClient, Client
+
+from django_mongopool.client import get_metrics
+from tests.helpers import closed_port
+from tests.views import Boom
+
+pytestmark = [pytest.mark.server, pytest.mark.django_db]
+
+
+def _sessions():
+    snap = get_metrics().snapshot()
+    return snap.sessions_started, snap.sessions_ended
+
+
+def test_normal_response_ends_the_session(mongo):
+    response = Client().get("/t/insert/?key=abc")
+    assert response.status_code == 200
+    assert response.json() == {"key": "abc"}
+    assert mongo["items"].count_documents({"key": "abc"}) == 1
+    assert _sessions() == (1, 1)
+
+
+def test_untouched_request_starts_no_session(mongo):
+    response = Client().get("/t/untouched/")
+    assert response.status_code == 200
+    assert _sessions() == (0, 0)
+    assert get_metrics().snapshot().servers == ()  # not even a pool was created
+
+
+def test_view_that_raises_still_ends_the_session(mongo):
+    client = Client(raise_request_exception=False)
+    response = client.get("/t/raises/")
+    assert response.status_code == 500
+    assert _sessions() == (1, 1)
+
+
+def test_exception_propagating_through_test_client_ends_the_session(mongo):
+    with pytest.raises(Boom):
+        Client().get("/t/raises/")
+    assert _sessions() == (1, 1)
+
+
+def test_streaming_response_ends_session_only_after_consumption(mongo):
+    response = Client().get("/t/stream/")
+    chunks = iter(response.streaming_content)
+    assert next(chunks) == b"chunk 0\n"
+    assert _sessions() == (1, 0)  # still streaming: the session is alive
+    rest = list(chunks)
+    assert len(rest) == 4
+    assert _sessions() == (1, 1)
+    response.close()
+    assert _sessions() == (1, 1)
+
+
+def test_abandoned_stream_ends_session_when_closed(mongo):
+    response = Client().get("/t/stream/")
+    next(iter(response.streaming_content))
+    assert _sessions() == (1, 0)
+    response.close()  # what a WSGI server does when the client goes away
+    assert _sessions() == (1, 1)
+
+
+def test_stream_closed_before_first_chunk_leaves_nothing_open(mongo):
+    response = Client().get("/t/stream/")
+    response.close()
+    assert _sessions() == (0, 0)
+
+
+def test_session_used_after_request_is_refused(mongo):
+    response = Client().get("/t/insert/")
+    holder = response.wsgi_request._mongopool_session
+    with pytest.raises(RuntimeError, match="after its request ended"):
+        holder.get()
+
+
+async def test_async_view_uses_and_ends_the_session(mongo):
+    response = await AsyncClient().get("/t/async/")
+    assert response.status_code == 200
+    key = response.json()["key"]
+    assert mongo["items"].count_documents({"key": key}) == 1
+    assert _sessions() == (1, 1)
+
+
+async def test_async_streaming_response_ends_the_session(mongo):
+    response = await AsyncClient().get("/t/async-stream/")
+    body = b"".join([chunk async for chunk in response.streaming_content])
+    assert body == b"chunk 0\nchunk 1\nchunk 2\n"
+    assert _sessions() == (1, 1)
+
+
+def test_server_down_gives_503_with_retry_after(settings):
+    settings.MONGOPOOL_URI = f"mongodb://127.0.0.1:{closed_port()}/down"
+    settings.MONGOPOOL_CLIENT_OPTIONS = {"serverSelectionTimeoutMS": 300}
+    settings.MONGOPOOL_RETRY_AFTER = 7
+    started = time.monotonic()
+    response = Client().get("/t/insert/")
+    elapsed = time.monotonic() - started
+    assert response.status_code == 503
+    assert response["Retry-After"] == "7"
+    assert b"temporarily unavailable" in response.content
+    assert elapsed < 0.3 + 10  # bounded by serverSelectionTimeoutMS, never a hung worker
+    assert get_metrics().snapshot().unavailable_responses == 1
+    assert _sessions() == (1, 1)
+
+
+def test_503_is_json_when_the_client_asks_for_json(settings):
+    settings.MONGOPOOL_URI = f"mongodb://127.0.0.1:{closed_port()}/down"
+    settings.MONGOPOOL_CLIENT_OPTIONS = {"serverSelectionTimeoutMS": 200}
+    response = Client().get("/t/insert/", headers={"Accept": "application/json"})
+    assert response.status_code == 503
+    assert response.json()["error"] == "database_unavailable"

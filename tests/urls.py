@@ -1,0 +1,14 @@
+from django.urls import include, path
+
+from tests import views
+
+urlpatterns = [
+    path("t/insert/", views.insert_and_read),
+    path("t/untouched/", views.untouched),
+    path("t/raises/", views.raises),
+    path("t/stream/", views.stream),
+    path("t/async/", views.async_insert),
+    path("t/async-stream/", views.async_stream),
+    path("t/ended/", views.session_state),
+    path("", include("guestbook.urls")),
+]

@@ -1,0 +1,68 @@
+"""Views used only by the test suite."""
+
+from __future__ import annotations
+
+import uuid
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+
+from django_mongopool import get_database
+
+
+def _items():
+    return get_database()["items"]
+
+
+def insert_and_read(request: HttpRequest) -> JsonResponse:
+    key = request.GET.get("key") or uuid.uuid4().hex
+    session = request.mongo_session
+    _items().insert_one({"key": key}, session=session)
+    found = _items().find_one({"key": key}, session=session)
+    return JsonResponse({"key": found["key"]})
+
+
+def untouched(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("ok")
+
+
+class Boom(Exception):
+    pass
+
+
+def raises(request: HttpRequest) -> HttpResponse:
+    _items().find_one({}, session=request.mongo_session)
+    raise Boom("view failed after using its session")
+
+
+def stream(request: HttpRequest) -> StreamingHttpResponse:
+    def chunks():
+        for n in range(5):
+            _items().find_one({}, session=request.mongo_session)
+            yield f"chunk {n}\n"
+
+    return StreamingHttpResponse(chunks(), content_type="text/plain")
+
+
+async def async_insert(request: HttpRequest) -> JsonResponse:
+    session = request.mongo_session
+    key = uuid.uuid4().hex
+
+    def work() -> str:
+        _items().insert_one({"key": key}, session=session)
+        return _items().find_one({"key": key}, session=session)["key"]
+
+    return JsonResponse({"key": await sync_to_async(work)()})
+
+
+async def async_stream(request: HttpRequest) -> StreamingHttpResponse:
+    async def chunks():
+        for n in range(3):
+            await sync_to_async(_items().find_one)({}, session=request.mongo_session)
+            yield f"chunk {n}\n"
+
+    return StreamingHttpResponse(chunks(), content_type="text/plain")
+
+
+def session_state(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"started": request._mongopool_session.started})
