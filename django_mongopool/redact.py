@@ -90,11 +90,10 @@ def uri_secrets(uri: object) -> list[str]:
 
 def _variants(secret: str) -> set[str]:
     forms = {secret}
-    for transform in (quote, quote_plus, unquote, unquote_plus):
-        try:
-            forms.add(transform(secret))
-        except Exception:  # noqa: BLE001 - a malformed escape is simply not a variant
-            continue
+    for _round in range(2):  # decoded forms, then their re-encodings
+        for form in list(forms):
+            for transform in (quote, quote_plus, unquote, unquote_plus):
+                forms.add(transform(form))
     for form in list(forms):
         forms.add(repr(form)[1:-1])
     return {form for form in forms if form}

@@ -47,7 +47,11 @@ def mongo_server():
 
 @pytest.fixture
 def mongo(mongo_server, settings):
-    """The app's client pointed at the real server, with a database of its own per test."""
+    """The app's client pointed at the real server, with a database of its own per test.
+
+    A test that changes another MONGOPOOL_* setting gets a rebuilt client: it
+    should call get_database() again rather than keep using this object.
+    """
     name = f"mp_{uuid.uuid4().hex[:12]}"
     settings.MONGOPOOL_URI = mongo_server.url
     settings.MONGOPOOL_DATABASE = name

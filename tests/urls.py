@@ -10,5 +10,6 @@ urlpatterns = [
     path("t/async/", views.async_insert),
     path("t/async-stream/", views.async_stream),
     path("t/ended/", views.session_state),
+    path("t/transfer/", views.transfer),
     path("", include("guestbook.urls")),
 ]

@@ -8,6 +8,7 @@ from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
 from django_mongopool import get_database
+from django_mongopool.transactions import mongo_transaction
 
 
 def _items():
@@ -66,3 +67,11 @@ async def async_stream(request: HttpRequest) -> StreamingHttpResponse:
 
 def session_state(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"started": request._mongopool_session.started})
+
+
+@mongo_transaction
+def transfer(request: HttpRequest) -> JsonResponse:
+    accounts = get_database()["accounts"]
+    accounts.insert_one({"owner": "a", "balance": -10}, session=request.mongo_session)
+    accounts.insert_one({"owner": "b", "balance": 10}, session=request.mongo_session)
+    return JsonResponse({"ok": True})

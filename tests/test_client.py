@@ -1,0 +1,106 @@
+"""The process-wide client: built once with connect=False, rebuilt on settings changes."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from django_mongopool import get_client, get_database
+from django_mongopool.client import get_config, get_metrics, reset_client
+from django_mongopool.monitoring import CommandCounter, PoolListener
+from tests.helpers import closed_port
+
+
+@pytest.fixture
+def offline(settings):
+    settings.MONGOPOOL_URI = f"mongodb://alice:hunter2-secret@127.0.0.1:{closed_port()}/shop"
+    return settings
+
+
+def test_one_client_per_process(offline):
+    assert get_client() is get_client()
+
+
+def test_client_does_no_network_io_at_build(offline):
+    client = get_client()
+    # connect=False: no topology was opened, no connection attempted.
+    assert client._opened is False
+    assert get_metrics().snapshot().servers == ()
+
+
+def test_listeners_are_registered(offline):
+    listeners = get_client().options.event_listeners
+    assert any(isinstance(x, PoolListener) for x in listeners)
+    assert any(isinstance(x, CommandCounter) for x in listeners)
+
+
+def test_user_listeners_are_kept(offline):
+    from pymongo import monitoring
+
+    class Mine(monitoring.CommandListener):
+        def started(self, event): ...
+        def succeeded(self, event): ...
+        def failed(self, event): ...
+
+    mine = Mine()
+    offline.MONGOPOOL_CLIENT_OPTIONS = {"event_listeners": [mine]}
+    assert mine in get_client().options.event_listeners
+
+
+def test_settings_change_rebuilds_the_client(offline):
+    first = get_client()
+    offline.MONGOPOOL_CLIENT_OPTIONS = {"maxPoolSize": 3}
+    second = get_client()
+    assert second is not first
+    assert first._closed
+    assert second.options.pool_options.max_pool_size == 3
+
+
+def test_pool_options_reach_pymongo(offline):
+    offline.MONGOPOOL_CLIENT_OPTIONS = {"maxPoolSize": 4, "waitQueueTimeoutMS": 1500}
+    pool = get_client().options.pool_options
+    assert pool.max_pool_size == 4
+    assert pool.wait_queue_timeout == 1.5
+    assert pool.metadata["application"]["name"] == "django-mongopool"
+
+
+def test_get_database_uses_the_uri_path_or_setting(offline):
+    assert get_database().name == "shop"
+    offline.MONGOPOOL_DATABASE = "other"
+    assert get_database().name == "other"
+    assert get_database("explicit").name == "explicit"
+
+
+def test_get_database_without_any_name_says_how_to_fix(settings):
+    settings.MONGOPOOL_URI = f"mongodb://127.0.0.1:{closed_port()}/"
+    with pytest.raises(ImproperlyConfigured, match="MONGOPOOL_DATABASE"):
+        get_database()
+
+
+def test_reprs_never_show_the_password(offline):
+    client = get_client()
+    for text in (repr(client), str(client), repr(get_config()), repr(get_database())):
+        assert "hunter2" not in text
+    assert "alice:***@" in repr(client)
+
+
+def test_missing_uri_raises_on_use(settings):
+    del settings.MONGOPOOL_URI
+    with pytest.raises(ImproperlyConfigured, match="MONGOPOOL_URI is not set"):
+        get_client()
+
+
+def test_reset_closes_and_next_use_rebuilds(offline):
+    first = get_client()
+    reset_client()
+    assert first._closed
+    assert get_client() is not first
+
+
+def test_sessions_are_counted_without_a_server(offline):
+    session = get_client().start_session()
+    assert get_metrics().snapshot().sessions_started == 1
+    session.end_session()
+    session.end_session()  # idempotent, counted once
+    snapshot = get_metrics().snapshot()
+    assert (snapshot.sessions_started, snapshot.sessions_ended) == (1, 1)
