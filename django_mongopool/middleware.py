@@ -21,8 +21,7 @@ from django.utils.functional import SimpleLazyObject
 from pymongo.client_session import ClientSession
 from pymongo.errors import ConnectionFailure, PyMongoError
 
-from django_mongopool.client import get_client, get_metrics
-from django_mongopool.conf import conf
+from django_mongopool.client import get_client, get_config, get_metrics
 
 logger = logging.getLogger("django_mongopool")
 
@@ -112,7 +111,7 @@ class _AsyncClosingIterator:
 
 def unavailable_response(request: HttpRequest) -> HttpResponse:
     """The 503 a request gets when MongoDB cannot serve it in time."""
-    retry_after = str(conf.MONGOPOOL_RETRY_AFTER)
+    retry_after = str(get_config().retry_after)
     if "application/json" in request.headers.get("Accept", ""):
         response = HttpResponse(
             json.dumps({"error": "database_unavailable", "detail": UNAVAILABLE_MESSAGE}),

@@ -57,6 +57,8 @@ class ClientConfig:
     kwargs: Mapping[str, Any] = field(repr=False)
     effective: Mapping[str, Any] = field(repr=False)
     secrets: tuple[str, ...] = field(repr=False)
+    retry_after: int = 5
+    transaction_timeout: float = 10.0
 
     def option(self, name: str, default: Any = None) -> Any:
         """The effective value of a pymongo option, matched case-insensitively."""
@@ -215,6 +217,14 @@ def _database(explicit: Any, from_uri: str | None) -> str | None:
     return explicit
 
 
+def _number(setting: str, value: Any, low: float, high: float, integer: bool) -> Any:
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
+        what = "an integer" if integer else "a number"
+        raise ImproperlyConfigured(f"{setting} must be {what} from {low} to {high}, got {value!r}.")
+    return value
+
+
 def load_config() -> ClientConfig:
     """Read and validate the settings now. Raises ``ImproperlyConfigured``."""
     uri = conf.MONGOPOOL_URI
@@ -260,4 +270,8 @@ def load_config() -> ClientConfig:
         kwargs=kwargs,
         effective={key: value for key, value, _source in merged.values()},
         secrets=secrets,
+        retry_after=_number("MONGOPOOL_RETRY_AFTER", conf.MONGOPOOL_RETRY_AFTER, 1, 3600, True),
+        transaction_timeout=_number(
+            "MONGOPOOL_TRANSACTION_TIMEOUT", conf.MONGOPOOL_TRANSACTION_TIMEOUT, 0.1, 600, False
+        ),
     )

@@ -15,7 +15,7 @@ import pymongo
 from pymongo.client_session import ClientSession
 from pymongo.topology_description import TOPOLOGY_TYPE
 
-from django_mongopool.conf import conf
+from django_mongopool.client import get_config
 
 T = TypeVar("T")
 
@@ -61,7 +61,7 @@ def run_in_transaction(
     so a worker is never held for minutes.
     """
     ensure_transactions_supported(session)
-    limit = conf.MONGOPOOL_TRANSACTION_TIMEOUT if timeout is None else timeout
+    limit = get_config().transaction_timeout if timeout is None else timeout
     with pymongo.timeout(limit):
         return session.with_transaction(callback, **transaction_options)
 

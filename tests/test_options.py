@@ -122,3 +122,19 @@ def test_password_given_as_option_is_never_echoed(settings):
 def test_bad_database_name(settings, name):
     message = _error(settings, MONGOPOOL_URI="mongodb://h/", MONGOPOOL_DATABASE=name)
     assert "MONGOPOOL_DATABASE" in message
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MONGOPOOL_RETRY_AFTER", 0),
+        ("MONGOPOOL_RETRY_AFTER", "5"),
+        ("MONGOPOOL_RETRY_AFTER", 1.5),
+        ("MONGOPOOL_TRANSACTION_TIMEOUT", -1),
+        ("MONGOPOOL_TRANSACTION_TIMEOUT", True),
+        ("MONGOPOOL_TRANSACTION_TIMEOUT", 10**6),
+    ],
+)
+def test_bad_app_settings(settings, name, value):
+    message = _error(settings, MONGOPOOL_URI="mongodb://h/", **{name: value})
+    assert name in message
