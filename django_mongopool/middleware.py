@@ -119,7 +119,9 @@ def unavailable_response(request: HttpRequest) -> HttpResponse:
             content_type="application/json",
         )
     else:
-        response = HttpResponse(UNAVAILABLE_MESSAGE, status=503, content_type="text/plain; charset=utf-8")
+        response = HttpResponse(
+            UNAVAILABLE_MESSAGE, status=503, content_type="text/plain; charset=utf-8"
+        )
     response["Retry-After"] = retry_after
     return response
 
@@ -171,11 +173,13 @@ class MongoSessionMiddleware:
         if isinstance(response, StreamingHttpResponse):
             if response.is_async:
                 response.streaming_content = _AsyncClosingIterator(
-                    response.streaming_content, holder.end  # type: ignore[arg-type]
+                    response.streaming_content,
+                    holder.end,  # type: ignore[arg-type]
                 )
             else:
                 response.streaming_content = _ClosingIterator(
-                    response.streaming_content, holder.end  # type: ignore[arg-type]
+                    response.streaming_content,
+                    holder.end,  # type: ignore[arg-type]
                 )
         else:
             holder.end()
@@ -186,6 +190,9 @@ class MongoSessionMiddleware:
             return None
         get_metrics().count("unavailable_responses")
         logger.warning(
-            "MongoDB unavailable for %s %s: %s", request.method, request.path, type(exception).__name__
+            "MongoDB unavailable for %s %s: %s",
+            request.method,
+            request.path,
+            type(exception).__name__,
         )
         return unavailable_response(request)

@@ -227,7 +227,9 @@ class PoolListener(monitoring.ConnectionPoolListener):
     def connection_closed(self, event: monitoring.ConnectionClosedEvent) -> None:
         self.metrics.connection_closed(event.address, event.reason)
 
-    def connection_check_out_started(self, event: monitoring.ConnectionCheckOutStartedEvent) -> None:
+    def connection_check_out_started(
+        self, event: monitoring.ConnectionCheckOutStartedEvent
+    ) -> None:
         self.metrics.checkout_started(event.address)
 
     def connection_check_out_failed(self, event: monitoring.ConnectionCheckOutFailedEvent) -> None:

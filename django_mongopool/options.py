@@ -38,7 +38,12 @@ INT_RANGES = {
     "maxconnecting": (1, MAX_POOL_SIZE_LIMIT),
 }
 # Millisecond options that must be a positive, bounded number.
-POSITIVE_MS = {"waitqueuetimeoutms", "connecttimeoutms", "serverselectiontimeoutms", "maxidletimems"}
+POSITIVE_MS = {
+    "waitqueuetimeoutms",
+    "connecttimeoutms",
+    "serverselectiontimeoutms",
+    "maxidletimems",
+}
 # Millisecond options where None/0 means "no limit" (allowed, checked together below).
 OPTIONAL_MS = {"sockettimeoutms", "timeoutms"}
 
@@ -130,7 +135,11 @@ def _user_options(raw: Any) -> dict[str, Any]:
 
 
 def _where(key: str, source: str) -> str:
-    return f"{OPTIONS_SETTING}[{key!r}]" if source == OPTIONS_SETTING else f"{URI_SETTING} option {key}"
+    return (
+        f"{OPTIONS_SETTING}[{key!r}]"
+        if source == OPTIONS_SETTING
+        else f"{URI_SETTING} option {key}"
+    )
 
 
 def _shown(key: str, value: Any) -> str:
@@ -152,7 +161,9 @@ def _validate_one(key: str, value: Any, source: str, secrets: tuple[str, ...]) -
         _name, validated = common.validate(key, value)
     except (ConfigurationError, ValueError, TypeError) as exc:
         detail = "invalid value" if lower in SECRET_OPTIONS else str(exc)
-        raise _fail(f"{_where(key, source)} = {_shown(key, value)} is not allowed: {detail}.", secrets) from None
+        raise _fail(
+            f"{_where(key, source)} = {_shown(key, value)} is not allowed: {detail}.", secrets
+        ) from None
     return validated
 
 
@@ -186,7 +197,9 @@ def _check_ranges(validated: dict[str, tuple[str, Any, str]], secrets: tuple[str
     bounded = [
         validated[lower][1]
         for lower in OPTIONAL_MS
-        if lower in validated and validated[lower][1] and validated[lower][1] * 1000 <= MAX_TIMEOUT_MS
+        if lower in validated
+        and validated[lower][1]
+        and validated[lower][1] * 1000 <= MAX_TIMEOUT_MS
     ]
     for lower in OPTIONAL_MS:
         if lower in validated:
@@ -212,7 +225,7 @@ def _database(explicit: Any, from_uri: str | None) -> str | None:
     if not isinstance(explicit, str) or not _DB_NAME.match(explicit):
         raise ImproperlyConfigured(
             f"{DATABASE_SETTING} must be a MongoDB database name: 1 to 63 characters, none of "
-            f"/\\. \"$*<>:|? (got {explicit!r})."
+            f'/\\. "$*<>:|? (got {explicit!r}).'
         )
     return explicit
 
@@ -252,7 +265,9 @@ def load_config() -> ClientConfig:
     _check_ranges(validated, secrets)
 
     in_uri = {key.lower() for key in _uri_raw_options(uri)}
-    kwargs = {key: value for key, value in DEFAULT_CLIENT_OPTIONS.items() if key.lower() not in in_uri}
+    kwargs = {
+        key: value for key, value in DEFAULT_CLIENT_OPTIONS.items() if key.lower() not in in_uri
+    }
     for key in list(kwargs):
         if key.lower() in {k.lower() for k in user_options}:
             del kwargs[key]

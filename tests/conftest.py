@@ -8,6 +8,7 @@ cannot be started is an error, never a skip.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from dataclasses import dataclass
@@ -56,7 +57,5 @@ def mongo(mongo_server, settings):
     settings.MONGOPOOL_URI = mongo_server.url
     settings.MONGOPOOL_DATABASE = name
     yield get_database()
-    try:
+    with contextlib.suppress(PyMongoError):
         get_client().drop_database(name)
-    except PyMongoError:
-        pass

@@ -16,10 +16,16 @@ def test_counters_follow_pool_events():
     for conn_id in (1, 2, 3):
         listener.connection_created(monitoring.ConnectionCreatedEvent(ADDR, conn_id))
         listener.connection_check_out_started(monitoring.ConnectionCheckOutStartedEvent(ADDR))
-        listener.connection_checked_out(monitoring.ConnectionCheckedOutEvent(ADDR, conn_id, 0.002 * conn_id))
-    listener.connection_check_out_started(monitoring.ConnectionCheckOutStartedEvent(ADDR))  # waiting
+        listener.connection_checked_out(
+            monitoring.ConnectionCheckedOutEvent(ADDR, conn_id, 0.002 * conn_id)
+        )
+    listener.connection_check_out_started(
+        monitoring.ConnectionCheckOutStartedEvent(ADDR)
+    )  # waiting
     listener.connection_check_out_started(monitoring.ConnectionCheckOutStartedEvent(ADDR))
-    listener.connection_check_out_failed(monitoring.ConnectionCheckOutFailedEvent(ADDR, "timeout", 2.0))
+    listener.connection_check_out_failed(
+        monitoring.ConnectionCheckOutFailedEvent(ADDR, "timeout", 2.0)
+    )
     listener.connection_checked_in(monitoring.ConnectionCheckedInEvent(ADDR, 1))
     listener.connection_closed(monitoring.ConnectionClosedEvent(ADDR, 3, "stale"))
     listener.pool_cleared(monitoring.PoolClearedEvent(ADDR))
@@ -27,7 +33,9 @@ def test_counters_follow_pool_events():
     (server,) = metrics.snapshot().servers
     assert server.address == "db:27017"
     assert server.open == 2
-    assert server.in_use == 2  # 3 out, 1 in (closing a checked-out connection is counted on check-in)
+    assert (
+        server.in_use == 2
+    )  # 3 out, 1 in (closing a checked-out connection is counted on check-in)
     assert server.idle == 0
     assert server.waiting == 1
     assert server.checkouts == 3

@@ -16,16 +16,28 @@ from django_mongopool.redact import redact_uri, scrub, uri_secrets
     [
         ("mongodb://h:27017/db", "mongodb://h:27017/db"),
         ("mongodb://alice:pw@h:27017/db", "mongodb://alice:***@h:27017/db"),
-        ("mongodb://alice:p%40ss@h1,h2/db?replicaSet=rs", "mongodb://alice:***@h1,h2/db?replicaSet=rs"),
+        (
+            "mongodb://alice:p%40ss@h1,h2/db?replicaSet=rs",
+            "mongodb://alice:***@h1,h2/db?replicaSet=rs",
+        ),
         ("mongodb://alice:p@ss@h/db", "mongodb://alice:***@h/db"),
         ("mongodb://alice:pa/ss@h/db", "mongodb://alice:***@h/db"),
-        ("mongodb+srv://alice:pw@cluster.example.com/", "mongodb+srv://alice:***@cluster.example.com/"),
-        ("mongodb://alice@h/?authMechanism=MONGODB-X509", "mongodb://alice@h/?authMechanism=MONGODB-X509"),
+        (
+            "mongodb+srv://alice:pw@cluster.example.com/",
+            "mongodb+srv://alice:***@cluster.example.com/",
+        ),
+        (
+            "mongodb://alice@h/?authMechanism=MONGODB-X509",
+            "mongodb://alice@h/?authMechanism=MONGODB-X509",
+        ),
         (
             "mongodb://h/?authMechanism=MONGODB-AWS&authMechanismProperties=AWS_SESSION_TOKEN:tok",
             "mongodb://h/?authMechanism=MONGODB-AWS&authMechanismProperties=***",
         ),
-        ("mongodb://h/?tlsCertificateKeyFilePassword=kp&tls=true", "mongodb://h/?tlsCertificateKeyFilePassword=***&tls=true"),
+        (
+            "mongodb://h/?tlsCertificateKeyFilePassword=kp&tls=true",
+            "mongodb://h/?tlsCertificateKeyFilePassword=***&tls=true",
+        ),
     ],
 )
 def test_redact_examples(uri, expected):
@@ -54,7 +66,9 @@ hosts = st.lists(
     max_size=3,
 )
 queries = st.lists(
-    st.sampled_from(["replicaSet=rs0", "tls=true", "appname=a@b", "authSource=admin", "w=majority"]),
+    st.sampled_from(
+        ["replicaSet=rs0", "tls=true", "appname=a@b", "authSource=admin", "w=majority"]
+    ),
     max_size=3,
 )
 

@@ -11,5 +11,6 @@ urlpatterns = [
     path("t/async-stream/", views.async_stream),
     path("t/ended/", views.session_state),
     path("t/transfer/", views.transfer),
+    path("t/file/", views.file_download),
     path("", include("guestbook.urls")),
 ]

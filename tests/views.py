@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 
 from asgiref.sync import sync_to_async
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 
 from django_mongopool import get_database
 from django_mongopool.transactions import mongo_transaction
@@ -75,3 +82,11 @@ def transfer(request: HttpRequest) -> JsonResponse:
     accounts.insert_one({"owner": "a", "balance": -10}, session=request.mongo_session)
     accounts.insert_one({"owner": "b", "balance": 10}, session=request.mongo_session)
     return JsonResponse({"ok": True})
+
+
+def file_download(request: HttpRequest) -> FileResponse:
+    count = _items().count_documents({}, session=request.mongo_session)
+    handle = tempfile.TemporaryFile()  # noqa: SIM115 - FileResponse closes it
+    handle.write(b"x" * 100_000 + str(count).encode())
+    handle.seek(0)
+    return FileResponse(handle, filename="report.bin")

@@ -87,7 +87,9 @@ def build(log: bool = True) -> Path:
         if binary.exists():
             return binary
         if log:
-            print(f"Building FerretDB {VERSION} (first time only, a few minutes)...", file=sys.stderr)
+            print(
+                f"Building FerretDB {VERSION} (first time only, a few minutes)...", file=sys.stderr
+            )
         info = json.loads(_run([go, "mod", "download", "-json", f"{MODULE}@{VERSION}"]))
         with tempfile.TemporaryDirectory(prefix="ferretdb-src-") as tmp:
             src = Path(tmp) / "src"
@@ -97,8 +99,16 @@ def build(log: bool = True) -> Path:
             (src / "build" / "version" / "version.txt").write_text(VERSION + "\n")
             partial = binary.with_suffix(".partial")
             _run(
-                [go, "build", "-buildvcs=false", "-tags", "ferretdb_no_postgresql",
-                 "-o", str(partial), "./cmd/ferretdb"],
+                [
+                    go,
+                    "build",
+                    "-buildvcs=false",
+                    "-tags",
+                    "ferretdb_no_postgresql",
+                    "-o",
+                    str(partial),
+                    "./cmd/ferretdb",
+                ],
                 cwd=src,
                 env={**os.environ, "GOFLAGS": "-mod=mod"},
             )
@@ -134,23 +144,22 @@ class FerretDB:
         binary = build()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         port = self.port or self.requested_port
-        log = open(self.log_path, "ab")
-        offset = log.tell()
-        self.process = subprocess.Popen(
-            [
-                str(binary),
-                "--handler=sqlite",
-                f"--sqlite-url=file:{self.data_dir.resolve()}/",
-                f"--listen-addr=127.0.0.1:{port}",
-                "--state-dir=-",
-                "--telemetry=disable",
-                "--debug-addr=127.0.0.1:0",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        log.close()
+        with open(self.log_path, "ab") as log:
+            offset = log.tell()
+            self.process = subprocess.Popen(
+                [
+                    str(binary),
+                    "--handler=sqlite",
+                    f"--sqlite-url=file:{self.data_dir.resolve()}/",
+                    f"--listen-addr=127.0.0.1:{port}",
+                    "--state-dir=-",
+                    "--telemetry=disable",
+                    "--debug-addr=127.0.0.1:0",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             with open(self.log_path, "rb") as fh:
@@ -227,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.url_file:
         Path(args.url_file).write_text(server.url + "\n")
-    print(f"FerretDB {VERSION} listening on {server.url} (metrics: {server.metrics_url})", flush=True)
+    print(
+        f"FerretDB {VERSION} listening on {server.url} (metrics: {server.metrics_url})", flush=True
+    )
     stop = False
 
     def _stop(*_: object) -> None:

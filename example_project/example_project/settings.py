@@ -63,6 +63,7 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 
 STATIC_URL = "static/"
 USE_TZ = True
+TIME_ZONE = "UTC"
 
 MONGOPOOL_URI = env("MONGODB_URL")
 MONGOPOOL_DATABASE = env("MONGODB_DATABASE", default="guestbook")

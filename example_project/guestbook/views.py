@@ -35,7 +35,9 @@ def entry_list(request: HttpRequest) -> HttpResponse:
     for entry in entries:
         entry["id"] = str(entry["_id"])
     count = _entries().count_documents({}, session=session)
-    return render(request, "guestbook/list.html", {"form": form, "entries": entries, "count": count})
+    return render(
+        request, "guestbook/list.html", {"form": form, "entries": entries, "count": count}
+    )
 
 
 def entry_detail(request: HttpRequest, entry_id: str) -> HttpResponse:
@@ -60,7 +62,12 @@ def export_csv(request: HttpRequest) -> StreamingHttpResponse:
         cursor = _entries().find({}, session=request.mongo_session).sort("_id", 1).batch_size(100)
         for entry in cursor:
             writer.writerow(
-                [entry["_id"], entry.get("name", ""), entry.get("message", ""), entry.get("created_at", "")]
+                [
+                    entry["_id"],
+                    entry.get("name", ""),
+                    entry.get("message", ""),
+                    entry.get("created_at", ""),
+                ]
             )
             yield buffer.getvalue()
             buffer.seek(0)

@@ -61,7 +61,11 @@ def _manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environment.update(env)
     return subprocess.run(
         [sys.executable, str(MANAGE), *args],
-        capture_output=True, text=True, env=environment, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+        check=False,
     )
 
 
@@ -71,7 +75,8 @@ def test_manage_check_and_startup_work_with_the_server_down():
     assert check.returncode == 0, check.stderr
     assert "no issues" in check.stdout
     shell = _manage(
-        "shell", "-c",
+        "shell",
+        "-c",
         "from django_mongopool import get_client; c = get_client(); print(repr(c), c._opened)",
         MONGODB_URL=url,
     )

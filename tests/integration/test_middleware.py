@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 from django.test import AsyncClient, Client
+from pymongo import monitoring
 
-from django_mongopool.client import get_metrics
+from django_mongopool.client import get_client, get_metrics
 from tests.helpers import closed_port
 from tests.views import Boom
 
@@ -116,3 +118,56 @@ def test_503_is_json_when_the_client_asks_for_json(settings):
     response = Client().get("/t/insert/", headers={"Accept": "application/json"})
     assert response.status_code == 503
     assert response.json()["error"] == "database_unavailable"
+
+
+def test_file_response_ends_session_when_closed(mongo):
+    response = Client().get("/t/file/")
+    assert response.status_code == 200
+    assert _sessions() == (1, 0)  # the file is still being sent
+    body = b"".join(response.streaming_content)
+    assert body.endswith(b"0")
+    response.close()
+    assert _sessions() == (1, 1)
+
+
+class _HoldConnection(monitoring.CommandListener):
+    """Blocks the command tagged comment='hold' so its connection stays checked out."""
+
+    def __init__(self) -> None:
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    def started(self, event):
+        if event.command.get("comment") == "hold":
+            self.holding.set()
+            self.release.wait(60)
+
+    def succeeded(self, event): ...
+
+    def failed(self, event): ...
+
+
+def test_saturated_pool_gives_503_after_wait_queue_timeout(mongo, settings):
+    hold = _HoldConnection()
+    settings.MONGOPOOL_CLIENT_OPTIONS = {
+        "maxPoolSize": 1,
+        "waitQueueTimeoutMS": 200,
+        "event_listeners": [hold],
+    }
+    collection = get_client()[mongo.name]["items"]
+    holder = threading.Thread(target=lambda: collection.find_one({}, comment="hold"))
+    holder.start()
+    try:
+        assert hold.holding.wait(30)
+        started = time.monotonic()
+        response = Client().get("/t/insert/")
+        elapsed = time.monotonic() - started
+    finally:
+        hold.release.set()
+        holder.join()
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert elapsed < 0.2 + 10
+    (server,) = get_metrics().snapshot().servers
+    assert server.checkout_failures == {"timeout": 1}
+    assert _sessions() == (1, 1)

@@ -29,7 +29,9 @@ def test_standalone_refuses_before_any_write(mongo):
         pytest.skip("MONGOPOOL_TEST_URL is a replica set; covered by the commit test")
     calls = []
     with get_client().start_session() as session, pytest.raises(TransactionsNotSupported) as info:
-        run_in_transaction(session, lambda s: calls.append(mongo["tx"].insert_one({"a": 1}, session=s)))
+        run_in_transaction(
+            session, lambda s: calls.append(mongo["tx"].insert_one({"a": 1}, session=s))
+        )
     assert calls == []
     assert mongo["tx"].count_documents({}) == 0
     assert "replica set" in str(info.value) and "No write was made" in str(info.value)
@@ -50,7 +52,9 @@ def test_commit_and_abort_on_a_replica_set(mongo):  # pragma: no cover - needs r
         pytest.skip("MONGOPOOL_TEST_URL is not a replica set or mongos")
     mongo.create_collection("accounts")
     with get_client().start_session() as session:
-        run_in_transaction(session, lambda s: mongo["accounts"].insert_many([{"n": 1}, {"n": 2}], session=s))
+        run_in_transaction(
+            session, lambda s: mongo["accounts"].insert_many([{"n": 1}, {"n": 2}], session=s)
+        )
     assert mongo["accounts"].count_documents({}) == 2
 
     class Abort(Exception):
