@@ -48,5 +48,21 @@ class Settings:
     def MONGOPOOL_TRANSACTION_TIMEOUT(self) -> Any:
         return getattr(settings, "MONGOPOOL_TRANSACTION_TIMEOUT", 10)
 
+    @property
+    def MONGOPOOL_PROCESSES(self) -> Any:
+        return getattr(settings, "MONGOPOOL_PROCESSES", 1)
+
+    @property
+    def MONGOPOOL_SERVER_MAX_CONNECTIONS(self) -> Any:
+        return getattr(settings, "MONGOPOOL_SERVER_MAX_CONNECTIONS", None)
+
+    @property
+    def MONGOPOOL_HEARTBEAT_SECONDS(self) -> Any:
+        return getattr(settings, "MONGOPOOL_HEARTBEAT_SECONDS", 0)
+
+    @property
+    def MONGOPOOL_HEARTBEAT_COLLECTION(self) -> Any:
+        return getattr(settings, "MONGOPOOL_HEARTBEAT_COLLECTION", "mongopool_heartbeats")
+
 
 conf = Settings()

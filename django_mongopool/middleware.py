@@ -21,6 +21,7 @@ from django.utils.functional import SimpleLazyObject
 from pymongo.client_session import ClientSession
 from pymongo.errors import ConnectionFailure, PyMongoError
 
+from django_mongopool import heartbeat
 from django_mongopool.client import get_client, get_config, get_metrics
 
 logger = logging.getLogger("django_mongopool")
@@ -162,6 +163,7 @@ class MongoSessionMiddleware:
         return self._finish(response, holder)
 
     def _attach(self, request: HttpRequest) -> RequestSession:
+        heartbeat.ensure_started()
         holder = RequestSession()
         request.mongo_session = SimpleLazyObject(holder.get)  # type: ignore[attr-defined]
         request._mongopool_session = holder  # type: ignore[attr-defined]

@@ -10,7 +10,7 @@ import os
 import threading
 import time
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pymongo import monitoring
@@ -84,6 +84,16 @@ class PoolSnapshot:
     @property
     def sessions_open(self) -> int:
         return self.sessions_started - self.sessions_ended
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form used by heartbeats, the command and the page."""
+        data = asdict(self)
+        data["servers"] = [asdict(server) for server in self.servers]
+        data.update(open=self.open, in_use=self.in_use, waiting=self.waiting)
+        data["checkout_timeouts"] = sum(
+            server.checkout_failures.get("timeout", 0) for server in self.servers
+        )
+        return data
 
 
 def _percentile(ordered: list[float], fraction: float) -> float | None:

@@ -64,6 +64,18 @@ class ClientConfig:
     secrets: tuple[str, ...] = field(repr=False)
     retry_after: int = 5
     transaction_timeout: float = 10.0
+    processes: int = 1
+    server_max_connections: int | None = None
+    heartbeat_seconds: float = 0
+    heartbeat_collection: str = "mongopool_heartbeats"
+
+    @property
+    def max_pool_size(self) -> int:
+        return int(self.option("maxPoolSize"))
+
+    @property
+    def appname(self) -> str | None:
+        return self.option("appname")
 
     def option(self, name: str, default: Any = None) -> Any:
         """The effective value of a pymongo option, matched case-insensitively."""
@@ -238,6 +250,21 @@ def _number(setting: str, value: Any, low: float, high: float, integer: bool) ->
     return value
 
 
+def _heartbeat_seconds(value: Any) -> float:
+    if value == 0 and not isinstance(value, bool):
+        return 0
+    return _number("MONGOPOOL_HEARTBEAT_SECONDS", value, 1, 3600, False)
+
+
+def _collection_name(value: Any) -> str:
+    if not isinstance(value, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_.-]{0,119}$", value):
+        raise ImproperlyConfigured(
+            "MONGOPOOL_HEARTBEAT_COLLECTION must be a collection name: letters, digits, _ . -, "
+            f"starting with a letter or _ (got {value!r})."
+        )
+    return value
+
+
 def load_config() -> ClientConfig:
     """Read and validate the settings now. Raises ``ImproperlyConfigured``."""
     uri = conf.MONGOPOOL_URI
@@ -289,4 +316,18 @@ def load_config() -> ClientConfig:
         transaction_timeout=_number(
             "MONGOPOOL_TRANSACTION_TIMEOUT", conf.MONGOPOOL_TRANSACTION_TIMEOUT, 0.1, 600, False
         ),
+        processes=_number("MONGOPOOL_PROCESSES", conf.MONGOPOOL_PROCESSES, 1, 100_000, True),
+        server_max_connections=(
+            None
+            if conf.MONGOPOOL_SERVER_MAX_CONNECTIONS is None
+            else _number(
+                "MONGOPOOL_SERVER_MAX_CONNECTIONS",
+                conf.MONGOPOOL_SERVER_MAX_CONNECTIONS,
+                1,
+                10_000_000,
+                True,
+            )
+        ),
+        heartbeat_seconds=_heartbeat_seconds(conf.MONGOPOOL_HEARTBEAT_SECONDS),
+        heartbeat_collection=_collection_name(conf.MONGOPOOL_HEARTBEAT_COLLECTION),
     )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import psutil
 
@@ -26,3 +29,22 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+ROOT = Path(__file__).resolve().parents[1]
+MANAGE = ROOT / "example_project" / "manage.py"
+
+
+def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the example project's manage.py in a clean environment plus ``env``."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MONGODB_")}
+    environment.pop("DJANGO_SETTINGS_MODULE", None)
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, str(MANAGE), *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+        check=False,
+    )

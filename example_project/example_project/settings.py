@@ -72,3 +72,8 @@ MONGOPOOL_CLIENT_OPTIONS = {
     "waitQueueTimeoutMS": env.int("MONGODB_WAIT_QUEUE_TIMEOUT_MS", default=2000),
     "appname": env("MONGODB_APPNAME", default="guestbook"),
 }
+# Fleet heartbeats (seen by manage.py mongo_connections and the pool page); 0 turns them off.
+MONGOPOOL_HEARTBEAT_SECONDS = env.float("MONGODB_HEARTBEAT_SECONDS", default=10)
+# How many web processes the deployment runs in all (for the fleet connection budget).
+MONGOPOOL_PROCESSES = env.int("WEB_PROCESSES", default=1)
+MONGOPOOL_SERVER_MAX_CONNECTIONS = env.int("MONGODB_SERVER_MAX_CONNECTIONS", default=None)

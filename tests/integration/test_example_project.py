@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from django.test import AsyncClient, Client
 
 from django_mongopool.client import get_metrics
-from tests.helpers import closed_port
-
-ROOT = Path(__file__).resolve().parents[2]
-MANAGE = ROOT / "example_project" / "manage.py"
+from tests.helpers import closed_port, run_manage
 
 pytestmark = pytest.mark.django_db
 
@@ -55,26 +48,12 @@ async def test_async_api_view(mongo):
     assert response.json()["entries"][0]["name"] == "Bob"
 
 
-def _manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("MONGODB_")}
-    environment.pop("DJANGO_SETTINGS_MODULE", None)
-    environment.update(env)
-    return subprocess.run(
-        [sys.executable, str(MANAGE), *args],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_manage_check_and_startup_work_with_the_server_down():
     url = f"mongodb://demo:pw-never-shown@127.0.0.1:{closed_port()}/guestbook"
-    check = _manage("check", MONGODB_URL=url)
+    check = run_manage("check", MONGODB_URL=url)
     assert check.returncode == 0, check.stderr
     assert "no issues" in check.stdout
-    shell = _manage(
+    shell = run_manage(
         "shell",
         "-c",
         "from django_mongopool import get_client; c = get_client(); print(repr(c), c._opened)",
@@ -87,14 +66,14 @@ def test_manage_check_and_startup_work_with_the_server_down():
 
 
 def test_missing_url_is_a_clear_error():
-    result = _manage("check")
+    result = run_manage("check")
     assert result.returncode != 0
     assert "MONGODB_URL" in result.stderr
 
 
 def test_bad_pool_setting_stops_startup_naming_the_setting():
     url = f"mongodb://demo:pw-never-shown@127.0.0.1:{closed_port()}/"
-    result = _manage("check", MONGODB_URL=url, MONGODB_MAX_POOL_SIZE="0")
+    result = run_manage("check", MONGODB_URL=url, MONGODB_MAX_POOL_SIZE="0")
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr and "maxPoolSize" in result.stderr
     assert "pw-never-shown" not in result.stderr

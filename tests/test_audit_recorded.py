@@ -1,0 +1,170 @@
+"""The audit against recorded real-mongod replies, served over a real socket by mockupdb."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from bson import json_util
+from django.core.management import CommandError, call_command
+from mockupdb import Matcher, MockupDB, OpMsg
+from prometheus_client.parser import text_string_to_metric_families
+
+REPLIES = Path(__file__).parent / "replies"
+HELLO = {"maxWireVersion": 21, "minWireVersion": 0, "isWritablePrimary": True}
+
+
+def _reply(name: str):
+    return json_util.loads((REPLIES / name).read_text())
+
+
+def _cursor(docs):
+    return {"ok": 1, "cursor": {"id": 0, "ns": "admin.$cmd.aggregate", "firstBatch": docs}}
+
+
+@pytest.fixture
+def recorded(settings):
+    """A mockupdb server answering like mongod; tests register the replies they need."""
+    server = MockupDB(auto_ismaster=HELLO, verbose=False)
+    server.run()
+    server.append_responder(
+        Matcher(), {"ok": 1}
+    )  # anything else (endSessions, ...) succeeds quietly
+    settings.MONGOPOOL_URI = (
+        f"mongodb://127.0.0.1:{server.port}/shop?directConnection=true&appname=auditor"
+    )
+    settings.MONGOPOOL_CLIENT_OPTIONS = {"serverSelectionTimeoutMS": 2000}
+    settings.MONGOPOOL_PROCESSES = 8
+    yield server
+    settings.MONGOPOOL_URI = "mongodb://127.0.0.1:9/x"  # close the client before the server stops
+    server.stop()
+
+
+def _serve(server, status=None, current_op=None, heartbeats=()):
+    server.autoresponds("ping", {"ok": 1})
+    if status is not None:
+        server.autoresponds("serverStatus", status)
+    if current_op is not None:
+        server.autoresponds(OpMsg("aggregate"), current_op)
+    server.autoresponds(
+        OpMsg("find", "mongopool_heartbeats"),
+        {
+            "ok": 1,
+            "cursor": {"id": 0, "ns": "shop.mongopool_heartbeats", "firstBatch": list(heartbeats)},
+        },
+    )
+
+
+def _json(*args: str) -> dict:
+    out = StringIO()
+    call_command("mongo_connections", "--format", "json", *args, stdout=out)
+    return json.loads(out.getvalue())
+
+
+@pytest.mark.parametrize(
+    ("fixture", "current", "available", "percent"),
+    [
+        ("serverstatus_mongod6.json", 412, 838448, 0.0),
+        ("serverstatus_mongod7.json", 796, 204, 79.6),
+        ("serverstatus_mongod8.json", 95, 51105, 0.2),
+    ],
+)
+def test_server_status_connections(recorded, fixture, current, available, percent):
+    _serve(recorded, status=_reply(fixture), current_op=_cursor(_reply("currentop_mongod7.json")))
+    report = _json()
+    connections = report["server"]["connections"]
+    assert connections["current"] == current and connections["available"] == available
+    assert "establishmentRateLimit" not in connections  # nested sections are left out
+    assert report["server"]["utilisation_percent"] == percent
+    assert report["budget"]["server_capacity"] == current + available
+    assert report["budget"]["server_capacity_source"] == "serverStatus"
+    assert report["budget"]["fleet_ceiling_per_server"] == 8 * (10 + 2)
+
+
+def test_current_op_grouped_by_app_driver_and_host(recorded):
+    _serve(
+        recorded,
+        status=_reply("serverstatus_mongod7.json"),
+        current_op=_cursor(_reply("currentop_mongod7.json")),
+    )
+    groups = _json()["server"]["current_op"]
+    assert groups[0] == {
+        "app": "shop-web",
+        "driver": "PyMongo|django-mongopool",
+        "host": "10.0.1.11",
+        "connections": 6,
+        "active": 2,
+    }
+    assert {
+        "app": "billing-worker",
+        "driver": "nodejs",
+        "host": "10.0.2.20",
+        "connections": 4,
+        "active": 0,
+    } in groups
+    assert {
+        "app": "(no appname)",
+        "driver": "mongosh",
+        "host": "10.0.3.5",
+        "connections": 1,
+        "active": 1,
+    } in groups
+    assert (
+        sum(g["connections"] for g in groups) == 14
+    )  # internal threads and idle sessions excluded
+
+
+def test_text_output_and_warnings(recorded):
+    _serve(
+        recorded,
+        status=_reply("serverstatus_mongod7.json"),
+        current_op=_cursor(_reply("currentop_mongod7.json")),
+    )
+    out = StringIO()
+    call_command("mongo_connections", stdout=out)
+    text = out.getvalue()
+    assert "appname=auditor" in text
+    assert "current 796" in text and "Utilisation           79.6%" in text
+    assert "shop-web" in text and "billing-worker" in text
+    assert "rejected 57 connections" in text
+
+
+def test_unauthorized_user_gets_plain_lines_and_the_rest(recorded):
+    _serve(recorded, status=_reply("unauthorized.json"), current_op=_reply("unauthorized.json"))
+    report = _json()
+    assert report["server"]["reachable"] is True
+    assert report["server"]["connections"] is None and report["server"]["current_op"] is None
+    notes = " ".join(report["notes"])
+    assert "serverStatus: not authorized" in notes and "$currentOp: not authorized" in notes
+    assert report["topology"]["type"] == "Single"
+
+
+def test_fail_over_exits_1_when_utilisation_exceeds(recorded):
+    _serve(recorded, status=_reply("serverstatus_mongod7.json"), current_op=_cursor([]))
+    with pytest.raises(CommandError, match="server utilisation 79.6% > 50%") as info:
+        call_command("mongo_connections", "--fail-over", "50", stdout=StringIO())
+    assert info.value.returncode == 1
+    call_command("mongo_connections", "--fail-over", "90", stdout=StringIO())  # under: exit 0
+
+
+def test_fail_over_on_fleet_ceiling_with_configured_capacity(recorded, settings):
+    settings.MONGOPOOL_SERVER_MAX_CONNECTIONS = 100
+    _serve(recorded, status={"ok": 1, "version": "7.0.14"}, current_op=_cursor([]))
+    with pytest.raises(CommandError, match="fleet ceiling 480.0% > 100%") as info:
+        call_command(
+            "mongo_connections", "--processes", "40", "--fail-over", "100", stdout=StringIO()
+        )
+    assert info.value.returncode == 1
+
+
+def test_prometheus_output_parses(recorded):
+    _serve(recorded, status=_reply("serverstatus_mongod8.json"), current_op=_cursor([]))
+    out = StringIO()
+    call_command("mongo_connections", "--format", "prometheus", stdout=out)
+    families = {f.name: f for f in text_string_to_metric_families(out.getvalue())}
+    states = {s.labels["state"]: s.value for s in families["mongopool_server_connections"].samples}
+    assert states["current"] == 95 and states["rejected"] == 0
+    assert families["mongopool_server_up"].samples[0].value == 1
+    assert families["mongopool_fleet_ceiling_connections"].samples[0].value == 96
