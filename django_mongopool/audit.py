@@ -301,7 +301,7 @@ def build_report(
         "budget": budget,
         "topology": topology,
         "server": server,
-        "process": get_metrics().snapshot().as_dict(),
+        "process": {**get_metrics().snapshot().as_dict(), "history": get_metrics().history()},
         "fleet": fleet,
         "notes": notes,
         "warnings": warnings,

@@ -127,8 +127,11 @@ def get_config() -> ClientConfig:
 
 
 def get_metrics() -> PoolMetrics:
-    """The counters of this process's client."""
-    _process.get()
+    """The counters of this process's current client (empty before it is built)."""
+    if _process.pid != os.getpid():
+        with _process.lock:
+            if _process.pid != os.getpid():
+                _process._adopt_fork()
     return _process.metrics
 
 

@@ -64,5 +64,13 @@ class Settings:
     def MONGOPOOL_HEARTBEAT_COLLECTION(self) -> Any:
         return getattr(settings, "MONGOPOOL_HEARTBEAT_COLLECTION", "mongopool_heartbeats")
 
+    @property
+    def MONGOPOOL_METRICS_TOKEN(self) -> Any:
+        return getattr(settings, "MONGOPOOL_METRICS_TOKEN", None)
+
+    @property
+    def MONGOPOOL_READINESS_TIMEOUT(self) -> Any:
+        return getattr(settings, "MONGOPOOL_READINESS_TIMEOUT", 1.0)
+
 
 conf = Settings()

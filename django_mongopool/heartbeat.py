@@ -1,8 +1,10 @@
-"""Fleet heartbeats: each web process publishes its pool state every N seconds.
+"""The per-process background thread: pool history samples and fleet heartbeats.
 
 A daemon thread (started by the middleware on the first request of each
 process, so forked workers start their own and manage.py commands publish
-nothing) upserts one small document per process into
+nothing) records an in-memory sample of the pool every SAMPLE_SECONDS for the
+page's chart and, when MONGOPOOL_HEARTBEAT_SECONDS > 0, upserts one small
+document per process into
 ``MONGOPOOL_HEARTBEAT_COLLECTION``, which has a TTL index. Requests never wait
 for it; every write is bounded by ``pymongo.timeout`` and a server that is away
 only costs a skipped beat.
@@ -27,6 +29,7 @@ from django_mongopool.conf import conf
 
 logger = logging.getLogger("django_mongopool.heartbeat")
 
+SAMPLE_SECONDS = 2.0
 LIVE_FACTOR = 3  # a process is alive while its last beat is younger than 3 intervals
 SHOWN_OPTIONS = (
     "maxPoolSize",
@@ -109,19 +112,21 @@ class Publisher(threading.Thread):
         self.beats += 1
 
     def run(self) -> None:
+        next_beat = 0.0
         while not self.stop_event.is_set():
-            interval = get_config().heartbeat_seconds
-            if not interval:
-                return
             try:
-                self.beat()
+                get_metrics().sample()
+                interval = get_config().heartbeat_seconds
+                if interval and time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + interval
+                    self.beat()
             except PyMongoError as exc:
                 self.failures += 1
                 logger.warning("Heartbeat skipped: %s", type(exc).__name__)
             except Exception:  # never let the thread die on an unexpected error
                 self.failures += 1
                 logger.exception("Heartbeat failed")
-            self.stop_event.wait(interval)
+            self.stop_event.wait(SAMPLE_SECONDS)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -133,12 +138,12 @@ _publisher_pid: int | None = None
 
 
 def ensure_started() -> Publisher | None:
-    """Start this process's publisher once (cheap when already running or off)."""
+    """Start this process's background thread once (a pid check when already running)."""
     global _publisher, _publisher_pid
     if _publisher_pid == os.getpid() and _publisher is not None and _publisher.is_alive():
         return _publisher
-    if not conf.MONGOPOOL_HEARTBEAT_SECONDS or not get_config().heartbeat_seconds:
-        return None
+    if not conf.MONGOPOOL_URI:
+        return None  # check E001 reports it; requests that do not use MongoDB still work
     with _lock:
         if _publisher_pid != os.getpid() or _publisher is None or not _publisher.is_alive():
             _publisher = Publisher()

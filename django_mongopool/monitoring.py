@@ -16,6 +16,7 @@ from typing import Any
 from pymongo import monitoring
 
 WAIT_SAMPLES = 1024  # recent check-out waits kept per server for percentiles
+HISTORY_SAMPLES = 150  # pool samples kept for the page's chart (5 minutes at one per 2 s)
 
 
 @dataclass
@@ -120,6 +121,20 @@ class PoolMetrics:
         self.commands_succeeded = 0
         self.commands_failed = 0
         self.unavailable_responses = 0
+        self._history: deque[tuple[float, int, int, int]] = deque(maxlen=HISTORY_SAMPLES)
+
+    def sample(self) -> None:
+        """Record (time, open, in use, waiting) for the history chart."""
+        snapshot = self.snapshot()
+        with self._lock:
+            self._history.append(
+                (round(snapshot.taken_at, 3), snapshot.open, snapshot.in_use, snapshot.waiting)
+            )
+
+    def history(self) -> list[dict[str, float]]:
+        with self._lock:
+            samples = list(self._history)
+        return [{"t": t, "open": o, "in_use": u, "waiting": w} for t, o, u, w in samples]
 
     def _server(self, address: Any) -> _ServerCounters:
         key = _address(address)

@@ -68,6 +68,7 @@ class ClientConfig:
     server_max_connections: int | None = None
     heartbeat_seconds: float = 0
     heartbeat_collection: str = "mongopool_heartbeats"
+    readiness_timeout: float = 1.0
 
     @property
     def max_pool_size(self) -> int:
@@ -265,6 +266,14 @@ def _collection_name(value: Any) -> str:
     return value
 
 
+def _metrics_token(value: Any) -> None:
+    if value is not None and (not isinstance(value, str) or len(value) < 16):
+        raise ImproperlyConfigured(
+            "MONGOPOOL_METRICS_TOKEN must be None or a string of at least 16 characters "
+            "(a random secret sent as 'Authorization: Bearer <token>')."
+        )
+
+
 def load_config() -> ClientConfig:
     """Read and validate the settings now. Raises ``ImproperlyConfigured``."""
     uri = conf.MONGOPOOL_URI
@@ -303,7 +312,7 @@ def load_config() -> ClientConfig:
     nodes = parsed["nodelist"]
     is_srv = uri.startswith("mongodb+srv://")
     hosts = tuple(host if is_srv else f"{host}:{port}" for host, port in nodes)
-    return ClientConfig(
+    config = ClientConfig(
         uri=uri,
         redacted_uri=redact_uri(uri),
         hosts=hosts,
@@ -330,4 +339,9 @@ def load_config() -> ClientConfig:
         ),
         heartbeat_seconds=_heartbeat_seconds(conf.MONGOPOOL_HEARTBEAT_SECONDS),
         heartbeat_collection=_collection_name(conf.MONGOPOOL_HEARTBEAT_COLLECTION),
+        readiness_timeout=_number(
+            "MONGOPOOL_READINESS_TIMEOUT", conf.MONGOPOOL_READINESS_TIMEOUT, 0.05, 30, False
+        ),
     )
+    _metrics_token(conf.MONGOPOOL_METRICS_TOKEN)
+    return config

@@ -1,3 +1,4 @@
+from django.contrib import admin
 from django.urls import include, path
 
 from tests import views
@@ -12,5 +13,7 @@ urlpatterns = [
     path("t/ended/", views.session_state),
     path("t/transfer/", views.transfer),
     path("t/file/", views.file_download),
+    path("admin/mongopool/", include("django_mongopool.urls")),
+    path("admin/", admin.site.urls),
     path("", include("guestbook.urls")),
 ]

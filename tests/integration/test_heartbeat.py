@@ -56,9 +56,14 @@ def test_first_request_starts_the_publisher(mongo, settings):
         assert heartbeat.collection().count_documents({"_id": "gone:1:1"}) == 0
 
 
-def test_heartbeats_off_start_nothing(mongo):
-    Client().get("/t/untouched/")
-    assert heartbeat.ensure_started() is None
+def test_heartbeats_off_publish_nothing_but_history_is_sampled(mongo):
+    Client().get("/t/insert/")
+    publisher = heartbeat.ensure_started()
+    assert _wait(lambda: len(get_metrics().history()) >= 1)
+    assert publisher.beats == 0
+    assert heartbeat.collection().count_documents({}) == 0
+    sample = get_metrics().history()[-1]
+    assert set(sample) == {"t", "open", "in_use", "waiting"}
 
 
 def test_publisher_survives_the_server_being_away(settings):

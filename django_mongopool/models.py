@@ -1,0 +1,12 @@
+from django.db import models
+
+
+class PoolHealth(models.Model):
+    """No table: this unmanaged model only carries the page's permission and its admin entry."""
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        permissions = [("view_pool_health", "Can view MongoDB pool health")]
+        verbose_name = "pool health"
+        verbose_name_plural = "pool health"
