@@ -10,3 +10,6 @@ class PoolHealth(models.Model):
         permissions = [("view_pool_health", "Can view MongoDB pool health")]
         verbose_name = "pool health"
         verbose_name_plural = "pool health"
+
+    def __str__(self) -> str:
+        return "MongoDB pool health"
