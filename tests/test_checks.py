@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from django.core import checks
 
 from django_mongopool.checks import MIDDLEWARE_PATH
@@ -33,3 +34,17 @@ def test_every_message_has_a_hint(settings):
     settings.MIDDLEWARE = []
     messages = checks.run_checks(tags=["django_mongopool"])
     assert messages and all(m.hint for m in messages)
+
+
+@pytest.mark.django_db
+def test_migrations_are_in_sync():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    try:
+        call_command(
+            "makemigrations", "django_mongopool", "--check", "--dry-run", stdout=StringIO()
+        )
+    except SystemExit as exc:  # pragma: no cover - only when a migration is missing
+        pytest.fail(f"django_mongopool needs a new migration ({exc})")
