@@ -6,9 +6,11 @@ from django.core.signals import setting_changed
 
 def _settings_changed(*, setting: str, **kwargs: object) -> None:
     if setting.startswith("MONGOPOOL_"):
+        from django_mongopool import stray
         from django_mongopool.client import reset_client
 
         reset_client()
+        stray.sync_with_settings()
 
 
 class MongoPoolConfig(AppConfig):
@@ -17,7 +19,10 @@ class MongoPoolConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        from django_mongopool import checks  # noqa: F401  (registers the system checks)
+        from django_mongopool import (
+            checks,  # noqa: F401  (registers the system checks)
+            stray,
+        )
         from django_mongopool.client import build_client
         from django_mongopool.conf import conf
 
@@ -26,3 +31,4 @@ class MongoPoolConfig(AppConfig):
         # manage.py command; anything malformed raises ImproperlyConfigured here.
         if conf.MONGOPOOL_URI:
             build_client()
+        stray.sync_with_settings()

@@ -5,18 +5,30 @@ Ids are never reused; every id is listed in the README.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from django.conf import settings
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 
 from django_mongopool.conf import conf
 
 MIDDLEWARE_PATH = "django_mongopool.middleware.MongoSessionMiddleware"
+MONITORS_PER_SERVER = 2
+LONG_WAIT_MS = 30_000  # load balancers commonly give up on a request after 30 s
+PASSWORDLESS_MECHANISMS = {"MONGODB-X509", "MONGODB-AWS", "MONGODB-OIDC", "GSSAPI"}
+Messages = list[checks.CheckMessage]
+
+
+def _config() -> Any:
+    from django_mongopool.options import load_config
+
+    return load_config()
 
 
 @checks.register("django_mongopool")
-def check_uri(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+def check_uri(app_configs: Any = None, **kwargs: Any) -> Messages:
     if not conf.MONGOPOOL_URI:
         return [
             checks.Error(
@@ -25,11 +37,21 @@ def check_uri(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessag
                 id="django_mongopool.E001",
             )
         ]
+    try:
+        _config()
+    except ImproperlyConfigured as exc:
+        return [
+            checks.Error(
+                f"The MONGOPOOL_* settings are invalid: {exc}",
+                hint="Fix the setting named in the message; the app cannot build its client.",
+                id="django_mongopool.E004",
+            )
+        ]
     return []
 
 
 @checks.register("django_mongopool")
-def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+def check_middleware(app_configs: Any = None, **kwargs: Any) -> Messages:
     middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
     count = middleware.count(MIDDLEWARE_PATH)
     if count == 0:
@@ -37,7 +59,7 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[checks.Chec
             checks.Error(
                 f"{MIDDLEWARE_PATH} is not in MIDDLEWARE, so request.mongo_session does not exist "
                 "and no request session is ended for you.",
-                hint=f"Add '{MIDDLEWARE_PATH}' to MIDDLEWARE.",
+                hint=f"Add '{MIDDLEWARE_PATH}' to MIDDLEWARE, first.",
                 id="django_mongopool.E002",
             )
         ]
@@ -50,4 +72,135 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[checks.Chec
                 id="django_mongopool.E003",
             )
         ]
+    before = middleware[: middleware.index(MIDDLEWARE_PATH)]
+    if before:
+        return [
+            checks.Warning(
+                f"{MIDDLEWARE_PATH} comes after {', '.join(before)}: a response those return "
+                "(or an exception they raise) bypasses it, and none of them can use "
+                "request.mongo_session.",
+                hint="Put MongoSessionMiddleware first in MIDDLEWARE.",
+                id="django_mongopool.W001",
+            )
+        ]
     return []
+
+
+@checks.register("django_mongopool")
+def check_pool(app_configs: Any = None, **kwargs: Any) -> Messages:
+    if not conf.MONGOPOOL_URI:
+        return []
+    try:
+        config = _config()
+    except ImproperlyConfigured:
+        return []  # reported as E004
+    messages: Messages = []
+    capacity = config.server_max_connections
+    per_server = config.processes * (config.max_pool_size + MONITORS_PER_SERVER)
+    if capacity is not None and per_server > capacity:
+        messages.append(
+            checks.Error(
+                f"The fleet can open {config.processes} processes x (maxPoolSize "
+                f"{config.max_pool_size} + {MONITORS_PER_SERVER} monitor connections) = "
+                f"{per_server} connections to each server, more than "
+                f"MONGOPOOL_SERVER_MAX_CONNECTIONS = {capacity}.",
+                hint=f"Lower maxPoolSize to at most {max(capacity // config.processes - MONITORS_PER_SERVER, 0)}, "
+                "run fewer processes, or raise the server's net.maxIncomingConnections.",
+                id="django_mongopool.E005",
+            )
+        )
+    for name in ("waitQueueTimeoutMS", "serverSelectionTimeoutMS", "timeoutMS"):
+        value = config.option(name)
+        if value and float(value) > LONG_WAIT_MS:
+            messages.append(
+                checks.Warning(
+                    f"{name} = {value}: with a saturated pool or an unreachable server a worker "
+                    f"waits up to {float(value) / 1000:g} s before the request gets its 503.",
+                    hint=f"Use at most {LONG_WAIT_MS} ms (load balancers usually give up at 30 s).",
+                    id="django_mongopool.W002",
+                )
+            )
+    if not config.appname:
+        messages.append(
+            checks.Warning(
+                "appname is empty, so this app's connections cannot be told apart from others in "
+                "$currentOp, the server's logs and mongo_connections.",
+                hint="Set MONGOPOOL_CLIENT_OPTIONS['appname'] to your project's name.",
+                id="django_mongopool.W003",
+            )
+        )
+    return messages
+
+
+@checks.register("django_mongopool")
+def check_fork(app_configs: Any = None, **kwargs: Any) -> Messages:
+    from django_mongopool.client import connected_before_fork
+
+    if connected_before_fork():
+        return [
+            checks.Warning(
+                "This process was forked from a parent whose MongoDB client was already "
+                "connected: every worker inherits the parent's sockets and monitor threads.",
+                hint="Do not query MongoDB at import time or in AppConfig.ready() under a "
+                "preforking server (gunicorn --preload, uWSGI without lazy-apps).",
+                id="django_mongopool.W004",
+            )
+        ]
+    return []
+
+
+def _is_loopback(host: str) -> bool:
+    name = host.rsplit(":", 1)[0].strip("[]") if not host.startswith("/") else host
+    if name == "localhost" or name.endswith(".sock") or name.startswith("/"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+@checks.register("django_mongopool", deploy=True)
+def check_deploy(app_configs: Any = None, **kwargs: Any) -> Messages:
+    if not conf.MONGOPOOL_URI:
+        return []
+    try:
+        config = _config()
+    except ImproperlyConfigured:
+        return []
+    remote = [h for h in config.hosts if not _is_loopback(h)]
+    messages: Messages = []
+    tls = config.option("tls", config.option("ssl"))
+    tls_on = str(tls).lower() in {"true", "1"} if tls is not None else config.is_srv
+    if remote and not tls_on:
+        messages.append(
+            checks.Warning(
+                f"TLS is off for {', '.join(remote)}: credentials and data cross the network in clear.",
+                hint="Add tls=true to MONGOPOOL_URI (mongodb+srv:// URIs turn it on by default).",
+                id="django_mongopool.W101",
+            )
+        )
+    from pymongo.uri_parser_shared import _validate_uri
+
+    parsed = _validate_uri(config.uri, validate=False, warn=True)
+    mechanism = str(config.option("authMechanism") or "").upper()
+    has_user = parsed.get("username") or config.option("username")
+    if remote and not has_user and mechanism not in PASSWORDLESS_MECHANISMS:
+        messages.append(
+            checks.Warning(
+                f"No credentials for {', '.join(remote)}: the server must be accepting "
+                "unauthenticated connections.",
+                hint="Enable authentication on the server and put a user in MONGOPOOL_URI.",
+                id="django_mongopool.W102",
+            )
+        )
+    direct = str(config.option("directConnection", "")).lower() in {"true", "1"}
+    if direct and config.option("replicaSet"):
+        messages.append(
+            checks.Warning(
+                f"directConnection=true to a member of replica set {config.option('replicaSet')!r}: "
+                "the app will not follow elections and fails when that member steps down.",
+                hint="Remove directConnection and list the members (or use mongodb+srv://).",
+                id="django_mongopool.W103",
+            )
+        )
+    return messages

@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import functools
 import os
+import sys
 import threading
 from typing import Any
 
@@ -21,6 +22,7 @@ from pymongo import MongoClient
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
 
+from django_mongopool import sessions
 from django_mongopool.monitoring import CommandCounter, PoolListener, PoolMetrics
 from django_mongopool.options import DATABASE_SETTING, ClientConfig, load_config
 
@@ -37,6 +39,15 @@ class PooledMongoClient(MongoClient):  # type: ignore[type-arg]
         super().__init__(config.uri, connect=False, event_listeners=listeners, **kwargs)
 
     def start_session(self, *args: Any, **kwargs: Any) -> ClientSession:
+        session = self._start_counted_session(*args, **kwargs)
+        sessions.record(session, sys._getframe(1))
+        return session
+
+    def start_request_session(self) -> ClientSession:
+        """The session behind ``request.mongo_session`` (ended by the middleware, never tracked)."""
+        return self._start_counted_session()
+
+    def _start_counted_session(self, *args: Any, **kwargs: Any) -> ClientSession:
         session = super().start_session(*args, **kwargs)
         metrics = self._mongopool_metrics
         metrics.count("sessions_started")
@@ -66,10 +77,15 @@ class _ProcessClient:
         self.pid = os.getpid()
         self.metrics = PoolMetrics()
         self.inherited: list[PooledMongoClient] = []
+        self.connected_before_fork = False
+        self.opened_at_fork = False  # recorded in the parent just before each fork
 
     def _adopt_fork(self) -> None:
         # Called with the lock held, in a process whose pid changed.
         if self.client is not None:
+            # The parent had opened sockets and monitor threads before forking
+            # (e.g. a query at import time under gunicorn --preload): check W004.
+            self.connected_before_fork = self.opened_at_fork
             self.inherited.append(self.client)
         self.client = None
         self.pid = os.getpid()
@@ -100,6 +116,7 @@ class _ProcessClient:
                 self._adopt_fork()
                 return
             client, self.client = self.client, None
+            self.metrics = PoolMetrics()
             if client is not None:
                 client.close()
 
@@ -107,18 +124,33 @@ class _ProcessClient:
 _process = _ProcessClient()
 
 
+def _before_fork() -> None:
+    # pymongo resets its clients in the child, so whether ours was connected
+    # can only be seen here, in the parent. No locks: this runs inside fork().
+    client = _process.client
+    _process.opened_at_fork = bool(
+        client is not None and _process.pid == os.getpid() and getattr(client, "_opened", False)
+    )
+
+
 def _after_fork_in_child() -> None:
     # The lock may have been held by another thread at fork time.
     _process.lock = threading.RLock()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 atexit.register(_process.close)
 
 
 def get_client() -> PooledMongoClient:
     """The process-wide client (built on first use in each process)."""
     return _process.get()
+
+
+def connected_before_fork() -> bool:
+    """True in a forked child whose parent's client was already connected at fork time."""
+    get_metrics()  # adopts the fork if this process has not looked yet
+    return _process.connected_before_fork
 
 
 def get_config() -> ClientConfig:

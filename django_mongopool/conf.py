@@ -72,5 +72,17 @@ class Settings:
     def MONGOPOOL_READINESS_TIMEOUT(self) -> Any:
         return getattr(settings, "MONGOPOOL_READINESS_TIMEOUT", 1.0)
 
+    @property
+    def MONGOPOOL_STRAY_CLIENTS(self) -> Any:
+        return getattr(settings, "MONGOPOOL_STRAY_CLIENTS", "warn")
+
+    @property
+    def MONGOPOOL_ALLOWED_CLIENT_MODULES(self) -> Any:
+        return getattr(settings, "MONGOPOOL_ALLOWED_CLIENT_MODULES", ())
+
+    @property
+    def MONGOPOOL_LEAKED_SESSIONS(self) -> Any:
+        return getattr(settings, "MONGOPOOL_LEAKED_SESSIONS", "warn")
+
 
 conf = Settings()

@@ -24,7 +24,7 @@ import pymongo
 from pymongo.errors import OperationFailure, PyMongoError
 
 from django_mongopool import __version__
-from django_mongopool.client import get_config, get_database, get_metrics
+from django_mongopool.client import connected_before_fork, get_config, get_database, get_metrics
 from django_mongopool.conf import conf
 
 logger = logging.getLogger("django_mongopool.heartbeat")
@@ -146,6 +146,11 @@ def ensure_started() -> Publisher | None:
         return None  # check E001 reports it; requests that do not use MongoDB still work
     with _lock:
         if _publisher_pid != os.getpid() or _publisher is None or not _publisher.is_alive():
+            if connected_before_fork():
+                logger.warning(
+                    "django_mongopool.W004: this worker was forked after its parent connected "
+                    "to MongoDB; do not query MongoDB before a preforking server forks."
+                )
             _publisher = Publisher()
             _publisher_pid = os.getpid()
             _publisher.start()

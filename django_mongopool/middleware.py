@@ -21,7 +21,7 @@ from django.utils.functional import SimpleLazyObject
 from pymongo.client_session import ClientSession
 from pymongo.errors import ConnectionFailure, PyMongoError
 
-from django_mongopool import heartbeat
+from django_mongopool import heartbeat, sessions
 from django_mongopool.client import get_client, get_config, get_metrics
 
 logger = logging.getLogger("django_mongopool")
@@ -33,12 +33,17 @@ UNAVAILABLE_MESSAGE = (
 
 
 class RequestSession:
-    """Owns the lazily created session of one request; ending is idempotent."""
+    """Owns the lazily created session of one request; ending is idempotent.
 
-    def __init__(self) -> None:
+    It also holds the list of sessions user code started during the request,
+    checked for leaks when the request (or its stream) ends.
+    """
+
+    def __init__(self, tracked: list[sessions.Tracked]) -> None:
         self._lock = threading.Lock()
         self._session: ClientSession | None = None
         self._ended = False
+        self.tracked = tracked
 
     @property
     def started(self) -> bool:
@@ -49,18 +54,20 @@ class RequestSession:
             if self._ended:
                 raise RuntimeError("request.mongo_session was used after its request ended.")
             if self._session is None:
-                self._session = get_client().start_session()
+                self._session = get_client().start_request_session()
             return self._session
 
-    def end(self) -> None:
+    def end(self, where: str = "a streamed response", may_raise: bool = False) -> None:
         with self._lock:
             session, self._session = self._session, None
-            self._ended = True
+            already, self._ended = self._ended, True
         if session is not None:
             try:
                 session.end_session()
             except PyMongoError:
                 logger.warning("Ending request.mongo_session failed", exc_info=True)
+        if not already:
+            sessions.report(sessions.leaked(self.tracked), where, may_raise=may_raise)
 
 
 class _ClosingIterator:
@@ -145,46 +152,53 @@ class MongoSessionMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:
             return self.__acall__(request)
-        holder = self._attach(request)
+        holder, token = self._attach(request)
         try:
             response = self.get_response(request)
         except BaseException:
             holder.end()
             raise
-        return self._finish(response, holder)
+        finally:
+            sessions.stop(token)
+        return self._finish(request, response, holder)
 
     async def __acall__(self, request: HttpRequest) -> Any:
-        holder = self._attach(request)
+        holder, token = self._attach(request)
         try:
             response = await self.get_response(request)
         except BaseException:  # including asyncio.CancelledError on client disconnect
             holder.end()
             raise
-        return self._finish(response, holder)
+        finally:
+            sessions.stop(token)
+        return self._finish(request, response, holder)
 
-    def _attach(self, request: HttpRequest) -> RequestSession:
+    def _attach(self, request: HttpRequest) -> tuple[RequestSession, Any]:
         heartbeat.ensure_started()
-        holder = RequestSession()
+        tracked, token = sessions.start()
+        holder = RequestSession(tracked)
         request.mongo_session = SimpleLazyObject(holder.get)  # type: ignore[attr-defined]
         request._mongopool_session = holder  # type: ignore[attr-defined]
-        return holder
+        return holder, token
 
-    def _finish(self, response: HttpResponseBase, holder: RequestSession) -> HttpResponseBase:
+    def _finish(
+        self, request: HttpRequest, response: HttpResponseBase, holder: RequestSession
+    ) -> HttpResponseBase:
         # A stream may touch request.mongo_session only while it is consumed,
         # so every stream ends the session when it finishes or is closed.
         if isinstance(response, StreamingHttpResponse):
             if response.is_async:
                 response.streaming_content = _AsyncClosingIterator(
-                    response.streaming_content,
-                    holder.end,  # type: ignore[arg-type]
+                    response.streaming_content,  # type: ignore[arg-type]
+                    holder.end,
                 )
             else:
                 response.streaming_content = _ClosingIterator(
-                    response.streaming_content,
-                    holder.end,  # type: ignore[arg-type]
+                    response.streaming_content,  # type: ignore[arg-type]
+                    holder.end,
                 )
         else:
-            holder.end()
+            holder.end(f"{request.method} {request.path}", may_raise=True)
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:

@@ -69,6 +69,7 @@ class PoolSnapshot:
     commands_succeeded: int
     commands_failed: int
     unavailable_responses: int
+    leaked_sessions: int
 
     @property
     def open(self) -> int:
@@ -121,6 +122,7 @@ class PoolMetrics:
         self.commands_succeeded = 0
         self.commands_failed = 0
         self.unavailable_responses = 0
+        self.leaked_sessions = 0
         self._history: deque[tuple[float, int, int, int]] = deque(maxlen=HISTORY_SAMPLES)
 
     def sample(self) -> None:
@@ -222,6 +224,7 @@ class PoolMetrics:
                 commands_succeeded=self.commands_succeeded,
                 commands_failed=self.commands_failed,
                 unavailable_responses=self.unavailable_responses,
+                leaked_sessions=self.leaked_sessions,
             )
 
 

@@ -266,6 +266,18 @@ def _collection_name(value: Any) -> str:
     return value
 
 
+def _mode(setting: str, value: Any) -> None:
+    if value not in ("off", "warn", "raise"):
+        raise ImproperlyConfigured(f"{setting} must be 'off', 'warn' or 'raise', not {value!r}.")
+
+
+def _module_list(setting: str, value: Any) -> None:
+    if isinstance(value, str) or not all(isinstance(v, str) and v for v in value or ()):
+        raise ImproperlyConfigured(
+            f"{setting} must be a list of module names (e.g. ['myproject.migrations']), not {value!r}."
+        )
+
+
 def _metrics_token(value: Any) -> None:
     if value is not None and (not isinstance(value, str) or len(value) < 16):
         raise ImproperlyConfigured(
@@ -344,4 +356,7 @@ def load_config() -> ClientConfig:
         ),
     )
     _metrics_token(conf.MONGOPOOL_METRICS_TOKEN)
+    _mode("MONGOPOOL_STRAY_CLIENTS", conf.MONGOPOOL_STRAY_CLIENTS)
+    _mode("MONGOPOOL_LEAKED_SESSIONS", conf.MONGOPOOL_LEAKED_SESSIONS)
+    _module_list("MONGOPOOL_ALLOWED_CLIENT_MODULES", conf.MONGOPOOL_ALLOWED_CLIENT_MODULES)
     return config

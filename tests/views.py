@@ -90,3 +90,43 @@ def file_download(request: HttpRequest) -> FileResponse:
     handle.write(b"x" * 100_000 + str(count).encode())
     handle.seek(0)
     return FileResponse(handle, filename="report.bin")
+
+
+def client_per_request(request: HttpRequest) -> JsonResponse:
+    """The anti-pattern the stray-client check exists for."""
+    from django.conf import settings
+    from pymongo import MongoClient
+
+    client = MongoClient(settings.MONGOPOOL_URI, connect=False)  # STRAY-LINE
+    try:
+        return JsonResponse({"built": True})
+    finally:
+        client.close()
+
+
+def leaks_a_session(request: HttpRequest) -> JsonResponse:
+    from django_mongopool import get_client
+
+    session = get_client().start_session()  # LEAK-LINE
+    _items().find_one({}, session=session)
+    return JsonResponse({"leaked": True})
+
+
+def ends_its_session(request: HttpRequest) -> JsonResponse:
+    from django_mongopool import get_client
+
+    with get_client().start_session() as session:
+        _items().find_one({}, session=session)
+    _items().find_one({}, session=request.mongo_session)
+    return JsonResponse({"leaked": False})
+
+
+async def async_leaks_a_session(request: HttpRequest) -> JsonResponse:
+    from django_mongopool import get_client
+
+    def work() -> None:
+        session = get_client().start_session()  # ASYNC-LEAK-LINE
+        _items().find_one({}, session=session)
+
+    await sync_to_async(work)()
+    return JsonResponse({"leaked": True})

@@ -1,0 +1,114 @@
+"""Find sessions that user code started during a request and never ended.
+
+The middleware opens a tracking list for each request (a context variable, so
+it follows the request into ``sync_to_async`` threads); every session started
+through ``get_client().start_session()`` while it is open is recorded with the
+file and line that started it. ``request.mongo_session`` itself is never
+tracked: the middleware always ends it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from django.conf import settings
+
+from django_mongopool.conf import conf
+
+logger = logging.getLogger("django_mongopool")
+MODES = ("off", "warn", "raise")
+
+
+class LeakedSessionWarning(RuntimeWarning):
+    """A session started during a request was not ended by the end of that request."""
+
+
+class LeakedSessionError(RuntimeError):
+    """Raised at the end of a request that leaked a session, when MONGOPOOL_LEAKED_SESSIONS = 'raise'."""
+
+
+@dataclass
+class Tracked:
+    session: Any
+    filename: str
+    lineno: int
+    module: str
+
+    @property
+    def site(self) -> str:
+        return f"{self.filename}:{self.lineno}"
+
+
+_tracked: ContextVar[list[Tracked] | None] = ContextVar("mongopool_tracked_sessions", default=None)
+
+
+def record(session: Any, frame: FrameType | None) -> None:
+    """Called by the app's client for each session it starts on behalf of user code."""
+    tracked = _tracked.get()
+    if tracked is None or frame is None:
+        return
+    tracked.append(
+        Tracked(
+            session,
+            frame.f_code.co_filename,
+            frame.f_lineno,
+            str(frame.f_globals.get("__name__", "")),
+        )
+    )
+
+
+def start() -> tuple[list[Tracked], Any]:
+    """Open a tracking list in the current context; returns it and the token to reset."""
+    tracked: list[Tracked] = []
+    return tracked, _tracked.set(tracked)
+
+
+def stop(token: Any) -> None:
+    _tracked.reset(token)
+
+
+def leaked(tracked: list[Tracked]) -> list[Tracked]:
+    return [t for t in tracked if not t.session.has_ended]
+
+
+@contextlib.contextmanager
+def tracking() -> Iterator[list[Tracked]]:
+    tracked, token = start()
+    try:
+        yield tracked
+    finally:
+        stop(token)
+
+
+def report(leaks: list[Tracked], where: str, *, may_raise: bool = True) -> None:
+    """Count, then warn, log or raise according to MONGOPOOL_LEAKED_SESSIONS."""
+    if not leaks:
+        return
+    from django_mongopool.client import get_metrics
+
+    for _ in leaks:
+        get_metrics().count("leaked_sessions")
+    mode = conf.MONGOPOOL_LEAKED_SESSIONS
+    if mode == "off":
+        return
+    sites = ", ".join(t.site for t in leaks)
+    message = (
+        f"{len(leaks)} MongoDB session(s) started during {where} were not ended (started at "
+        f"{sites}). End them (use a 'with' block) or use request.mongo_session, which is always ended."
+    )
+    if mode == "raise" and may_raise:
+        raise LeakedSessionError(message)
+    if settings.DEBUG or mode == "raise":
+        first = leaks[0]
+        warnings.warn_explicit(
+            message, LeakedSessionWarning, first.filename, first.lineno, module=first.module
+        )
+    else:
+        logger.warning(message)
