@@ -3,13 +3,22 @@ from __future__ import annotations
 from django.apps import AppConfig
 from django.core.signals import setting_changed
 
+# Settings read at use time; changing them needs no new client.
+_LIVE_SETTINGS = {
+    "MONGOPOOL_STRAY_CLIENTS",
+    "MONGOPOOL_ALLOWED_CLIENT_MODULES",
+    "MONGOPOOL_LEAKED_SESSIONS",
+    "MONGOPOOL_METRICS_TOKEN",
+}
+
 
 def _settings_changed(*, setting: str, **kwargs: object) -> None:
     if setting.startswith("MONGOPOOL_"):
         from django_mongopool import stray
         from django_mongopool.client import reset_client
 
-        reset_client()
+        if setting not in _LIVE_SETTINGS:
+            reset_client()
         stray.sync_with_settings()
 
 

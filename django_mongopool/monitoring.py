@@ -125,6 +125,13 @@ class PoolMetrics:
         self.leaked_sessions = 0
         self._history: deque[tuple[float, int, int, int]] = deque(maxlen=HISTORY_SAMPLES)
 
+    def reset_peaks(self) -> None:
+        """Start the high-water marks again from the current values (for assertions on a block)."""
+        with self._lock:
+            for server in self._servers.values():
+                server.peak_open = server.created - server.closed
+                server.peak_in_use = server.checked_out - server.checked_in
+
     def sample(self) -> None:
         """Record (time, open, in use, waiting) for the history chart."""
         snapshot = self.snapshot()

@@ -11,6 +11,7 @@ import pytest
 from django.test import Client
 
 from django_mongopool.client import get_config, get_database, get_metrics
+from django_mongopool.testing import assert_max_connections, assert_no_leaked_sessions
 from tests.helpers import MONITORS_PER_SERVER, established_to
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
@@ -41,7 +42,11 @@ def test_200_concurrent_requests_stay_within_the_pool(mongo, mongo_server, setti
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
-        with ThreadPoolExecutor(max_workers=REQUESTS) as pool:
+        with (
+            assert_max_connections(POOL),
+            assert_no_leaked_sessions(),
+            ThreadPoolExecutor(max_workers=REQUESTS) as pool,
+        ):
             statuses = list(pool.map(request, keys))
     finally:
         done.set()
