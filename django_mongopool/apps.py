@@ -18,7 +18,10 @@ def _settings_changed(*, setting: str, **kwargs: object) -> None:
         from django_mongopool.client import reset_client
 
         if setting not in _LIVE_SETTINGS:
+            from django_mongopool.async_client import reset_async_clients
+
             reset_client()
+            reset_async_clients()
         stray.sync_with_settings()
 
 

@@ -30,6 +30,8 @@ from django_mongopool.options import DATABASE_SETTING, ClientConfig, load_config
 class PooledMongoClient(MongoClient):  # type: ignore[type-arg]
     """The app's own client: a ``MongoClient`` that counts the sessions it starts and ends."""
 
+    _mongopool_own = True  # not a stray client
+
     def __init__(self, config: ClientConfig, metrics: PoolMetrics) -> None:
         self._mongopool_metrics = metrics
         self._mongopool_config = config

@@ -28,6 +28,8 @@ def _pool_families(
         "waiting": "Threads waiting for a connection",
         "checkouts": "Successful check-outs since start",
         "peak_open": "Largest number of open connections seen",
+        "pool_clears": "Times the pool was cleared after a network error",
+        "connections_created": "Connections created since start",
     }
     label_names = list(rows[0][0]) if rows else ["server"]
     for field, text in fields.items():

@@ -135,11 +135,21 @@ class Publisher(threading.Thread):
 _lock = threading.Lock()
 _publisher: Publisher | None = None
 _publisher_pid: int | None = None
+# True once this process runs its thread: the middleware's per-request check is one global read.
+running_here = False
+
+
+def _forget_after_fork() -> None:
+    global running_here
+    running_here = False
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def ensure_started() -> Publisher | None:
     """Start this process's background thread once (a pid check when already running)."""
-    global _publisher, _publisher_pid
+    global _publisher, _publisher_pid, running_here
     if _publisher_pid == os.getpid() and _publisher is not None and _publisher.is_alive():
         return _publisher
     if not conf.MONGOPOOL_URI:
@@ -154,13 +164,15 @@ def ensure_started() -> Publisher | None:
             _publisher = Publisher()
             _publisher_pid = os.getpid()
             _publisher.start()
+        running_here = True
     return _publisher
 
 
 def stop() -> None:
     """Stop this process's publisher (tests, settings changes)."""
-    global _publisher
+    global _publisher, running_here
     with _lock:
+        running_here = False
         if _publisher is not None and _publisher_pid == os.getpid():
             _publisher.stop()
             _publisher.join(timeout=10)

@@ -9,16 +9,18 @@ exhausted" become an HTTP 503 with ``Retry-After``.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import logging
 import threading
+import types
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
-from django.utils.functional import SimpleLazyObject
-from pymongo.client_session import ClientSession
+from django.utils.functional import SimpleLazyObject, empty
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from django_mongopool import heartbeat, sessions
@@ -32,42 +34,113 @@ UNAVAILABLE_MESSAGE = (
 )
 
 
-class RequestSession:
-    """Owns the lazily created session of one request; ending is idempotent.
+# Guards the rare race of two threads creating (or ending) one request's session.
+_create_lock = threading.Lock()
 
-    It also holds the list of sessions user code started during the request,
-    checked for leaks when the request (or its stream) ends.
+
+class RequestSession(SimpleLazyObject):
+    """``request.mongo_session`` itself: a lazy proxy to a ``ClientSession`` that it also ends.
+
+    One small object per request (built for every request, so it goes around
+    LazyObject's slow Python-level attribute hooks). Its own state lives under
+    ``_mongopool_*`` names, which no ``ClientSession`` attribute uses.
     """
 
-    def __init__(self, tracked: list[sessions.Tracked]) -> None:
-        self._lock = threading.Lock()
-        self._session: ClientSession | None = None
-        self._ended = False
-        self.tracked = tracked
+    def __init__(self) -> None:
+        state = object.__getattribute__(self, "__dict__")
+        state["_wrapped"] = empty
+        state["_mongopool_ended"] = False
+        state["_mongopool_tracked"] = []
+        state["_mongopool_async"] = None  # (AsyncClientSession, its loop) once asked for
 
-    @property
-    def started(self) -> bool:
-        return self._session is not None
-
-    def get(self) -> ClientSession:
-        with self._lock:
-            if self._ended:
+    def _setup(self) -> None:
+        with _create_lock:
+            state = object.__getattribute__(self, "__dict__")
+            if state["_mongopool_ended"]:
                 raise RuntimeError("request.mongo_session was used after its request ended.")
-            if self._session is None:
-                self._session = get_client().start_request_session()
-            return self._session
+            if state["_wrapped"] is empty:
+                state["_wrapped"] = get_client().start_request_session()
 
-    def end(self, where: str = "a streamed response", may_raise: bool = False) -> None:
-        with self._lock:
-            session, self._session = self._session, None
-            already, self._ended = self._ended, True
-        if session is not None:
+    def __copy__(self) -> RequestSession:
+        return self  # one request, one session
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> RequestSession:
+        return self
+
+    def _mongopool_started(self) -> bool:
+        return object.__getattribute__(self, "__dict__")["_wrapped"] is not empty
+
+    async def _mongopool_asession(self) -> Any:
+        """``await request.amongo_session()``: this request's AsyncClientSession (this loop's client)."""
+        state = object.__getattribute__(self, "__dict__")
+        if state["_mongopool_ended"]:
+            raise RuntimeError("request.amongo_session() was used after its request ended.")
+        entry = state["_mongopool_async"]
+        if entry is None:
+            from django_mongopool.async_client import get_async_client
+
+            entry = state["_mongopool_async"] = (
+                get_async_client().start_request_session(),
+                asyncio.get_running_loop(),
+            )
+        return entry[0]
+
+    async def _mongopool_aend(
+        self, request: HttpRequest | None = None, may_raise: bool = False
+    ) -> None:
+        """End both sessions from the event loop (async responses, ASGI)."""
+        state = object.__getattribute__(self, "__dict__")
+        entry, state["_mongopool_async"] = state["_mongopool_async"], None
+        if entry is not None:
+            await _end_async(entry[0])
+        RequestSession._mongopool_end(self, request, may_raise)
+
+    def _mongopool_end(self, request: HttpRequest | None = None, may_raise: bool = False) -> None:
+        state = object.__getattribute__(self, "__dict__")
+        if state["_mongopool_ended"]:
+            return
+        with _create_lock:
+            session, state["_wrapped"] = state["_wrapped"], empty
+            state["_mongopool_ended"] = True
+            async_entry, state["_mongopool_async"] = state["_mongopool_async"], None
+        if async_entry is not None:
+            _end_async_from_thread(*async_entry)
+        if session is not empty:
             try:
                 session.end_session()
             except PyMongoError:
                 logger.warning("Ending request.mongo_session failed", exc_info=True)
-        if not already:
-            sessions.report(sessions.leaked(self.tracked), where, may_raise=may_raise)
+        tracked = state["_mongopool_tracked"]
+        if tracked:
+            where = (
+                f"{request.method} {request.path}" if request is not None else "a streamed response"
+            )
+            sessions.report(sessions.leaked(tracked), where, may_raise=may_raise)
+
+
+async def _end_async(session: Any) -> None:
+    try:
+        await session.end_session()
+    except PyMongoError:
+        logger.warning("Ending request.amongo_session() failed", exc_info=True)
+
+
+def _end_async_from_thread(session: Any, loop: asyncio.AbstractEventLoop) -> None:
+    """End an async session from outside its loop (a sync close of a streamed response)."""
+    if loop.is_closed():
+        return  # its client was closed with the loop
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        loop.create_task(_end_async(session))
+    elif loop.is_running():
+        asyncio.run_coroutine_threadsafe(_end_async(session), loop).result(timeout=10)
+
+
+def _tracked(proxy: RequestSession) -> list[sessions.Tracked]:
+    return object.__getattribute__(proxy, "__dict__")["_mongopool_tracked"]  # type: ignore[no-any-return]
 
 
 class _ClosingIterator:
@@ -97,11 +170,12 @@ class _ClosingIterator:
 
 
 class _AsyncClosingIterator:
-    """Wraps an async stream; ends the session on exhaustion, error or ``close()``."""
+    """Wraps an async stream; ends the sessions on exhaustion, error or ``close()``."""
 
-    def __init__(self, iterator: AsyncIterator[bytes], on_close: Callable[[], None]) -> None:
+    def __init__(self, iterator: AsyncIterator[bytes], holder: RequestSession) -> None:
         self._iterator = iterator
-        self._on_close = on_close
+        self._holder = holder
+        self._on_close = functools.partial(RequestSession._mongopool_end, holder)
 
     def __aiter__(self) -> _AsyncClosingIterator:
         return self
@@ -110,7 +184,7 @@ class _AsyncClosingIterator:
         try:
             return await self._iterator.__anext__()
         except BaseException:
-            self._on_close()
+            await RequestSession._mongopool_aend(self._holder)
             raise
 
     def close(self) -> None:
@@ -152,34 +226,38 @@ class MongoSessionMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:
             return self.__acall__(request)
-        holder, token = self._attach(request)
+        holder = self._attach(request)
+        token = sessions.current.set(_tracked(holder))
         try:
             response = self.get_response(request)
         except BaseException:
-            holder.end()
+            RequestSession._mongopool_end(holder)
             raise
         finally:
-            sessions.stop(token)
+            sessions.current.reset(token)
         return self._finish(request, response, holder)
 
     async def __acall__(self, request: HttpRequest) -> Any:
-        holder, token = self._attach(request)
+        holder = self._attach(request)
+        token = sessions.current.set(_tracked(holder))
         try:
             response = await self.get_response(request)
         except BaseException:  # including asyncio.CancelledError on client disconnect
-            holder.end()
+            await RequestSession._mongopool_aend(holder)
             raise
         finally:
-            sessions.stop(token)
+            sessions.current.reset(token)
+        if not isinstance(response, StreamingHttpResponse):
+            await RequestSession._mongopool_aend(holder, request, may_raise=True)
+            return response
         return self._finish(request, response, holder)
 
-    def _attach(self, request: HttpRequest) -> tuple[RequestSession, Any]:
-        heartbeat.ensure_started()
-        tracked, token = sessions.start()
-        holder = RequestSession(tracked)
-        request.mongo_session = SimpleLazyObject(holder.get)  # type: ignore[attr-defined]
-        request._mongopool_session = holder  # type: ignore[attr-defined]
-        return holder, token
+    def _attach(self, request: HttpRequest) -> RequestSession:
+        if not heartbeat.running_here:
+            heartbeat.ensure_started()
+        holder = request.mongo_session = RequestSession()  # type: ignore[attr-defined]
+        request.amongo_session = types.MethodType(RequestSession._mongopool_asession, holder)  # type: ignore[attr-defined]
+        return holder
 
     def _finish(
         self, request: HttpRequest, response: HttpResponseBase, holder: RequestSession
@@ -190,15 +268,15 @@ class MongoSessionMiddleware:
             if response.is_async:
                 response.streaming_content = _AsyncClosingIterator(
                     response.streaming_content,  # type: ignore[arg-type]
-                    holder.end,
+                    holder,
                 )
             else:
                 response.streaming_content = _ClosingIterator(
                     response.streaming_content,  # type: ignore[arg-type]
-                    holder.end,
+                    functools.partial(RequestSession._mongopool_end, holder),
                 )
         else:
-            holder.end(f"{request.method} {request.path}", may_raise=True)
+            RequestSession._mongopool_end(holder, request, may_raise=True)
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:

@@ -46,12 +46,13 @@ class Tracked:
         return f"{self.filename}:{self.lineno}"
 
 
-_tracked: ContextVar[list[Tracked] | None] = ContextVar("mongopool_tracked_sessions", default=None)
+# The tracking list of the request (or assertion block) running in this context.
+current: ContextVar[list[Tracked] | None] = ContextVar("mongopool_tracked_sessions", default=None)
 
 
 def record(session: Any, frame: FrameType | None) -> None:
     """Called by the app's client for each session it starts on behalf of user code."""
-    tracked = _tracked.get()
+    tracked = current.get()
     if tracked is None or frame is None:
         return
     tracked.append(
@@ -64,27 +65,18 @@ def record(session: Any, frame: FrameType | None) -> None:
     )
 
 
-def start() -> tuple[list[Tracked], Any]:
-    """Open a tracking list in the current context; returns it and the token to reset."""
-    tracked: list[Tracked] = []
-    return tracked, _tracked.set(tracked)
-
-
-def stop(token: Any) -> None:
-    _tracked.reset(token)
-
-
 def leaked(tracked: list[Tracked]) -> list[Tracked]:
     return [t for t in tracked if not t.session.has_ended]
 
 
 @contextlib.contextmanager
 def tracking() -> Iterator[list[Tracked]]:
-    tracked, token = start()
+    tracked: list[Tracked] = []
+    token = current.set(tracked)
     try:
         yield tracked
     finally:
-        stop(token)
+        current.reset(token)
 
 
 def report(leaks: list[Tracked], where: str, *, may_raise: bool = True) -> None:

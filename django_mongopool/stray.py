@@ -60,14 +60,8 @@ def _caller(start: FrameType | None) -> FrameType | None:
 
 def check_construction(client: Any, frame: FrameType | None) -> None:
     """Warn or raise for a client built by ``frame``'s code, per the current mode."""
-    from django_mongopool.client import PooledMongoClient
-
     mode = conf.MONGOPOOL_STRAY_CLIENTS
-    if (
-        mode == "off"
-        or isinstance(client, PooledMongoClient)
-        or getattr(client, "_mongopool_own", False)
-    ):
+    if mode == "off" or getattr(type(client), "_mongopool_own", False):
         return
     caller = _caller(frame)
     if caller is None:

@@ -73,7 +73,7 @@ async def async_stream(request: HttpRequest) -> StreamingHttpResponse:
 
 
 def session_state(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"started": request._mongopool_session.started})
+    return JsonResponse({"started": request.mongo_session._mongopool_started()})
 
 
 @mongo_transaction
@@ -130,3 +130,36 @@ async def async_leaks_a_session(request: HttpRequest) -> JsonResponse:
 
     await sync_to_async(work)()
     return JsonResponse({"leaked": True})
+
+
+async def async_native(request: HttpRequest) -> JsonResponse:
+    """Uses the async client of this event loop through request.amongo_session()."""
+    from django_mongopool import get_async_database
+
+    session = await request.amongo_session()
+    assert session is await request.amongo_session()  # one per request
+    items = get_async_database()["items"]
+    key = uuid.uuid4().hex
+    await items.insert_one({"key": key}, session=session)
+    found = await items.find_one({"key": key}, session=session)
+    return JsonResponse({"key": found["key"]})
+
+
+async def async_native_stream(request: HttpRequest) -> StreamingHttpResponse:
+    from django_mongopool import get_async_database
+
+    async def chunks():
+        session = await request.amongo_session()
+        for n in range(3):
+            await get_async_database()["items"].find_one({}, session=session)
+            yield f"chunk {n}\n"
+
+    return StreamingHttpResponse(chunks(), content_type="text/plain")
+
+
+async def async_native_slow(request: HttpRequest) -> JsonResponse:
+    import asyncio
+
+    await request.amongo_session()
+    await asyncio.sleep(30)  # cancelled by the test before this ends
+    return JsonResponse({})

@@ -73,8 +73,13 @@ MONGOPOOL_DATABASE = env("MONGODB_DATABASE", default="guestbook")
 MONGOPOOL_CLIENT_OPTIONS = {
     "maxPoolSize": env.int("MONGODB_MAX_POOL_SIZE", default=10),
     "waitQueueTimeoutMS": env.int("MONGODB_WAIT_QUEUE_TIMEOUT_MS", default=2000),
+    "serverSelectionTimeoutMS": env.int("MONGODB_SERVER_SELECTION_TIMEOUT_MS", default=5000),
+    "connectTimeoutMS": env.int("MONGODB_CONNECT_TIMEOUT_MS", default=5000),
+    "socketTimeoutMS": env.int("MONGODB_SOCKET_TIMEOUT_MS", default=30000),
     "appname": env("MONGODB_APPNAME", default="guestbook"),
 }
+# Lets a Prometheus scraper (or the reliability tests) read /admin/mongopool/metrics.
+MONGOPOOL_METRICS_TOKEN = env("MONGOPOOL_METRICS_TOKEN", default=None)
 # Fleet heartbeats (seen by manage.py mongo_connections and the pool page); 0 turns them off.
 MONGOPOOL_HEARTBEAT_SECONDS = env.float("MONGODB_HEARTBEAT_SECONDS", default=10)
 # How many web processes the deployment runs in all (for the fleet connection budget).

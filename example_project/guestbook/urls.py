@@ -8,4 +8,6 @@ urlpatterns = [
     path("entries/<str:entry_id>/", views.entry_detail, name="detail"),
     path("export.csv", views.export_csv, name="export"),
     path("api/entries/", views.api_entries, name="api-entries"),
+    path("api/sign/", views.api_sign, name="api-sign"),
+    path("api/async-sign/", views.api_async_sign, name="api-async-sign"),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -12,9 +13,10 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from django_mongopool import get_database
+from django_mongopool import get_async_database, get_database
 from guestbook.forms import EntryForm
 
 
@@ -79,6 +81,29 @@ def export_csv(request: HttpRequest) -> StreamingHttpResponse:
     return response
 
 
+@csrf_exempt  # a JSON API for scripts; a real one would authenticate its callers
+@require_http_methods(["POST"])
+def api_sign(request: HttpRequest) -> JsonResponse:
+    """POST {"id": "...", "name": "...", "message": "..."}: 201 once the write is acknowledged."""
+    try:
+        data = json.loads(request.body)
+        form = EntryForm({"name": data.get("name"), "message": data.get("message")})
+        entry_id = data.get("id") or str(ObjectId())
+        if not isinstance(entry_id, str) or not 1 <= len(entry_id) <= 64:
+            raise ValueError("id")
+    except (ValueError, AttributeError):
+        return JsonResponse(
+            {"error": "expected a JSON object with id, name and message"}, status=400
+        )
+    if not form.is_valid():
+        return JsonResponse({"error": form.errors}, status=400)
+    _entries().insert_one(
+        {"_id": entry_id, **form.cleaned_data, "created_at": datetime.now(UTC)},
+        session=request.mongo_session,
+    )
+    return JsonResponse({"id": entry_id}, status=201)
+
+
 async def api_entries(request: HttpRequest) -> JsonResponse:
     """An async view: the sync session is used from a worker thread, never on the event loop."""
     session = request.mongo_session
@@ -91,3 +116,26 @@ async def api_entries(request: HttpRequest) -> JsonResponse:
         ]
 
     return JsonResponse({"entries": await sync_to_async(latest)()})
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+async def api_async_sign(request: HttpRequest) -> JsonResponse:
+    """The async twin of api_sign: pymongo's AsyncMongoClient of this event loop."""
+    try:
+        data = json.loads(request.body)
+        entry_id = str(data.get("id") or ObjectId())
+        form = EntryForm({"name": data.get("name"), "message": data.get("message")})
+    except (ValueError, AttributeError):
+        return JsonResponse(
+            {"error": "expected a JSON object with id, name and message"}, status=400
+        )
+    if not form.is_valid() or not 1 <= len(entry_id) <= 64:
+        return JsonResponse({"error": "invalid entry"}, status=400)
+    session = await request.amongo_session()
+    entries = get_async_database()["entries"]
+    await entries.insert_one(
+        {"_id": entry_id, **form.cleaned_data, "created_at": datetime.now(UTC)}, session=session
+    )
+    found = await entries.find_one({"_id": entry_id}, session=session)
+    return JsonResponse({"id": found["_id"]}, status=201)

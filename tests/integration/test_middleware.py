@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import threading
 import time
 
@@ -77,9 +79,9 @@ def test_stream_closed_before_first_chunk_leaves_nothing_open(mongo):
 
 def test_session_used_after_request_is_refused(mongo):
     response = Client().get("/t/insert/")
-    holder = response.wsgi_request._mongopool_session
+    session = response.wsgi_request.mongo_session
     with pytest.raises(RuntimeError, match="after its request ended"):
-        holder.get()
+        session.end_session()
 
 
 async def test_async_view_uses_and_ends_the_session(mongo):
@@ -171,3 +173,16 @@ def test_saturated_pool_gives_503_after_wait_queue_timeout(mongo, settings):
     (server,) = get_metrics().snapshot().servers
     assert server.checkout_failures == {"timeout": 1}
     assert _sessions() == (1, 1)
+    # the failed check-out shows on the page's JSON and in the command
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+
+    staff = User.objects.create_superuser("saturation", password="pw")
+    viewer = Client()
+    viewer.force_login(staff)
+    page = viewer.get("/admin/mongopool/?format=json").json()
+    assert page["process"]["servers"][0]["checkout_failures"] == {"timeout": 1}
+    assert page["process"]["checkout_timeouts"] == 1
+    out = io.StringIO()
+    call_command("mongo_connections", "--format", "json", stdout=out)
+    assert json.loads(out.getvalue())["process"]["checkout_timeouts"] == 1

@@ -1,0 +1,147 @@
+"""pymongo's ``AsyncMongoClient``, one per event loop, from the same settings.
+
+An ``AsyncMongoClient`` is bound to the loop it first runs on, so each event
+loop gets its own client, created lazily by the first coroutine on that loop
+that asks, and closed just before that loop closes (the loop's ``close`` is
+wrapped for that one loop). Clients are never shared across loops. They share
+the process's metrics with the sync client, so the page, the audit and the
+heartbeats count their connections and sessions too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import sys
+import threading
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from django_mongopool import sessions
+from django_mongopool.client import get_config, get_metrics
+from django_mongopool.monitoring import CommandCounter, PoolListener, PoolMetrics
+from django_mongopool.options import DATABASE_SETTING, ClientConfig
+
+
+class PooledAsyncMongoClient(AsyncMongoClient):  # type: ignore[type-arg]
+    """The app's async client: counts the sessions it starts and ends."""
+
+    _mongopool_own = True  # not a stray client
+
+    def __init__(self, config: ClientConfig, metrics: PoolMetrics) -> None:
+        self._mongopool_metrics = metrics
+        self._mongopool_config = config
+        listeners = list(config.kwargs.get("event_listeners", ()))
+        listeners += [PoolListener(metrics), CommandCounter(metrics)]
+        kwargs = {k: v for k, v in config.kwargs.items() if k != "event_listeners"}
+        super().__init__(config.uri, connect=False, event_listeners=listeners, **kwargs)
+
+    def start_session(self, *args: Any, **kwargs: Any) -> AsyncClientSession:
+        session = self._start_counted_session(*args, **kwargs)
+        sessions.record(session, sys._getframe(1))
+        return session
+
+    def start_request_session(self) -> AsyncClientSession:
+        """The session behind ``await request.amongo_session()`` (never tracked as a leak)."""
+        return self._start_counted_session()
+
+    def _start_counted_session(self, *args: Any, **kwargs: Any) -> AsyncClientSession:
+        session = super().start_session(*args, **kwargs)
+        metrics = self._mongopool_metrics
+        metrics.count("sessions_started")
+        end = session._end_session
+
+        @functools.wraps(end)
+        async def counted_end(lock: bool) -> None:
+            was_open = not session.has_ended
+            await end(lock)
+            if was_open:
+                metrics.count("sessions_ended")
+
+        session._end_session = counted_end  # type: ignore[method-assign]
+        return session
+
+    def __repr__(self) -> str:
+        return f"PooledAsyncMongoClient({self._mongopool_config.redacted_uri!r})"
+
+
+_lock = threading.Lock()
+_clients: dict[int, tuple[asyncio.AbstractEventLoop, PooledAsyncMongoClient]] = {}
+
+
+def _forget_all() -> None:
+    # A forked child gets fresh clients; the parent's are neither used nor closed here.
+    _clients.clear()
+
+
+os.register_at_fork(after_in_child=_forget_all)
+
+
+def _close_with_loop(loop: asyncio.AbstractEventLoop, client: PooledAsyncMongoClient) -> None:
+    original_close = loop.close
+
+    @functools.wraps(original_close)
+    def close() -> None:
+        with _lock:
+            entry = _clients.get(id(loop))
+            if entry is not None and entry[1] is client:
+                del _clients[id(loop)]
+        if not loop.is_closed() and not loop.is_running():
+            with contextlib.suppress(Exception):  # the loop is going away anyway
+                loop.run_until_complete(client.close())
+        loop.close = original_close  # type: ignore[method-assign]
+        original_close()
+
+    loop.close = close  # type: ignore[method-assign]
+
+
+def get_async_client() -> PooledAsyncMongoClient:
+    """The ``AsyncMongoClient`` of the running event loop (built on first use)."""
+    loop = asyncio.get_running_loop()
+    entry = _clients.get(id(loop))
+    if entry is not None and entry[0] is loop:
+        return entry[1]
+    with _lock:
+        entry = _clients.get(id(loop))
+        if entry is None or entry[0] is not loop:
+            client = PooledAsyncMongoClient(get_config(), get_metrics())
+            _clients[id(loop)] = (loop, client)
+            _close_with_loop(loop, client)
+            entry = _clients[id(loop)]
+    return entry[1]
+
+
+def get_async_database(name: str | None = None) -> AsyncDatabase:  # type: ignore[type-arg]
+    """A database of this loop's async client: ``name`` or ``MONGOPOOL_DATABASE``."""
+    client = get_async_client()
+    name = name or get_config().database
+    if not name:
+        raise ImproperlyConfigured(
+            f"get_async_database() needs a name: set {DATABASE_SETTING} or pass one."
+        )
+    return client[name]
+
+
+def reset_async_clients() -> None:
+    """Forget every loop's client (settings changed); each is closed on its own loop."""
+    with _lock:
+        entries = list(_clients.values())
+        _clients.clear()
+    for loop, client in entries:
+        if loop.is_closed():
+            continue
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            loop.create_task(client.close())
+        elif loop.is_running():
+            asyncio.run_coroutine_threadsafe(client.close(), loop)
+        # a loop that is not running closes nothing now; its wrapped close() skips a stale client

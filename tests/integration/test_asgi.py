@@ -1,0 +1,65 @@
+"""The example project under a real ASGI server (uvicorn) with load from another process."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+from pymongo import MongoClient
+
+from tests.helpers import MONITORS_PER_SERVER, established_to
+from tests.integration.live import ExampleServer, Load
+
+pytestmark = [pytest.mark.server, pytest.mark.reliability]
+
+
+@pytest.fixture(autouse=True)
+def _checking_client(settings):
+    """The test reads the web server's database with a plain MongoClient of its own."""
+    settings.MONGOPOOL_ALLOWED_CLIENT_MODULES = [__name__]
+
+
+POOL = 5
+REQUESTS = 200
+
+
+def test_200_concurrent_async_requests_under_uvicorn(mongo_server, tmp_path):
+    web = ExampleServer(
+        mongo_server.url,
+        tmp_path,
+        asgi=True,
+        MONGODB_MAX_POOL_SIZE=str(POOL),
+        MONGODB_WAIT_QUEUE_TIMEOUT_MS="60000",
+        MONGODB_HEARTBEAT_SECONDS="0",  # only the loop's async client talks to the server
+    ).start()
+    try:
+        load = Load(
+            web.base,
+            tmp_path,
+            workers=REQUESTS,
+            seconds=120,
+            path="/api/async-sign/",
+            max_requests=REQUESTS,
+        )
+        samples = []
+        while load.process.poll() is None:
+            samples.append(established_to(mongo_server.ports, web.process.pid))
+            time.sleep(0.02)
+        results = load.finish()
+        metrics = web.metrics()
+    finally:
+        web.stop()
+    statuses = Counter(r[1] for r in results)
+    assert statuses == {201: REQUESTS}, statuses
+    with MongoClient(mongo_server.url) as client:
+        stored = {
+            d["_id"] for d in client[web.env["MONGODB_DATABASE"]]["entries"].find({}, {"_id": 1})
+        }
+    assert {r[0] for r in results} <= stored
+    assert metrics["mongopool_sessions_started"] == metrics["mongopool_sessions_ended"] >= REQUESTS
+    # The sync client (readiness probe, before the load) keeps its own few connections; the
+    # loop's async client added at most maxPoolSize + monitors on top of them.
+    per_client = len(mongo_server.ports) * (POOL + MONITORS_PER_SERVER)
+    assert samples and max(samples) - samples[0] <= per_client
+    assert max(samples) <= 2 * per_client
