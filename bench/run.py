@@ -157,7 +157,7 @@ def load(port: int, path: str, concurrency: int, requests: int) -> dict:
 
 
 class Sampler(threading.Thread):
-    """Samples connections and memory every 20 ms while a load runs."""
+    """Samples connections and memory every 50 ms while a load runs."""
 
     def __init__(self, server: Server, site_pid: int) -> None:
         super().__init__(daemon=True)
@@ -186,7 +186,7 @@ class Sampler(threading.Thread):
                 self.server_rss = max(self.server_rss, self.server.rss_mb() or 0.0)
             except (psutil.Error, OSError):
                 pass
-            self.stop_event.wait(0.02)
+            self.stop_event.wait(0.05)
 
 
 def run_one(server: Server, variant: str, concurrency: int, requests: int) -> dict:

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import functools
 import os
-import sys
 import threading
 from typing import Any
 
@@ -23,39 +22,15 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from django_mongopool import sessions
-from django_mongopool.client import get_config, get_metrics
-from django_mongopool.monitoring import CommandCounter, PoolListener, PoolMetrics
-from django_mongopool.options import DATABASE_SETTING, ClientConfig
+from django_mongopool.client import PooledClientMixin, get_config, get_metrics
+from django_mongopool.options import DATABASE_SETTING
 
 
-class PooledAsyncMongoClient(AsyncMongoClient):  # type: ignore[type-arg]
+class PooledAsyncMongoClient(PooledClientMixin, AsyncMongoClient):  # type: ignore[type-arg]
     """The app's async client: counts the sessions it starts and ends."""
 
-    _mongopool_own = True  # not a stray client
-
-    def __init__(self, config: ClientConfig, metrics: PoolMetrics) -> None:
-        self._mongopool_metrics = metrics
-        self._mongopool_config = config
-        listeners = list(config.kwargs.get("event_listeners", ()))
-        listeners += [PoolListener(metrics), CommandCounter(metrics)]
-        kwargs = {k: v for k, v in config.kwargs.items() if k != "event_listeners"}
-        super().__init__(config.uri, connect=False, event_listeners=listeners, **kwargs)
-
-    def start_session(self, *args: Any, **kwargs: Any) -> AsyncClientSession:
-        session = self._start_counted_session(*args, **kwargs)
-        sessions.record(session, sys._getframe(1))
-        return session
-
-    def start_request_session(self) -> AsyncClientSession:
-        """The session behind ``await request.amongo_session()`` (never tracked as a leak)."""
-        return self._start_counted_session()
-
-    def _start_counted_session(self, *args: Any, **kwargs: Any) -> AsyncClientSession:
-        session = super().start_session(*args, **kwargs)
+    def _counted_end(self, session: AsyncClientSession, end: Any) -> Any:
         metrics = self._mongopool_metrics
-        metrics.count("sessions_started")
-        end = session._end_session
 
         @functools.wraps(end)
         async def counted_end(lock: bool) -> None:
@@ -64,11 +39,7 @@ class PooledAsyncMongoClient(AsyncMongoClient):  # type: ignore[type-arg]
             if was_open:
                 metrics.count("sessions_ended")
 
-        session._end_session = counted_end  # type: ignore[method-assign]
-        return session
-
-    def __repr__(self) -> str:
-        return f"PooledAsyncMongoClient({self._mongopool_config.redacted_uri!r})"
+        return counted_end
 
 
 _lock = threading.Lock()

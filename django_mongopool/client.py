@@ -27,10 +27,12 @@ from django_mongopool.monitoring import CommandCounter, PoolListener, PoolMetric
 from django_mongopool.options import DATABASE_SETTING, ClientConfig, load_config
 
 
-class PooledMongoClient(MongoClient):  # type: ignore[type-arg]
-    """The app's own client: a ``MongoClient`` that counts the sessions it starts and ends."""
+class PooledClientMixin:
+    """What the app's sync and async clients share: listeners, connect=False, session counts."""
 
     _mongopool_own = True  # not a stray client
+    _mongopool_metrics: PoolMetrics
+    _mongopool_config: ClientConfig
 
     def __init__(self, config: ClientConfig, metrics: PoolMetrics) -> None:
         self._mongopool_metrics = metrics
@@ -38,22 +40,35 @@ class PooledMongoClient(MongoClient):  # type: ignore[type-arg]
         listeners = list(config.kwargs.get("event_listeners", ()))
         listeners += [PoolListener(metrics), CommandCounter(metrics)]
         kwargs = {k: v for k, v in config.kwargs.items() if k != "event_listeners"}
-        super().__init__(config.uri, connect=False, event_listeners=listeners, **kwargs)
+        super().__init__(config.uri, connect=False, event_listeners=listeners, **kwargs)  # type: ignore[call-arg]
 
-    def start_session(self, *args: Any, **kwargs: Any) -> ClientSession:
+    def start_session(self, *args: Any, **kwargs: Any) -> Any:
         session = self._start_counted_session(*args, **kwargs)
         sessions.record(session, sys._getframe(1))
         return session
 
-    def start_request_session(self) -> ClientSession:
-        """The session behind ``request.mongo_session`` (ended by the middleware, never tracked)."""
+    def start_request_session(self) -> Any:
+        """The session behind ``request.mongo_session`` / ``amongo_session()`` (never tracked)."""
         return self._start_counted_session()
 
-    def _start_counted_session(self, *args: Any, **kwargs: Any) -> ClientSession:
-        session = super().start_session(*args, **kwargs)
+    def _start_counted_session(self, *args: Any, **kwargs: Any) -> Any:
+        session = super().start_session(*args, **kwargs)  # type: ignore[misc]
+        self._mongopool_metrics.count("sessions_started")
+        session._end_session = self._counted_end(session, session._end_session)
+        return session
+
+    def _counted_end(self, session: Any, end: Any) -> Any:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._mongopool_config.redacted_uri!r})"
+
+
+class PooledMongoClient(PooledClientMixin, MongoClient):  # type: ignore[type-arg]
+    """The app's own client: a ``MongoClient`` that counts the sessions it starts and ends."""
+
+    def _counted_end(self, session: ClientSession, end: Any) -> Any:
         metrics = self._mongopool_metrics
-        metrics.count("sessions_started")
-        end = session._end_session
 
         @functools.wraps(end)
         def counted_end(lock: bool) -> None:
@@ -62,11 +77,7 @@ class PooledMongoClient(MongoClient):  # type: ignore[type-arg]
             if was_open:
                 metrics.count("sessions_ended")
 
-        session._end_session = counted_end  # type: ignore[method-assign]
-        return session
-
-    def __repr__(self) -> str:
-        return f"PooledMongoClient({self._mongopool_config.redacted_uri!r})"
+        return counted_end
 
 
 class _ProcessClient:

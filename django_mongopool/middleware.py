@@ -10,17 +10,15 @@ exhausted" become an HTTP 503 with ``Retry-After``.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import threading
-import types
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
-from django.utils.functional import SimpleLazyObject, empty
+from pymongo.client_session import ClientSession
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from django_mongopool import heartbeat, sessions
@@ -38,84 +36,104 @@ UNAVAILABLE_MESSAGE = (
 _create_lock = threading.Lock()
 
 
-class RequestSession(SimpleLazyObject):
-    """``request.mongo_session`` itself: a lazy proxy to a ``ClientSession`` that it also ends.
+class RequestSession:
+    """The sessions of one request: created on first use, ended exactly once.
 
-    One small object per request (built for every request, so it goes around
-    LazyObject's slow Python-level attribute hooks). Its own state lives under
-    ``_mongopool_*`` names, which no ``ClientSession`` attribute uses.
+    It also holds the sessions user code started during the request, checked
+    for leaks when the request (or its stream) ends.
     """
 
+    __slots__ = ("session", "async_entry", "ended", "tracked")
+
     def __init__(self) -> None:
-        state = object.__getattribute__(self, "__dict__")
-        state["_wrapped"] = empty
-        state["_mongopool_ended"] = False
-        state["_mongopool_tracked"] = []
-        state["_mongopool_async"] = None  # (AsyncClientSession, its loop) once asked for
+        self.session: ClientSession | None = None
+        self.async_entry: tuple[Any, asyncio.AbstractEventLoop] | None = None
+        self.ended = False
+        self.tracked: list[sessions.Tracked] = []
 
-    def _setup(self) -> None:
+    @property
+    def started(self) -> bool:
+        return self.session is not None
+
+    def get(self) -> ClientSession:
         with _create_lock:
-            state = object.__getattribute__(self, "__dict__")
-            if state["_mongopool_ended"]:
+            if self.ended:
                 raise RuntimeError("request.mongo_session was used after its request ended.")
-            if state["_wrapped"] is empty:
-                state["_wrapped"] = get_client().start_request_session()
+            if self.session is None:
+                self.session = get_client().start_request_session()
+            return self.session
 
-    def __copy__(self) -> RequestSession:
-        return self  # one request, one session
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> RequestSession:
-        return self
-
-    def _mongopool_started(self) -> bool:
-        return object.__getattribute__(self, "__dict__")["_wrapped"] is not empty
-
-    async def _mongopool_asession(self) -> Any:
-        """``await request.amongo_session()``: this request's AsyncClientSession (this loop's client)."""
-        state = object.__getattribute__(self, "__dict__")
-        if state["_mongopool_ended"]:
+    async def aget(self) -> Any:
+        if self.ended:
             raise RuntimeError("request.amongo_session() was used after its request ended.")
-        entry = state["_mongopool_async"]
-        if entry is None:
+        if self.async_entry is None:
             from django_mongopool.async_client import get_async_client
 
-            entry = state["_mongopool_async"] = (
+            self.async_entry = (
                 get_async_client().start_request_session(),
                 asyncio.get_running_loop(),
             )
-        return entry[0]
+        return self.async_entry[0]
 
-    async def _mongopool_aend(
-        self, request: HttpRequest | None = None, may_raise: bool = False
-    ) -> None:
-        """End both sessions from the event loop (async responses, ASGI)."""
-        state = object.__getattribute__(self, "__dict__")
-        entry, state["_mongopool_async"] = state["_mongopool_async"], None
+    async def aend(self, request: HttpRequest | None = None, may_raise: bool = False) -> None:
+        """End both sessions from the event loop (ASGI)."""
+        entry, self.async_entry = self.async_entry, None
         if entry is not None:
             await _end_async(entry[0])
-        RequestSession._mongopool_end(self, request, may_raise)
+        self.end(request, may_raise)
 
-    def _mongopool_end(self, request: HttpRequest | None = None, may_raise: bool = False) -> None:
-        state = object.__getattribute__(self, "__dict__")
-        if state["_mongopool_ended"]:
+    def end(self, request: HttpRequest | None = None, may_raise: bool = False) -> None:
+        if self.ended:
             return
         with _create_lock:
-            session, state["_wrapped"] = state["_wrapped"], empty
-            state["_mongopool_ended"] = True
-            async_entry, state["_mongopool_async"] = state["_mongopool_async"], None
+            session, self.session = self.session, None
+            async_entry, self.async_entry = self.async_entry, None
+            self.ended = True
         if async_entry is not None:
             _end_async_from_thread(*async_entry)
-        if session is not empty:
+        if session is not None:
             try:
                 session.end_session()
             except PyMongoError:
                 logger.warning("Ending request.mongo_session failed", exc_info=True)
-        tracked = state["_mongopool_tracked"]
-        if tracked:
+        if self.tracked:
             where = (
                 f"{request.method} {request.path}" if request is not None else "a streamed response"
             )
-            sessions.report(sessions.leaked(tracked), where, may_raise=may_raise)
+            sessions.report(sessions.leaked(self.tracked), where, may_raise=may_raise)
+
+
+class _MongoSessionAttribute:
+    """``request.mongo_session``: starts the real ``ClientSession`` on first access, then caches it.
+
+    A non-data descriptor (like ``cached_property``): once created, the session sits in
+    the request's ``__dict__`` and later reads are plain attribute reads. pymongo gets the
+    real ``ClientSession``, not a proxy.
+    """
+
+    def __get__(self, request: Any, owner: type | None = None) -> Any:
+        if request is None:
+            return self
+        session = request.__dict__["_mongopool"].get()
+        request.__dict__["mongo_session"] = session
+        return session
+
+
+_request_classes: dict[type, type] = {}
+
+
+def _with_session_attribute(cls: type) -> type:
+    """A subclass of the request's class that adds ``mongo_session`` (made once per class)."""
+    if "mongo_session" in cls.__dict__:
+        return cls
+    subclass = _request_classes.get(cls)
+    if subclass is None:
+        subclass = _request_classes[cls] = type(
+            cls.__name__,
+            (cls,),
+            {"mongo_session": _MongoSessionAttribute(), "__module__": cls.__module__},
+        )
+    return subclass
 
 
 async def _end_async(session: Any) -> None:
@@ -137,10 +155,6 @@ def _end_async_from_thread(session: Any, loop: asyncio.AbstractEventLoop) -> Non
         loop.create_task(_end_async(session))
     elif loop.is_running():
         asyncio.run_coroutine_threadsafe(_end_async(session), loop).result(timeout=10)
-
-
-def _tracked(proxy: RequestSession) -> list[sessions.Tracked]:
-    return object.__getattribute__(proxy, "__dict__")["_mongopool_tracked"]  # type: ignore[no-any-return]
 
 
 class _ClosingIterator:
@@ -175,7 +189,7 @@ class _AsyncClosingIterator:
     def __init__(self, iterator: AsyncIterator[bytes], holder: RequestSession) -> None:
         self._iterator = iterator
         self._holder = holder
-        self._on_close = functools.partial(RequestSession._mongopool_end, holder)
+        self._on_close = holder.end
 
     def __aiter__(self) -> _AsyncClosingIterator:
         return self
@@ -184,7 +198,7 @@ class _AsyncClosingIterator:
         try:
             return await self._iterator.__anext__()
         except BaseException:
-            await RequestSession._mongopool_aend(self._holder)
+            await self._holder.aend()
             raise
 
     def close(self) -> None:
@@ -227,11 +241,11 @@ class MongoSessionMiddleware:
         if self.async_mode:
             return self.__acall__(request)
         holder = self._attach(request)
-        token = sessions.current.set(_tracked(holder))
+        token = sessions.current.set(holder.tracked)
         try:
             response = self.get_response(request)
         except BaseException:
-            RequestSession._mongopool_end(holder)
+            holder.end()
             raise
         finally:
             sessions.current.reset(token)
@@ -239,24 +253,27 @@ class MongoSessionMiddleware:
 
     async def __acall__(self, request: HttpRequest) -> Any:
         holder = self._attach(request)
-        token = sessions.current.set(_tracked(holder))
+        token = sessions.current.set(holder.tracked)
         try:
             response = await self.get_response(request)
         except BaseException:  # including asyncio.CancelledError on client disconnect
-            await RequestSession._mongopool_aend(holder)
+            await holder.aend()
             raise
         finally:
             sessions.current.reset(token)
         if not isinstance(response, StreamingHttpResponse):
-            await RequestSession._mongopool_aend(holder, request, may_raise=True)
+            await holder.aend(request, may_raise=True)
             return response
         return self._finish(request, response, holder)
 
     def _attach(self, request: HttpRequest) -> RequestSession:
         if not heartbeat.running_here:
             heartbeat.ensure_started()
-        holder = request.mongo_session = RequestSession()  # type: ignore[attr-defined]
-        request.amongo_session = types.MethodType(RequestSession._mongopool_asession, holder)  # type: ignore[attr-defined]
+        holder = RequestSession()
+        state = request.__dict__
+        state["_mongopool"] = holder
+        state["amongo_session"] = holder.aget
+        request.__class__ = _with_session_attribute(request.__class__)
         return holder
 
     def _finish(
@@ -273,10 +290,10 @@ class MongoSessionMiddleware:
             else:
                 response.streaming_content = _ClosingIterator(
                     response.streaming_content,  # type: ignore[arg-type]
-                    functools.partial(RequestSession._mongopool_end, holder),
+                    holder.end,
                 )
         else:
-            RequestSession._mongopool_end(holder, request, may_raise=True)
+            holder.end(request, may_raise=True)
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:

@@ -6,9 +6,11 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import psutil
+from pymongo import monitoring
 
 # pymongo keeps up to two monitor connections per server (monitor + RTT monitor).
 MONITORS_PER_SERVER = 2
@@ -48,3 +50,22 @@ def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
+
+
+class HoldConnection(monitoring.CommandListener):
+    """Blocks the command tagged comment="hold" so its pooled connection stays checked out."""
+
+    def __init__(self) -> None:
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command.get("comment") == "hold":
+            self.holding.set()
+            self.release.wait(60)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass

@@ -73,7 +73,7 @@ async def async_stream(request: HttpRequest) -> StreamingHttpResponse:
 
 
 def session_state(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"started": request.mongo_session._mongopool_started()})
+    return JsonResponse({"started": request._mongopool.started})
 
 
 @mongo_transaction

@@ -9,10 +9,9 @@ import time
 
 import pytest
 from django.test import AsyncClient, Client
-from pymongo import monitoring
 
 from django_mongopool.client import get_client, get_metrics
-from tests.helpers import closed_port
+from tests.helpers import HoldConnection, closed_port
 from tests.views import Boom
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db]
@@ -78,10 +77,19 @@ def test_stream_closed_before_first_chunk_leaves_nothing_open(mongo):
 
 
 def test_session_used_after_request_is_refused(mongo):
-    response = Client().get("/t/insert/")
-    session = response.wsgi_request.mongo_session
+    response = Client().get("/t/untouched/")
     with pytest.raises(RuntimeError, match="after its request ended"):
-        session.end_session()
+        response.wsgi_request.mongo_session  # noqa: B018
+
+
+def test_views_get_the_real_client_session(mongo):
+    from pymongo.client_session import ClientSession
+
+    response = Client().get("/t/insert/")
+    request = response.wsgi_request
+    assert type(request.mongo_session) is ClientSession  # not a proxy: pymongo gets the real one
+    assert request.mongo_session.has_ended
+    assert isinstance(request, type(request).__mro__[1])  # still a WSGIRequest
 
 
 async def test_async_view_uses_and_ends_the_session(mongo):
@@ -132,25 +140,8 @@ def test_file_response_ends_session_when_closed(mongo):
     assert _sessions() == (1, 1)
 
 
-class _HoldConnection(monitoring.CommandListener):
-    """Blocks the command tagged comment='hold' so its connection stays checked out."""
-
-    def __init__(self) -> None:
-        self.holding = threading.Event()
-        self.release = threading.Event()
-
-    def started(self, event):
-        if event.command.get("comment") == "hold":
-            self.holding.set()
-            self.release.wait(60)
-
-    def succeeded(self, event): ...
-
-    def failed(self, event): ...
-
-
 def test_saturated_pool_gives_503_after_wait_queue_timeout(mongo, settings):
-    hold = _HoldConnection()
+    hold = HoldConnection()
     settings.MONGOPOOL_CLIENT_OPTIONS = {
         "maxPoolSize": 1,
         "waitQueueTimeoutMS": 200,

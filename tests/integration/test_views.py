@@ -11,10 +11,9 @@ from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
-from pymongo import monitoring
 
 from django_mongopool.client import get_client
-from tests.helpers import closed_port
+from tests.helpers import HoldConnection, closed_port
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db]
 
@@ -149,22 +148,8 @@ def test_page_with_server_down_renders_without_the_password(settings):
     assert "could not be reached" in client.get(PAGE).content.decode()
 
 
-class _Hold(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.holding, self.release = threading.Event(), threading.Event()
-
-    def started(self, event):
-        if event.command.get("comment") == "hold":
-            self.holding.set()
-            self.release.wait(60)
-
-    def succeeded(self, event): ...
-
-    def failed(self, event): ...
-
-
 def test_readiness_saturated_pool(mongo, settings):
-    hold = _Hold()
+    hold = HoldConnection()
     settings.MONGOPOOL_CLIENT_OPTIONS = {"maxPoolSize": 1, "event_listeners": [hold]}
     collection = get_client()[mongo.name]["items"]
     worker = threading.Thread(target=lambda: collection.find_one({}, comment="hold"))

@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from django_mongopool import audit, exposition
+from django_mongopool.heartbeat import SHOWN_OPTIONS
 
 FORMATS = ("text", "json", "prometheus")
 
@@ -152,16 +153,7 @@ class Command(BaseCommand):
             self.row(
                 "Topology", "unknown (server not reached); seeds: " + ", ".join(config["hosts"])
             )
-        shown = (
-            "maxPoolSize",
-            "minPoolSize",
-            "maxConnecting",
-            "waitQueueTimeoutMS",
-            "serverSelectionTimeoutMS",
-            "socketTimeoutMS",
-            "timeoutMS",
-            "appname",
-        )
+        shown = (*SHOWN_OPTIONS, "appname")
         options = {k.lower(): (k, v) for k, v in config["options"].items()}
         self.row(
             "Pool",
