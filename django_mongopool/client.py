@@ -38,7 +38,9 @@ class PooledClientMixin:
         self._mongopool_metrics = metrics
         self._mongopool_config = config
         listeners = list(config.kwargs.get("event_listeners", ()))
-        listeners += [PoolListener(metrics), CommandCounter(metrics)]
+        listeners.append(PoolListener(metrics))
+        if config.command_metrics:  # opt-in: pymongo's command events cost ~15% throughput
+            listeners.append(CommandCounter(metrics))
         kwargs = {k: v for k, v in config.kwargs.items() if k != "event_listeners"}
         super().__init__(config.uri, connect=False, event_listeners=listeners, **kwargs)  # type: ignore[call-arg]
 

@@ -84,5 +84,9 @@ class Settings:
     def MONGOPOOL_LEAKED_SESSIONS(self) -> Any:
         return getattr(settings, "MONGOPOOL_LEAKED_SESSIONS", "warn")
 
+    @property
+    def MONGOPOOL_COMMAND_METRICS(self) -> Any:
+        return getattr(settings, "MONGOPOOL_COMMAND_METRICS", False)
+
 
 conf = Settings()

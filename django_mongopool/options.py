@@ -69,6 +69,7 @@ class ClientConfig:
     heartbeat_seconds: float = 0
     heartbeat_collection: str = "mongopool_heartbeats"
     readiness_timeout: float = 1.0
+    command_metrics: bool = False
 
     @property
     def max_pool_size(self) -> int:
@@ -266,6 +267,12 @@ def _collection_name(value: Any) -> str:
     return value
 
 
+def _boolean(setting: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ImproperlyConfigured(f"{setting} must be True or False, not {value!r}.")
+    return value
+
+
 def _mode(setting: str, value: Any) -> None:
     if value not in ("off", "warn", "raise"):
         raise ImproperlyConfigured(f"{setting} must be 'off', 'warn' or 'raise', not {value!r}.")
@@ -351,6 +358,7 @@ def load_config() -> ClientConfig:
         ),
         heartbeat_seconds=_heartbeat_seconds(conf.MONGOPOOL_HEARTBEAT_SECONDS),
         heartbeat_collection=_collection_name(conf.MONGOPOOL_HEARTBEAT_COLLECTION),
+        command_metrics=_boolean("MONGOPOOL_COMMAND_METRICS", conf.MONGOPOOL_COMMAND_METRICS),
         readiness_timeout=_number(
             "MONGOPOOL_READINESS_TIMEOUT", conf.MONGOPOOL_READINESS_TIMEOUT, 0.05, 30, False
         ),

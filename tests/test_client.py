@@ -31,7 +31,9 @@ def test_client_does_no_network_io_at_build(offline):
 def test_listeners_are_registered(offline):
     listeners = get_client().options.event_listeners
     assert any(isinstance(x, PoolListener) for x in listeners)
-    assert any(isinstance(x, CommandCounter) for x in listeners)
+    assert not any(isinstance(x, CommandCounter) for x in listeners)  # opt-in
+    offline.MONGOPOOL_COMMAND_METRICS = True
+    assert any(isinstance(x, CommandCounter) for x in get_client().options.event_listeners)
 
 
 def test_user_listeners_are_kept(offline):

@@ -133,6 +133,7 @@ def test_bad_database_name(settings, name):
         ("MONGOPOOL_TRANSACTION_TIMEOUT", -1),
         ("MONGOPOOL_TRANSACTION_TIMEOUT", True),
         ("MONGOPOOL_TRANSACTION_TIMEOUT", 10**6),
+        ("MONGOPOOL_COMMAND_METRICS", "yes"),
     ],
 )
 def test_bad_app_settings(settings, name, value):
