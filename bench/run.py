@@ -332,6 +332,33 @@ def http_overhead(server: Server, rounds: int, requests: int) -> dict:
     }
 
 
+def ratios(server: Server, concurrency: int, rounds: int, requests: int) -> dict:
+    """Repeated, interleaved runs at one concurrency: single runs on 2 cores vary by +-15%."""
+    variants = ["client_per_request", "module_level", "mongopool"]
+    seen: dict[str, list[float]] = {v: [] for v in variants}
+    per_round = []
+    for round_no in range(rounds):
+        order = variants[round_no % 3 :] + variants[: round_no % 3]
+        got = {v: run_one(server, v, concurrency, requests)["throughput"] for v in order}
+        for v in variants:
+            seen[v].append(got[v])
+        per_round.append(got)
+    median = {v: round(statistics.median(values), 1) for v, values in seen.items()}
+    return {
+        "concurrency": concurrency,
+        "rounds": rounds,
+        "requests": requests,
+        "throughput_median": median,
+        "mongopool_vs_client_per_request": round(
+            statistics.median(r["mongopool"] / r["client_per_request"] for r in per_round), 2
+        ),
+        "mongopool_vs_module_level_percent": round(
+            (statistics.median(r["mongopool"] / r["module_level"] for r in per_round) - 1) * 100, 1
+        ),
+        "per_round": per_round,
+    }
+
+
 def machine() -> dict:
     cpu = platform.processor() or platform.machine()
     model = cpu
@@ -373,6 +400,14 @@ def markdown(results: dict) -> str:
             f"{r['errors']} | {r['peak_connections_server'] if r['peak_connections_server'] is not None else '-'} | "
             f"{r['peak_connections_os']} | {r['total_connections_server'] if r['total_connections_server'] is not None else r['distinct_client_sockets_os']} | "
             f"{r['peak_rss_mb_server'] if r['peak_rss_mb_server'] is not None else '-'} | {r['peak_rss_mb_web']} |"
+        )
+    if "ratios_at_64" in results:
+        r = results["ratios_at_64"]
+        lines.append(
+            f"\nRepeated at concurrency {r['concurrency']} ({r['rounds']} interleaved rounds of "
+            f"{r['requests']} requests): median req/s {r['throughput_median']}; django-mongopool is "
+            f"{r['mongopool_vs_client_per_request']}x client-per-request and "
+            f"{r['mongopool_vs_module_level_percent']:+}% against module-level."
         )
     for name, note in results.get("skipped", {}).items():
         lines.append(f"\n{name}: {note}")
@@ -419,6 +454,9 @@ def main(argv: list[str] | None = None) -> int:
         "--smoke", action="store_true", help="mongopool only, c=4, 40 requests, quick extras"
     )
     parser.add_argument("--out", default=str(HERE / "results"))
+    parser.add_argument(
+        "--ratios-only", action="store_true", help="only redo the repeated c=64 comparison in OUT"
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         args.requests, args.concurrency, args.variants = 40, "4", "mongopool"
@@ -430,6 +468,15 @@ def main(argv: list[str] | None = None) -> int:
         skipped["mongoengine"] = reason
 
     server = Server()
+    if args.ratios_only:
+        try:
+            results = json.loads((Path(args.out) / "results.json").read_text())
+            results["ratios_at_64"] = ratios(server, 64, 5, 1000)
+        finally:
+            server.stop()
+        write_outputs(results, Path(args.out))
+        print(json.dumps(results["ratios_at_64"], indent=2))
+        return 0
     try:
         runs = []
         for index, concurrency in enumerate(concurrencies):
@@ -453,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
                 server, 2 if args.smoke else 12, 200 if args.smoke else 2000
             ),
             "time_to_503": time_to_503(server),
+            "ratios_at_64": ratios(server, 64, 1 if args.smoke else 5, 40 if args.smoke else 1000),
         }
     finally:
         server.stop()
