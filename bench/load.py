@@ -22,7 +22,7 @@ async def _one(reader, writer, request: bytes) -> tuple[int, bool]:
     if not status_line:
         raise ConnectionError("closed")
     status = int(status_line.split()[1])
-    length, close = 0, False
+    length, close, chunked = 0, False, False
     while True:
         line = await reader.readline()
         if line in (b"\r\n", b"\n", b""):
@@ -32,7 +32,15 @@ async def _one(reader, writer, request: bytes) -> tuple[int, bool]:
             length = int(value)
         elif name.lower() == "connection" and value.strip().lower() == "close":
             close = True
-    if length:
+        elif name.lower() == "transfer-encoding" and "chunked" in value.lower():
+            chunked = True
+    if chunked:  # uvicorn streams responses without Content-Length
+        while True:
+            size = int((await reader.readline()).split(b";")[0], 16)
+            await reader.readexactly(size + 2)
+            if size == 0:
+                break
+    elif length:
         await reader.readexactly(length)
     return status, close
 

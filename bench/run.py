@@ -1,11 +1,11 @@
-"""django-mongopool benchmark harness: five ways of reaching MongoDB, side by side, in one run.
+"""django-mongopool benchmark harness: the usual ways of reaching MongoDB, side by side, in one run.
 
-    python bench/run.py                       # full run (about 20 minutes on 2 cores)
+    python bench/run.py                       # full run (about 10 minutes on 2 cores)
     python bench/run.py --smoke               # one variant, few requests (used by the tests)
     MONGOPOOL_TEST_URL=mongodb://... python bench/run.py   # against a real MongoDB
 
-Each (concurrency, variant) pair gets a fresh waitress process (32 threads) and a fresh
-database; the load comes from bench/load.py in another process. Server-side connections
+Each (concurrency, variant) pair gets a fresh waitress process (32 threads; uvicorn for the
+mongopool_asgi variant) and a fresh database; the load comes from bench/load.py in another process. Server-side connections
 are read from FerretDB's own metrics (accepted minus finished) and, for any server, from
 the operating system (established sockets of the web process to the server's port).
 Results: bench/results/results.json, results.md, connections_throughput.png.
@@ -34,7 +34,14 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-VARIANTS = ["client_per_request", "module_level", "per_thread", "mongopool", "mongoengine"]
+VARIANTS = [
+    "client_per_request",
+    "module_level",
+    "per_thread",
+    "mongopool",
+    "mongopool_asgi",
+    "mongoengine",
+]
 CONCURRENCY = [1, 16, 64, 256]
 THREADS = 32
 POOL = 10
@@ -108,8 +115,19 @@ def start_site(
         "DJANGO_SETTINGS_MODULE": "benchsite.settings",
         **extra,
     }
-    process = subprocess.Popen(
-        [
+    if variant.endswith("_asgi"):  # uvicorn, one event loop
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--host=127.0.0.1",
+            f"--port={port}",
+            "--no-access-log",
+            "--backlog=2048",
+            "benchsite.asgi:application",
+        ]
+    else:
+        command = [
             sys.executable,
             "-m",
             "waitress",
@@ -118,11 +136,9 @@ def start_site(
             "--connection-limit=1000",
             "--backlog=2048",
             "benchsite.wsgi:application",
-        ],
-        cwd=HERE,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        ]
+    process = subprocess.Popen(
+        command, cwd=HERE, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     for _ in range(600):
         try:
@@ -388,7 +404,7 @@ def write_outputs(results: dict, out: Path) -> None:
 def markdown(results: dict) -> str:
     lines = [
         f"Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores, "
-        f"{results['machine']['memory_gb']} GB; server: {results['server']}; web: waitress, "
+        f"{results['machine']['memory_gb']} GB; server: {results['server']}; web: waitress (uvicorn for mongopool_asgi), "
         f"{THREADS} threads, 1 process; maxPoolSize {POOL}; {results['requests']} requests per cell.",
         "",
         "| variant | concurrency | req/s | p50 ms | p99 ms | errors | peak conns (server) | peak conns (OS) | total conns opened | server RSS MB | web RSS MB |",
@@ -455,6 +471,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", default=str(HERE / "results"))
     parser.add_argument(
+        "--merge", action="store_true", help="run only --variants and merge them into OUT's results"
+    )
+    parser.add_argument(
         "--ratios-only", action="store_true", help="only redo the repeated c=64 comparison in OUT"
     )
     args = parser.parse_args(argv)
@@ -476,6 +495,23 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
         write_outputs(results, Path(args.out))
         print(json.dumps(results["ratios_at_64"], indent=2))
+        return 0
+    if args.merge:
+        try:
+            results = json.loads((Path(args.out) / "results.json").read_text())
+            runs = [r for r in results["runs"] if r["variant"] not in variants]
+            for concurrency in concurrencies:
+                for variant in variants:
+                    print(
+                        f"  {variant} at concurrency {concurrency} ...", file=sys.stderr, flush=True
+                    )
+                    runs.append(run_one(server, variant, concurrency, args.requests))
+            results["runs"] = sorted(
+                runs, key=lambda r: (VARIANTS.index(r["variant"]), r["concurrency"])
+            )
+        finally:
+            server.stop()
+        write_outputs(results, Path(args.out))
         return 0
     try:
         runs = []

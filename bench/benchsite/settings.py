@@ -13,7 +13,7 @@ INSTALLED_APPS = ["django_mongopool"]
 VARIANT = os.environ.get("BENCH_VARIANT", "mongopool")
 MIDDLEWARE = (
     ["django_mongopool.middleware.MongoSessionMiddleware"]
-    if os.environ.get("BENCH_MIDDLEWARE", "1" if VARIANT == "mongopool" else "0") == "1"
+    if os.environ.get("BENCH_MIDDLEWARE", "1" if VARIANT.startswith("mongopool") else "0") == "1"
     else []
 )
 

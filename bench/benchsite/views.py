@@ -73,6 +73,18 @@ def mongoengine(request):
     return HttpResponse("ok" if found else "missing", status=200 if found else 500)
 
 
+# 4b. django-mongopool under ASGI: this event loop's AsyncMongoClient.
+async def mongopool_asgi(request):
+    from django_mongopool import get_async_database
+
+    session = await request.amongo_session()
+    collection = get_async_database()["items"]
+    key = uuid.uuid4().hex
+    await collection.insert_one({"_id": key}, session=session)
+    found = await collection.find_one({"_id": key}, session=session)
+    return HttpResponse("ok" if found else "missing", status=200 if found else 500)
+
+
 # Middleware overhead and saturation.
 def noop(request):
     return HttpResponse("ok")
@@ -98,5 +110,6 @@ VARIANTS = {
     "module_level": module_level,
     "per_thread": per_thread,
     "mongopool": mongopool,
+    "mongopool_asgi": mongopool_asgi,
     "mongoengine": mongoengine,
 }
