@@ -96,7 +96,10 @@ class ClientConfig:
 
 
 def _fail(message: str, secrets: tuple[str, ...]) -> ImproperlyConfigured:
-    return ImproperlyConfigured(scrub(message, secrets))
+    # Our own wording names settings and options, never a credential; only the parts that echo
+    # user input or pymongo's text are scrubbed (scrubbing it all would mangle the setting names
+    # whenever a password is a short, common string).
+    return ImproperlyConfigured(message)
 
 
 def _parse_uri(uri: Any, secrets: tuple[str, ...]) -> dict[str, Any]:
@@ -112,8 +115,8 @@ def _parse_uri(uri: Any, secrets: tuple[str, ...]) -> dict[str, Any]:
         return _validate_uri(uri, validate=True, warn=False, normalize=True)
     except (InvalidURI, ConfigurationError, ValueError, TypeError, KeyError) as exc:
         raise _fail(
-            f"{URI_SETTING} is not a valid MongoDB connection string: {exc}. "
-            f"Allowed: {URI_FORM}. Got: {redact_uri(uri)}",
+            f"{URI_SETTING} is not a valid MongoDB connection string: {scrub(str(exc), secrets)}. "
+            f"Allowed: {URI_FORM}. Got: {scrub(redact_uri(uri), secrets)}",
             secrets,
         ) from None
 
@@ -174,10 +177,9 @@ def _validate_one(key: str, value: Any, source: str, secrets: tuple[str, ...]) -
     try:
         _name, validated = common.validate(key, value)
     except (ConfigurationError, ValueError, TypeError) as exc:
-        detail = "invalid value" if lower in SECRET_OPTIONS else str(exc)
-        raise _fail(
-            f"{_where(key, source)} = {_shown(key, value)} is not allowed: {detail}.", secrets
-        ) from None
+        detail = "invalid value" if lower in SECRET_OPTIONS else scrub(str(exc), secrets)
+        shown = scrub(_shown(key, value), secrets)
+        raise _fail(f"{_where(key, source)} = {shown} is not allowed: {detail}.", secrets) from None
     return validated
 
 
