@@ -10,4 +10,5 @@ urlpatterns = [
     path("api/entries/", views.api_entries, name="api-entries"),
     path("api/sign/", views.api_sign, name="api-sign"),
     path("api/async-sign/", views.api_async_sign, name="api-async-sign"),
+    path("api/entries/stream/", views.api_entries_stream, name="api-entries-stream"),
 ]

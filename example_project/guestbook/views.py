@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -139,3 +140,24 @@ async def api_async_sign(request: HttpRequest) -> JsonResponse:
     )
     found = await entries.find_one({"_id": entry_id}, session=session)
     return JsonResponse({"id": found["_id"]}, status=201)
+
+
+async def api_entries_stream(request: HttpRequest) -> StreamingHttpResponse:
+    """Every entry as NDJSON from the async client; ``?delay=`` (<= 1 s) paces a live feed.
+
+    If the client goes away mid-stream, Django cancels the stream and the session still ends.
+    """
+    try:
+        delay = min(max(float(request.GET.get("delay", 0)), 0.0), 1.0)
+    except ValueError:
+        delay = 0.0
+
+    async def lines():
+        session = await request.amongo_session()
+        cursor = get_async_database()["entries"].find({}, session=session).sort("_id", 1)
+        async for entry in cursor:
+            yield json.dumps({"id": str(entry["_id"]), "name": entry.get("name", "")}) + "\n"
+            if delay:
+                await asyncio.sleep(delay)
+
+    return StreamingHttpResponse(lines(), content_type="application/x-ndjson")

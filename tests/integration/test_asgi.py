@@ -63,3 +63,41 @@ def test_200_concurrent_async_requests_under_uvicorn(mongo_server, tmp_path):
     per_client = len(mongo_server.ports) * (POOL + MONITORS_PER_SERVER)
     assert samples and max(samples) - samples[0] <= per_client
     assert max(samples) <= 2 * per_client
+
+
+def test_client_disconnect_mid_stream_ends_the_session_under_uvicorn(mongo_server, tmp_path):
+    import json as _json
+    import socket
+    import urllib.request
+
+    web = ExampleServer(
+        mongo_server.url, tmp_path, asgi=True, MONGODB_HEARTBEAT_SECONDS="0"
+    ).start()
+    try:
+        for n in range(20):
+            body = _json.dumps({"id": f"e{n:03d}", "name": "n", "message": "m"}).encode()
+            request = urllib.request.Request(
+                web.base + "/api/async-sign/", body, {"Content-Type": "application/json"}
+            )
+            assert urllib.request.urlopen(request, timeout=30).status == 201
+        before = web.metrics()
+        with socket.create_connection(("127.0.0.1", web.port), timeout=30) as sock:
+            sock.sendall(b"GET /api/entries/stream/?delay=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            received = b""
+            while b'"e001"' not in received:  # the stream has started: a session is open
+                chunk = sock.recv(4096)
+                assert chunk, received  # the server answered something else and closed
+                received += chunk
+        # the client is gone; the stream still had 18 entries to send, 1 s apart, so only the
+        # cancellation can end the session within the 10 s this waits
+        ended = None
+        for _ in range(100):
+            after = web.metrics()
+            if after["mongopool_sessions_ended"] == after["mongopool_sessions_started"]:
+                ended = after
+                break
+            time.sleep(0.1)
+    finally:
+        web.stop()
+    assert ended is not None, "the cancelled stream did not end its session"
+    assert ended["mongopool_sessions_started"] == before["mongopool_sessions_started"] + 1
