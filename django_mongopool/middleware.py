@@ -1,8 +1,10 @@
-"""``request.mongo_session``: a lazily started ``ClientSession`` that always ends.
+"""``request.mongo_session`` and ``await request.amongo_session()``: sessions that always end.
 
 The session is created the first time a view touches ``request.mongo_session``
-(like ``request.user``) and ended in a ``finally`` after the response, or, for
-streaming responses, when the stream is exhausted or closed by the server.
+(like ``request.user``; the view gets pymongo's real ``ClientSession``) or awaits
+``request.amongo_session()`` (an ``AsyncClientSession`` of the running loop's
+client), and ended after the response, when the view raises or is cancelled, or,
+for streaming responses, when the stream is exhausted or closed by the server.
 pymongo errors that mean "the database is unreachable or the pool is
 exhausted" become an HTTP 503 with ``Retry-After``.
 """
