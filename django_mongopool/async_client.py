@@ -17,13 +17,11 @@ import os
 import threading
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from django_mongopool.client import PooledClientMixin, get_config, get_metrics
-from django_mongopool.options import DATABASE_SETTING
+from django_mongopool.client import PooledClientMixin, database_name, get_config, get_metrics
 
 
 class PooledAsyncMongoClient(PooledClientMixin, AsyncMongoClient):  # type: ignore[type-arg]
@@ -90,13 +88,7 @@ def get_async_client() -> PooledAsyncMongoClient:
 
 def get_async_database(name: str | None = None) -> AsyncDatabase:  # type: ignore[type-arg]
     """A database of this loop's async client: ``name`` or ``MONGOPOOL_DATABASE``."""
-    client = get_async_client()
-    name = name or get_config().database
-    if not name:
-        raise ImproperlyConfigured(
-            f"get_async_database() needs a name: set {DATABASE_SETTING} or pass one."
-        )
-    return client[name]
+    return get_async_client()[database_name(name, "get_async_database")]
 
 
 def reset_async_clients() -> None:
@@ -105,14 +97,25 @@ def reset_async_clients() -> None:
         entries = list(_clients.values())
         _clients.clear()
     for loop, client in entries:
-        if loop.is_closed():
-            continue
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            loop.create_task(client.close())
-        elif loop.is_running():
-            asyncio.run_coroutine_threadsafe(client.close(), loop)
-        # a loop that is not running closes nothing now; its wrapped close() skips a stale client
+        # A loop that is not running now closes its client when it closes (see _close_with_loop).
+        run_on_loop(client.close, loop, wait=False)
+
+
+def run_on_loop(make: Any, loop: asyncio.AbstractEventLoop, *, wait: bool) -> None:
+    """Run the coroutine ``make()`` on ``loop`` from wherever this is called.
+
+    On that loop itself: as a task. From another thread while it runs: handed over
+    (and, with ``wait``, waited for up to 10 s). A closed or idle loop runs nothing.
+    """
+    if loop.is_closed():
+        return
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        loop.create_task(make())
+    elif loop.is_running():
+        future = asyncio.run_coroutine_threadsafe(make(), loop)
+        if wait:
+            future.result(timeout=10)

@@ -179,11 +179,8 @@ def check_deploy(app_configs: Any = None, **kwargs: Any) -> Messages:
                 id="django_mongopool.W101",
             )
         )
-    from pymongo.uri_parser_shared import _validate_uri
-
-    parsed = _validate_uri(config.uri, validate=False, warn=True)
     mechanism = str(config.option("authMechanism") or "").upper()
-    has_user = parsed.get("username") or config.option("username")
+    has_user = bool(config.username)
     if remote and not has_user and mechanism not in PASSWORDLESS_MECHANISMS:
         messages.append(
             checks.Warning(

@@ -114,9 +114,8 @@ class _ProcessClient:
             if self.pid != os.getpid():
                 self._adopt_fork()
             if self.client is None:
+                # Counters describe one client: close() and a fork start them from zero.
                 self.config = load_config()
-                # Counters describe one client: a rebuilt client starts from zero.
-                self.metrics = PoolMetrics()
                 self.client = PooledMongoClient(self.config, self.metrics)
             return self.client
 
@@ -182,16 +181,20 @@ def get_metrics() -> PoolMetrics:
     return _process.metrics
 
 
-def get_database(name: str | None = None) -> Database:  # type: ignore[type-arg]
-    """A database of the process-wide client: ``name`` or ``MONGOPOOL_DATABASE``."""
-    client = get_client()
+def database_name(name: str | None, caller: str = "get_database") -> str:
+    """``name``, else ``MONGOPOOL_DATABASE`` or the URI's database; says how to fix neither."""
     name = name or get_config().database
     if not name:
         raise ImproperlyConfigured(
-            f"get_database() needs a name: set {DATABASE_SETTING}, put the database in the "
-            "MONGOPOOL_URI path (mongodb://host/dbname), or pass get_database('name')."
+            f"{caller}() needs a name: set {DATABASE_SETTING}, put the database in the "
+            f"MONGOPOOL_URI path (mongodb://host/dbname), or pass {caller}('name')."
         )
-    return client[name]
+    return name
+
+
+def get_database(name: str | None = None) -> Database:  # type: ignore[type-arg]
+    """A database of the process-wide client: ``name`` or ``MONGOPOOL_DATABASE``."""
+    return get_client()[database_name(name)]
 
 
 def reset_client() -> None:

@@ -147,16 +147,10 @@ async def _end_async(session: Any) -> None:
 
 def _end_async_from_thread(session: Any, loop: asyncio.AbstractEventLoop) -> None:
     """End an async session from outside its loop (a sync close of a streamed response)."""
-    if loop.is_closed():
-        return  # its client was closed with the loop
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if running is loop:
-        loop.create_task(_end_async(session))
-    elif loop.is_running():
-        asyncio.run_coroutine_threadsafe(_end_async(session), loop).result(timeout=10)
+    from django_mongopool.async_client import run_on_loop
+
+    # A closed loop closed its client, and the session with it.
+    run_on_loop(lambda: _end_async(session), loop, wait=True)
 
 
 class _ClosingIterator:

@@ -64,6 +64,7 @@ class ClientConfig:
     secrets: tuple[str, ...] = field(repr=False)
     retry_after: int = 5
     transaction_timeout: float = 10.0
+    username: str | None = field(default=None, repr=False)
     processes: int = 1
     server_max_connections: int | None = None
     heartbeat_seconds: float = 0
@@ -310,7 +311,8 @@ def load_config() -> ClientConfig:
     merged: dict[str, tuple[str, Any, str]] = {}
     for key, value in DEFAULT_CLIENT_OPTIONS.items():
         merged[key.lower()] = (key, value, "default")
-    for key, value in _uri_raw_options(uri).items():
+    uri_options = _uri_raw_options(uri)
+    for key, value in uri_options.items():
         merged[key.lower()] = (key, value, URI_SETTING)
     for key, value in user_options.items():
         merged[key.lower()] = (key, value, OPTIONS_SETTING)
@@ -321,13 +323,9 @@ def load_config() -> ClientConfig:
     }
     _check_ranges(validated, secrets)
 
-    in_uri = {key.lower() for key in _uri_raw_options(uri)}
-    kwargs = {
-        key: value for key, value in DEFAULT_CLIENT_OPTIONS.items() if key.lower() not in in_uri
-    }
-    for key in list(kwargs):
-        if key.lower() in {k.lower() for k in user_options}:
-            del kwargs[key]
+    # Defaults the URI or the setting already gives are left out: keyword arguments would win.
+    given = {key.lower() for key in (*uri_options, *user_options)}
+    kwargs = {k: v for k, v in DEFAULT_CLIENT_OPTIONS.items() if k.lower() not in given}
     kwargs.update(user_options)
 
     nodes = parsed["nodelist"]
@@ -335,6 +333,8 @@ def load_config() -> ClientConfig:
     hosts = tuple(host if is_srv else f"{host}:{port}" for host, port in nodes)
     config = ClientConfig(
         uri=uri,
+        username=parsed.get("username")
+        or next((v for k, v in user_options.items() if k.lower() == "username"), None),
         redacted_uri=redact_uri(uri),
         hosts=hosts,
         is_srv=is_srv,

@@ -33,8 +33,8 @@ def _split_scheme(uri: str) -> tuple[str, str]:
     return match.group(0), uri[match.end() :]
 
 
-def _userinfo(rest: str) -> tuple[str, str] | None:
-    """(username, password) of the authority, or None when there is no '@'.
+def _userinfo(rest: str) -> tuple[str, str, str, str] | None:
+    """(user, ":" or "", password, what follows the "@"), or None when there is no "@".
 
     The userinfo runs up to the *last* '@' of the whole string, so a password
     holding a raw '@', '/' or '?' is hidden whole.
@@ -42,17 +42,23 @@ def _userinfo(rest: str) -> tuple[str, str] | None:
     at = rest.rfind("@")
     if at < 0:
         return None
-    user, _, password = rest[:at].partition(":")
-    return user, password
+    user, colon, password = rest[:at].partition(":")
+    return user, colon, password, rest[at + 1 :]
+
+
+def _secret_option(pair: str) -> tuple[str, str] | None:
+    """(key, value) when a ``key=value`` query pair carries a credential."""
+    key, sep, value = pair.partition("=")
+    if sep and key.strip().lower() in SECRET_OPTIONS:
+        return key, value
+    return None
 
 
 def _redact_query(query: str) -> str:
     parts = []
     for pair in re.split(r"([&;])", query):
-        key, sep, _value = pair.partition("=")
-        if sep and key.strip().lower() in SECRET_OPTIONS:
-            pair = f"{key}={MASK}"
-        parts.append(pair)
+        secret = _secret_option(pair)
+        parts.append(f"{secret[0]}={MASK}" if secret else pair)
     return "".join(parts)
 
 
@@ -61,10 +67,10 @@ def redact_uri(uri: object) -> str:
     if not isinstance(uri, str):
         return f"<{type(uri).__name__}>"
     scheme, rest = _split_scheme(uri)
-    at = rest.rfind("@")
-    if at >= 0:
-        user, colon, _password = rest[:at].partition(":")
-        rest = f"{user}{':' + MASK if colon else ''}@{rest[at + 1 :]}"
+    info = _userinfo(rest)
+    if info is not None:
+        user, colon, _password, after = info
+        rest = f"{user}{':' + MASK if colon else ''}@{after}"
     head, qmark, query = rest.partition("?")
     if qmark:
         rest = f"{head}?{_redact_query(query)}"
@@ -76,15 +82,15 @@ def uri_secrets(uri: object) -> list[str]:
     if not isinstance(uri, str):
         return []
     found: list[str] = []
-    scheme, rest = _split_scheme(uri)
+    _scheme, rest = _split_scheme(uri)
     info = _userinfo(rest)
-    if info is not None and info[1]:
-        found.append(info[1])
+    if info is not None and info[2]:
+        found.append(info[2])
     _head, _q, query = rest.partition("?")
     for pair in re.split(r"[&;]", query):
-        key, sep, value = pair.partition("=")
-        if sep and value and key.strip().lower() in SECRET_OPTIONS:
-            found.append(value)
+        secret = _secret_option(pair)
+        if secret and secret[1]:
+            found.append(secret[1])
     return found
 
 
