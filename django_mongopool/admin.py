@@ -1,17 +1,40 @@
-"""An entry on the admin index that leads to the pool-health page."""
+"""The pool-health page, mounted by the admin as the changelist of the table-less PoolHealth model."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponseRedirect
-from django.urls import NoReverseMatch, reverse
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, URLPattern, path, reverse
+from django.utils.cache import patch_vary_headers
+from django.utils.decorators import method_decorator
+from django.views.decorators.http import require_safe
 
 from django_mongopool.models import PoolHealth
+from django_mongopool.negotiation import format_is_known, wants_json
 from django_mongopool.permissions import can_view_pool
+from django_mongopool.views import web_report
+
+REFRESH_SECONDS = 5
+
+
+def _metrics_url() -> str | None:
+    try:
+        return reverse("mongopool:metrics")
+    except NoReverseMatch:  # django_mongopool.urls is not included: no link
+        return None
 
 
 @admin.register(PoolHealth)
 class PoolHealthAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    def get_urls(self) -> list[URLPattern]:
+        # Only the changelist: there are no rows to add, change, delete or show history for.
+        name = f"{self.opts.app_label}_{self.opts.model_name}_changelist"
+        return [path("", self.admin_site.admin_view(self.changelist_view), name=name)]
+
     def has_module_permission(self, request: HttpRequest) -> bool:
         return can_view_pool(request.user)
 
@@ -27,13 +50,42 @@ class PoolHealthAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
+    @method_decorator(require_safe)
     def changelist_view(
-        self, request: HttpRequest, extra_context: object = None
-    ) -> HttpResponseRedirect:
-        try:
-            return HttpResponseRedirect(reverse("mongopool:pool"))
-        except NoReverseMatch:
-            raise NoReverseMatch(
-                "The pool-health page is not routed: add "
-                "path('admin/mongopool/', include('django_mongopool.urls')) to your URLconf."
-            ) from None
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponseBase:
+        """The page, or the same report as JSON (``?format=json`` or ``Accept: application/json``)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied("You need the 'Can view MongoDB pool health' permission.")
+        if not format_is_known(request):
+            return HttpResponse(
+                "format must be 'json' or 'html'.", status=400, content_type="text/plain"
+            )
+        report = web_report()
+        response: HttpResponseBase
+        if wants_json(request):
+            response = JsonResponse(report, json_dumps_params={"default": str})
+        else:
+            response = TemplateResponse(
+                request,
+                "django_mongopool/pool_health.html",
+                self._context(request, report, extra_context),
+            )
+        patch_vary_headers(response, ("Accept",))
+        return response
+
+    def _context(
+        self, request: HttpRequest, report: dict[str, Any], extra: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        return {
+            **self.admin_site.each_context(request),
+            "title": "MongoDB pool health",
+            "opts": self.opts,
+            "report": report,
+            "process": report["process"],
+            "refresh_seconds": REFRESH_SECONDS,
+            "json_url": f"{request.path}?format=json",
+            "metrics_url": _metrics_url(),
+            "server_connections": sorted((report["server"]["connections"] or {}).items()),
+            **(extra or {}),
+        }

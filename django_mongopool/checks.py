@@ -201,3 +201,30 @@ def check_deploy(app_configs: Any = None, **kwargs: Any) -> Messages:
             )
         )
     return messages
+
+
+@checks.register("django_mongopool", checks.Tags.urls)
+def check_metrics_routed(app_configs: Any = None, **kwargs: Any) -> Messages:
+    """A metrics token without a route to use it on: the include was forgotten."""
+    from django.urls import NoReverseMatch, reverse
+
+    from django_mongopool.permissions import configured_token
+
+    try:
+        if configured_token() is None:
+            return []
+    except ImproperlyConfigured:
+        return []  # reported as E004
+    try:
+        reverse("mongopool:metrics")
+    except NoReverseMatch:
+        return [
+            checks.Warning(
+                "MONGOPOOL_METRICS_TOKEN is set but no URL serves the metrics: "
+                "django_mongopool.urls is not included in the URLconf.",
+                hint='Add path("mongopool/", include("django_mongopool.urls")) to your URLconf '
+                "(outside admin/), or remove the token.",
+                id="django_mongopool.W005",
+            )
+        ]
+    return []

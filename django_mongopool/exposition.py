@@ -1,14 +1,29 @@
-"""The audit report in Prometheus' text exposition format (via prometheus_client)."""
+"""The audit report in Prometheus' text exposition format (needs the ``prometheus`` extra)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from django.core.exceptions import ImproperlyConfigured
+
+try:
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import GaugeMetricFamily, Metric
+except ImportError:  # the optional extra is not installed
+    _INSTALLED = False
+else:
+    _INSTALLED = True
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MISSING_EXTRA = (
+    "Prometheus output needs prometheus-client, which is not installed: "
+    'pip install "django-mongopool[prometheus]"'
+)
+
+
+def prometheus_available() -> bool:
+    return _INSTALLED
 
 
 def _gauge(name: str, doc: str, value: Any, labels: dict[str, str] | None = None) -> Metric:
@@ -143,6 +158,9 @@ class _ReportCollector:
 
 
 def render(report: dict[str, Any], show_hosts: bool = True) -> str:
+    """Raises ImproperlyConfigured when prometheus-client is missing (check prometheus_available())."""
+    if not prometheus_available():
+        raise ImproperlyConfigured(MISSING_EXTRA)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_ReportCollector(report, show_hosts))  # type: ignore[arg-type]
     return generate_latest(registry).decode()

@@ -30,6 +30,11 @@ def bearer_token(request: HttpRequest) -> str | None:
     return token.strip()
 
 
+def configured_token() -> str | None:
+    """``MONGOPOOL_METRICS_TOKEN``, or None when no token is set."""
+    return str(conf.MONGOPOOL_METRICS_TOKEN) if conf.MONGOPOOL_METRICS_TOKEN else None
+
+
 def token_matches(token: str) -> bool:
-    expected = conf.MONGOPOOL_METRICS_TOKEN
-    return bool(expected) and hmac.compare_digest(token.encode(), str(expected).encode())
+    expected = configured_token()
+    return expected is not None and hmac.compare_digest(token.encode(), expected.encode())

@@ -1,4 +1,11 @@
-"""Include before the admin's own URLs, e.g. ``path("admin/mongopool/", include("django_mongopool.urls"))``."""
+"""The readiness probe and Prometheus metrics, to mount outside the admin.
+
+``path("mongopool/", include("django_mongopool.urls"))`` gives ``/mongopool/ready`` and
+``/mongopool/metrics`` (keep them out of ``admin/``, where ingress rules usually stop probes).
+``ready`` is public (no hosts, no secrets) for load balancers; ``metrics`` answers staff with
+the pool permission or ``Authorization: Bearer <MONGOPOOL_METRICS_TOKEN>``. The pool-health page
+needs no line here: the admin mounts it (see admin.py).
+"""
 
 from django.urls import path
 
@@ -6,7 +13,6 @@ from django_mongopool import views
 
 app_name = "mongopool"
 urlpatterns = [
-    path("", views.pool_health, name="pool"),
-    path("metrics", views.metrics, name="metrics"),
     path("ready", views.ready, name="ready"),
+    path("metrics", views.metrics, name="metrics"),
 ]

@@ -131,6 +131,17 @@ def test_w103_direct_connection_to_a_replica_set_member(settings):
     assert _ids(deploy=True) == {"django_mongopool.W103"}
 
 
+def test_w005_metrics_token_without_the_metrics_route(settings):
+    settings.MONGOPOOL_METRICS_TOKEN = "a-scrape-token-of-24-chars"
+    assert _ids() == set()  # tests.urls includes django_mongopool.urls
+    settings.ROOT_URLCONF = "tests.urls_admin_only"
+    (message,) = checks.run_checks(tags=["django_mongopool"])
+    assert message.id == "django_mongopool.W005"
+    assert 'include("django_mongopool.urls")' in message.hint
+    settings.MONGOPOOL_METRICS_TOKEN = None
+    assert _ids() == set()  # no token: the include is not needed, no noise
+
+
 def test_every_message_has_a_hint(settings):
     del settings.MONGOPOOL_URI
     settings.MIDDLEWARE = []
@@ -156,7 +167,7 @@ def test_ids_are_documented_in_the_readme():
     import re
 
     ids = set(re.findall(r'id="(django_mongopool\.[EW]\d{3})"', source))
-    assert len(ids) == 12
+    assert len(ids) == 13
     for check_id in ids:
         assert f"`{check_id}`" in readme, check_id
 

@@ -20,7 +20,7 @@ urlpatterns = [
     path("t/async-native/", views.async_native),
     path("t/async-native-stream/", views.async_native_stream),
     path("t/async-native-slow/", views.async_native_slow),
-    path("admin/mongopool/", include("django_mongopool.urls")),
+    path("mongopool/", include("django_mongopool.urls")),
     path("admin/", admin.site.urls),
     path("", include("guestbook.urls")),
 ]

@@ -1,5 +1,5 @@
 from django.conf import settings
-from django.urls import path
+from django.urls import include, path
 
 from benchsite import views
 
@@ -9,4 +9,5 @@ urlpatterns = [
     path("touch-plain", views.touch_plain),
     path("touch-mw", views.touch_mw),
     path("slow", views.slow),
+    path("mongopool/", include("django_mongopool.urls")),
 ]

@@ -78,7 +78,7 @@ MONGOPOOL_CLIENT_OPTIONS = {
     "socketTimeoutMS": env.int("MONGODB_SOCKET_TIMEOUT_MS", default=30000),
     "appname": env("MONGODB_APPNAME", default="guestbook"),
 }
-# Lets a Prometheus scraper (or the reliability tests) read /admin/mongopool/metrics.
+# Lets a Prometheus scraper (or the reliability tests) read /mongopool/metrics.
 MONGOPOOL_METRICS_TOKEN = env("MONGOPOOL_METRICS_TOKEN", default=None)
 # Fleet heartbeats (seen by manage.py mongo_connections and the pool page); 0 turns them off.
 MONGOPOOL_HEARTBEAT_SECONDS = env.float("MONGODB_HEARTBEAT_SECONDS", default=10)

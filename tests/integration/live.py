@@ -92,7 +92,7 @@ class ExampleServer:
             )
         for _ in range(600):
             try:
-                urllib.request.urlopen(self.base + "/admin/mongopool/ready", timeout=5)
+                urllib.request.urlopen(self.base + "/mongopool/ready", timeout=5)
                 return self
             except urllib.error.HTTPError:
                 return self  # answering (503 while the database is away is fine)
@@ -104,7 +104,7 @@ class ExampleServer:
 
     def ready(self) -> int:
         try:
-            return urllib.request.urlopen(self.base + "/admin/mongopool/ready", timeout=10).status
+            return urllib.request.urlopen(self.base + "/mongopool/ready", timeout=10).status
         except urllib.error.HTTPError as exc:
             return exc.code
 
@@ -119,7 +119,7 @@ class ExampleServer:
     def metrics(self) -> dict[str, float]:
         """Summed Prometheus samples of the process that answers (one process: exact)."""
         request = urllib.request.Request(
-            self.base + "/admin/mongopool/metrics", headers={"Authorization": f"Bearer {TOKEN}"}
+            self.base + "/mongopool/metrics", headers={"Authorization": f"Bearer {TOKEN}"}
         )
         text = urllib.request.urlopen(request, timeout=30).read().decode()
         totals: dict[str, float] = {}

@@ -171,7 +171,7 @@ def test_saturated_pool_gives_503_after_wait_queue_timeout(mongo, settings):
     staff = User.objects.create_superuser("saturation", password="pw")
     viewer = Client()
     viewer.force_login(staff)
-    page = viewer.get("/admin/mongopool/?format=json").json()
+    page = viewer.get("/admin/django_mongopool/poolhealth/?format=json").json()
     assert page["process"]["servers"][0]["checkout_failures"] == {"timeout": 1}
     assert page["process"]["checkout_timeouts"] == 1
     out = io.StringIO()

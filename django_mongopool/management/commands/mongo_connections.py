@@ -118,6 +118,8 @@ class Command(BaseCommand):
         if fmt == "json":
             self.stdout.write(json.dumps(report, indent=2, sort_keys=True, default=str))
         elif fmt == "prometheus":
+            if not exposition.prometheus_available():
+                raise CommandError(exposition.MISSING_EXTRA, returncode=2)
             self.stdout.write(exposition.render(report), ending="")
         else:
             self.write_text(report)
