@@ -3,12 +3,16 @@
     python bench/run.py                       # full run (about 10 minutes on 2 cores)
     python bench/run.py --smoke               # one variant, few requests (used by the tests)
     MONGOPOOL_TEST_URL=mongodb://... python bench/run.py   # against a real MongoDB
+    python bench/run.py --server-mode tls_scram   # TLS + SCRAM server: client per request
+                                                  # vs. django-mongopool (about 9 minutes)
 
 Each (concurrency, variant) pair gets a fresh waitress process (32 threads; uvicorn for the
 mongopool_asgi variant) and a fresh database; the load comes from bench/load.py in another process. Server-side connections
 are read from FerretDB's own metrics (accepted minus finished) and, for any server, from
 the operating system (established sockets of the web process to the server's port).
-Results: bench/results/results.json, results.md, connections_throughput.png.
+Results: bench/results/results.json, results.md, connections_throughput.png; with
+``--server-mode tls_scram`` (FerretDB on TLS only with a throw-away CA and SCRAM-SHA-256, or
+MONGOPOOL_TEST_SECURE_URL): bench/results/tls_scram.json, tls_scram.md, tls_scram.png.
 """
 
 from __future__ import annotations
@@ -16,14 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import re
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -33,6 +35,8 @@ import psutil
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+
+from servers import MODES, Server, free_port, machine  # noqa: E402
 
 VARIANTS = [
     "client_per_request",
@@ -45,61 +49,15 @@ VARIANTS = [
 CONCURRENCY = [1, 16, 64, 256]
 THREADS = 32
 POOL = 10
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """The MongoDB-compatible server: our own FerretDB, or MONGOPOOL_TEST_URL."""
-
-    def __init__(self) -> None:
-        self.url = os.environ.get("MONGOPOOL_TEST_URL")
-        self.ferretdb = None
-        if self.url:
-            from pymongo.uri_parser_shared import _validate_uri
-
-            self.ports = {port for _h, port in _validate_uri(self.url)["nodelist"]}
-            self.name = "MongoDB at MONGOPOOL_TEST_URL"
-        else:
-            from django_mongopool.testing.ferretdb import VERSION, FerretDB
-
-            data = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
-            data_dir = (data / f"mongopool-bench-{uuid.uuid4().hex[:6]}") if data else None
-            self.ferretdb = FerretDB(data_dir=data_dir).start()
-            self.url, self.ports = self.ferretdb.url, {self.ferretdb.port}
-            self.name = f"FerretDB {VERSION} (SQLite backend{', data on tmpfs' if data else ''})"
-
-    def ferret_counts(self) -> tuple[float, float] | None:
-        if self.ferretdb is None:
-            return None
-        text = urllib.request.urlopen(self.ferretdb.metrics_url, timeout=5).read().decode()
-        accepted = sum(
-            float(v)
-            for v in re.findall(r'^ferretdb_client_accepts_total\{error="0"\} (\S+)', text, re.M)
-        )
-        finished = sum(
-            float(v)
-            for v in re.findall(
-                r"^ferretdb_client_duration_seconds_count\{[^}]*\} (\S+)", text, re.M
-            )
-        )
-        return accepted, finished
-
-    def rss_mb(self) -> float | None:
-        if self.ferretdb is None:
-            return None
-        return psutil.Process(self.ferretdb.pid).memory_info().rss / 2**20
-
-    def stop(self) -> None:
-        if self.ferretdb is not None:
-            self.ferretdb.cleanup()
-            import shutil
-
-            shutil.rmtree(self.ferretdb.data_dir, ignore_errors=True)
+# The TLS + SCRAM mode prices what a new client costs when every connection pays a TLS
+# handshake and a SCRAM conversation; module-level stays as the hand-written reference.
+TLS_SCRAM_VARIANTS = ["client_per_request", "module_level", "mongopool"]
+TARGET_VS_CLIENT_PER_REQUEST = 10.0
+# Output names per server mode: json, md, png.
+OUTPUTS = {
+    "plain": ("results.json", "results.md", "connections_throughput.png"),
+    "tls_scram": ("tls_scram.json", "tls_scram.md", "tls_scram.png"),
+}
 
 
 def start_site(
@@ -375,30 +333,36 @@ def ratios(server: Server, concurrency: int, rounds: int, requests: int) -> dict
     }
 
 
-def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    model = cpu
-    try:
-        with open("/proc/cpuinfo") as info:
-            model = next(
-                line.split(":", 1)[1].strip() for line in info if line.startswith("model name")
-            )
-    except (OSError, StopIteration):
-        pass
-    return {
-        "cpu": model,
-        "cores": psutil.cpu_count(),
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(),
-        "os": platform.platform(),
-    }
-
-
 def write_outputs(results: dict, out: Path) -> None:
+    json_name, md_name, png_name = OUTPUTS[results.get("server_mode", "plain")]
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "results.md").write_text(markdown(results))
-    plot(results, out / "connections_throughput.png")
+    (out / json_name).write_text(json.dumps(results, indent=2) + "\n")
+    (out / md_name).write_text(markdown(results))
+    plot(results, out / png_name)
+
+
+def targets(results: dict) -> list[str]:
+    """The TLS + SCRAM targets, stated plainly: 10x at concurrency 64, bounded peak connections."""
+    lines = []
+    if "ratios_at_64" in results:
+        ratio = results["ratios_at_64"]["mongopool_vs_client_per_request"]
+        met = "met" if ratio >= TARGET_VS_CLIENT_PER_REQUEST else "**missed**"
+        lines.append(
+            f"- Throughput at concurrency 64: django-mongopool is {ratio}x client-per-request "
+            f"(target: at least {TARGET_VS_CLIENT_PER_REQUEST:g}x, {met})."
+        )
+    bound = POOL + 2
+    for r in results["runs"]:
+        if r["variant"] == "mongopool" and r["concurrency"] == max(
+            x["concurrency"] for x in results["runs"]
+        ):
+            met = "met" if r["peak_connections_os"] <= bound else "**missed**"
+            lines.append(
+                f"- Peak connections at concurrency {r['concurrency']}: django-mongopool "
+                f"{r['peak_connections_os']} (bound maxPoolSize {POOL} + 2 monitors = {bound}, "
+                f"{met})."
+            )
+    return ["", "Against the targets:", "", *lines] if lines else []
 
 
 def markdown(results: dict) -> str:
@@ -427,6 +391,8 @@ def markdown(results: dict) -> str:
         )
     for name, note in results.get("skipped", {}).items():
         lines.append(f"\n{name}: {note}")
+    if results.get("server_mode") == "tls_scram":
+        lines += targets(results)
     return "\n".join(lines) + "\n"
 
 
@@ -459,15 +425,27 @@ def plot(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", default=",".join(map(str, CONCURRENCY)))
-    parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument(
-        "--smoke", action="store_true", help="mongopool only, c=4, 40 requests, quick extras"
+        "--variants",
+        help=f"default: all in plain mode, {','.join(TLS_SCRAM_VARIANTS)} in tls_scram mode",
+    )
+    parser.add_argument(
+        "--server-mode",
+        choices=MODES,
+        default="plain",
+        help="plain (default) or tls_scram: FerretDB on TLS only with SCRAM-SHA-256 users",
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="c=4, 40 requests, quick extras (plain: mongopool only; tls_scram: "
+        "client_per_request and mongopool)",
     )
     parser.add_argument("--out", default=str(HERE / "results"))
     parser.add_argument(
@@ -477,71 +455,101 @@ def main(argv: list[str] | None = None) -> int:
         "--ratios-only", action="store_true", help="only redo the repeated c=64 comparison in OUT"
     )
     args = parser.parse_args(argv)
+    tls_scram = args.server_mode == "tls_scram"
+    if args.variants is None:
+        args.variants = ",".join(TLS_SCRAM_VARIANTS if tls_scram else VARIANTS)
     if args.smoke:
-        args.requests, args.concurrency, args.variants = 40, "4", "mongopool"
-    concurrencies = [int(c) for c in args.concurrency.split(",")]
+        args.requests, args.concurrency = 40, "4"
+        args.variants = "client_per_request,mongopool" if tls_scram else "mongopool"
+    return args
+
+
+def previous_results(args: argparse.Namespace) -> dict:
+    return json.loads((Path(args.out) / OUTPUTS[args.server_mode][0]).read_text())
+
+
+def redo_ratios(server: Server, args: argparse.Namespace) -> dict:
+    results = previous_results(args)
+    results["ratios_at_64"] = ratios(server, 64, 5, 1000)
+    print(json.dumps(results["ratios_at_64"], indent=2))
+    return results
+
+
+def merge(server: Server, args: argparse.Namespace, variants: list[str]) -> dict:
+    results = previous_results(args)
+    runs = [r for r in results["runs"] if r["variant"] not in variants]
+    for concurrency in concurrencies_of(args):
+        for variant in variants:
+            print(f"  {variant} at concurrency {concurrency} ...", file=sys.stderr, flush=True)
+            runs.append(run_one(server, variant, concurrency, args.requests))
+    results["runs"] = sorted(runs, key=lambda r: (VARIANTS.index(r["variant"]), r["concurrency"]))
+    return results
+
+
+def concurrencies_of(args: argparse.Namespace) -> list[int]:
+    return [int(c) for c in args.concurrency.split(",")]
+
+
+def all_cells(server: Server, args: argparse.Namespace, variants: list[str]) -> list[dict]:
+    """Every (concurrency, variant) cell, the variant order rotated per concurrency."""
+    runs = []
+    for index, concurrency in enumerate(concurrencies_of(args)):
+        order = variants[index % len(variants) :] + variants[: index % len(variants)]
+        for variant in order:
+            print(f"  {variant} at concurrency {concurrency} ...", file=sys.stderr, flush=True)
+            runs.append(run_one(server, variant, concurrency, args.requests))
+    return sorted(runs, key=lambda r: (VARIANTS.index(r["variant"]), r["concurrency"]))
+
+
+def plain_extras(server: Server, smoke: bool) -> dict:
+    """Middleware overhead and time to 503: measured in plain mode only."""
+    rounds = 4 if smoke else 30
+    return {
+        "middleware_overhead": overhead(server, rounds, 50 if smoke else 300, 5 if smoke else 40),
+        "middleware_overhead_http": http_overhead(
+            server, 2 if smoke else 12, 200 if smoke else 2000
+        ),
+        "time_to_503": time_to_503(server),
+    }
+
+
+def full_run(server: Server, args: argparse.Namespace, variants: list[str], skipped: dict) -> dict:
+    results = {
+        "machine": machine(),
+        "server": server.name,
+        "server_mode": args.server_mode,
+        "requests": args.requests,
+        "threads": THREADS,
+        "max_pool_size": POOL,
+        "runs": all_cells(server, args, variants),
+        "skipped": skipped,
+    }
+    if args.server_mode == "plain":
+        results.update(plain_extras(server, args.smoke))
+    results["ratios_at_64"] = ratios(server, 64, 1 if args.smoke else 5, 40 if args.smoke else 1000)
+    print(json.dumps({k: v for k, v in results.items() if k != "runs"}, indent=2))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     variants = [v for v in args.variants.split(",") if v]
     skipped = {}
     if "mongoengine" in variants and (reason := mongoengine_available()):
         variants.remove("mongoengine")
         skipped["mongoengine"] = reason
-
-    server = Server()
-    if args.ratios_only:
-        try:
-            results = json.loads((Path(args.out) / "results.json").read_text())
-            results["ratios_at_64"] = ratios(server, 64, 5, 1000)
-        finally:
-            server.stop()
-        write_outputs(results, Path(args.out))
-        print(json.dumps(results["ratios_at_64"], indent=2))
-        return 0
-    if args.merge:
-        try:
-            results = json.loads((Path(args.out) / "results.json").read_text())
-            runs = [r for r in results["runs"] if r["variant"] not in variants]
-            for concurrency in concurrencies:
-                for variant in variants:
-                    print(
-                        f"  {variant} at concurrency {concurrency} ...", file=sys.stderr, flush=True
-                    )
-                    runs.append(run_one(server, variant, concurrency, args.requests))
-            results["runs"] = sorted(
-                runs, key=lambda r: (VARIANTS.index(r["variant"]), r["concurrency"])
-            )
-        finally:
-            server.stop()
-        write_outputs(results, Path(args.out))
-        return 0
+    server = Server(args.server_mode)
     try:
-        runs = []
-        for index, concurrency in enumerate(concurrencies):
-            order = variants[index % len(variants) :] + variants[: index % len(variants)]
-            for variant in order:
-                print(f"  {variant} at concurrency {concurrency} ...", file=sys.stderr, flush=True)
-                runs.append(run_one(server, variant, concurrency, args.requests))
-        rounds = 4 if args.smoke else 30
-        results = {
-            "machine": machine(),
-            "server": server.name,
-            "requests": args.requests,
-            "threads": THREADS,
-            "max_pool_size": POOL,
-            "runs": sorted(runs, key=lambda r: (VARIANTS.index(r["variant"]), r["concurrency"])),
-            "skipped": skipped,
-            "middleware_overhead": overhead(
-                server, rounds, 50 if args.smoke else 300, 5 if args.smoke else 40
-            ),
-            "middleware_overhead_http": http_overhead(
-                server, 2 if args.smoke else 12, 200 if args.smoke else 2000
-            ),
-            "time_to_503": time_to_503(server),
-            "ratios_at_64": ratios(server, 64, 1 if args.smoke else 5, 40 if args.smoke else 1000),
-        }
+        if args.ratios_only:
+            results = redo_ratios(server, args)
+        elif args.merge:
+            results = merge(server, args, variants)
+        else:
+            results = full_run(server, args, variants, skipped)
     finally:
         server.stop()
+    results.setdefault("server_mode", args.server_mode)
     write_outputs(results, Path(args.out))
-    print(json.dumps({k: v for k, v in results.items() if k != "runs"}, indent=2))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""A small smoke run of the benchmark harness, so it cannot rot (the numbers are not checked)."""
+"""Small smoke runs of the benchmark harnesses, so they cannot rot (the numbers are not checked)."""
 
 from __future__ import annotations
 
@@ -14,18 +14,22 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.server
 
 
-def test_harness_smoke_run(tmp_path, mongo_server):
-    env = {**os.environ, "MONGOPOOL_TEST_URL": mongo_server.url}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
+def _bench(script: str, out: Path, *args: str, **env: str) -> None:
+    environment = {**os.environ, **env}
+    environment.pop("DJANGO_SETTINGS_MODULE", None)
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--out", str(tmp_path)],
+        [sys.executable, str(ROOT / "bench" / script), "--smoke", "--out", str(out), *args],
         capture_output=True,
         text=True,
-        env=env,
+        env=environment,
         timeout=600,
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_harness_smoke_run(tmp_path, mongo_server):
+    _bench("run.py", tmp_path, MONGOPOOL_TEST_URL=mongo_server.url)
     results = json.loads((tmp_path / "results.json").read_text())
     (run,) = results["runs"]
     assert run["variant"] == "mongopool" and run["errors"] == 0 and run["requests"] == 40
@@ -34,3 +38,43 @@ def test_harness_smoke_run(tmp_path, mongo_server):
     assert set(results["middleware_overhead"]) == {"no_mongodb", "with_mongodb"}
     assert "| mongopool | 4 |" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "connections_throughput.png").stat().st_size > 10_000
+
+
+def test_tls_scram_mode_smoke_run(tmp_path, mongopool_secure_server):
+    secure_url = mongopool_secure_server.url
+    _bench("run.py", tmp_path, "--server-mode", "tls_scram", MONGOPOOL_TEST_SECURE_URL=secure_url)
+    results = json.loads((tmp_path / "tls_scram.json").read_text())
+    assert results["server_mode"] == "tls_scram" and "TLS + SCRAM" in results["server"]
+    runs = {run["variant"]: run for run in results["runs"]}
+    assert set(runs) == {"client_per_request", "mongopool"}
+    assert all(run["errors"] == 0 and run["requests"] == 40 for run in runs.values())
+    assert runs["mongopool"]["peak_connections_os"] <= 10 + 2
+    assert set(results["ratios_at_64"]["throughput_median"]) == {
+        "client_per_request",
+        "module_level",
+        "mongopool",
+    }
+    assert "middleware_overhead" not in results  # plain mode only
+    text = (tmp_path / "tls_scram.md").read_text()
+    assert "| client_per_request | 4 |" in text and "target: at least 10x" in text
+    assert mongopool_secure_server.password not in text + json.dumps(results)
+    assert (tmp_path / "tls_scram.png").stat().st_size > 10_000
+    assert not (tmp_path / "results.json").exists()  # the plain results stay untouched
+
+
+def test_cpu_harness_smoke_run(tmp_path, mongo_server):
+    _bench("cpu.py", tmp_path, MONGOPOOL_TEST_URL=mongo_server.url)
+    results = json.loads((tmp_path / "cpu.json").read_text())
+    assert {"cpu", "cores", "memory_gb", "python", "pymongo", "django"} <= set(results["machine"])
+    mongodb, view = results["mongodb"], results["view"]
+    assert set(mongodb["arms"]) == {"plain", "listener", "app"}
+    assert set(view["arms"]) == {"without", "with"}
+    for summary in (mongodb, view):
+        assert summary["rounds"] == 3
+        assert all(arm["process_us"] > 0 for arm in summary["arms"].values())
+    assert "process_vs_plain_percent" in mongodb["arms"]["app"]
+    assert "process_vs_without_percent" in view["arms"]["with"]
+    assert (mongodb["target_percent"], view["target_percent"]) == (3.0, 2.0)
+    assert mongodb["option_differences"] == []
+    text = (tmp_path / "cpu.md").read_text()
+    assert "within 3%" in text and "within 2%" in text and "pymongo" in text
