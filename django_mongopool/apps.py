@@ -1,28 +1,53 @@
+"""``AppConfig.ready()``: validate settings, register checks, signals, fork and exit hooks (once)."""
+
 from __future__ import annotations
 
+import atexit
+import os
+import threading
+from typing import Any
+
 from django.apps import AppConfig
-from django.core.signals import setting_changed
+from django.core.signals import request_started, setting_changed
 
-# Settings read at use time; changing them needs no new client.
-_LIVE_SETTINGS = {
-    "MONGOPOOL_STRAY_CLIENTS",
-    "MONGOPOOL_ALLOWED_CLIENT_MODULES",
-    "MONGOPOOL_LEAKED_SESSIONS",
-    "MONGOPOOL_METRICS_TOKEN",
-}
+_hooks_lock = threading.Lock()
+_hooks_installed = False
 
 
-def _settings_changed(*, setting: str, **kwargs: object) -> None:
-    if setting.startswith("MONGOPOOL_"):
-        from django_mongopool import stray
-        from django_mongopool.client import reset_client
+def settings_changed(*, setting: str, **kwargs: Any) -> None:
+    """Drop cached settings; a change to a client setting retires the clients."""
+    from django_mongopool import async_client, client, stray
+    from django_mongopool.conf import CLIENT_SETTINGS, SETTINGS, conf
 
-        if setting not in _LIVE_SETTINGS:
-            from django_mongopool.async_client import reset_async_clients
-
-            reset_client()
-            reset_async_clients()
+    if setting not in SETTINGS:
+        return
+    conf.clear(setting)
+    if setting in CLIENT_SETTINGS:
+        client.reset_client()
+        async_client.reset_async_clients()
+    if setting == "MONGOPOOL_STRAY_CLIENTS":
         stray.sync_with_settings()
+
+
+def _after_fork_in_child() -> None:
+    from django_mongopool import async_client, client, heartbeat
+
+    client.after_fork_in_child()
+    async_client.forget_all()
+    heartbeat.forget_after_fork()
+
+
+def install_process_hooks() -> None:
+    """Fork and exit hooks, registered once per interpreter however often ready() runs."""
+    global _hooks_installed
+    from django_mongopool import client
+
+    with _hooks_lock:
+        if _hooks_installed:
+            return
+        os.register_at_fork(before=client.before_fork, after_in_child=_after_fork_in_child)
+        atexit.register(client.reset_client)
+        _hooks_installed = True
 
 
 class MongoPoolConfig(AppConfig):
@@ -31,16 +56,16 @@ class MongoPoolConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        from django_mongopool import (
-            checks,  # noqa: F401  (registers the system checks)
-            stray,
-        )
-        from django_mongopool.client import build_client
+        from django_mongopool import checks, heartbeat, stray
         from django_mongopool.conf import conf
 
-        setting_changed.connect(_settings_changed, dispatch_uid="django_mongopool.settings_changed")
+        checks.register()
+        install_process_hooks()
+        setting_changed.connect(settings_changed, dispatch_uid="django_mongopool.settings_changed")
+        request_started.connect(
+            heartbeat.on_request_started, dispatch_uid="django_mongopool.heartbeat"
+        )
         # A missing URI is reported by system check E001 instead of failing every
         # manage.py command; anything malformed raises ImproperlyConfigured here.
-        if conf.MONGOPOOL_URI:
-            build_client()
+        conf.validate_all()
         stray.sync_with_settings()

@@ -13,43 +13,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import os
+import itertools
 import threading
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from pymongo import AsyncMongoClient
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from django_mongopool.client import PooledClientMixin, database_name, get_config, get_metrics
+from django_mongopool.client import PooledClientMixin, database_name, process_counters
+from django_mongopool.conf import conf
+from django_mongopool.metrics import PoolMetrics
 
 
 class PooledAsyncMongoClient(PooledClientMixin, AsyncMongoClient):  # type: ignore[type-arg]
-    """The app's async client: counts the sessions it starts and ends."""
+    """The app's async client: its sessions count themselves; its pool has its own figures."""
 
-    def _counted_end(self, session: AsyncClientSession, end: Any) -> Any:
-        metrics = self._mongopool_metrics
-
-        @functools.wraps(end)
-        async def counted_end(lock: bool) -> None:
-            was_open = not session.has_ended
-            await end(lock)
-            if was_open:
-                metrics.count("sessions_ended")
-
-        return counted_end
+    _mongopool_async = True
 
 
 _lock = threading.Lock()
 _clients: dict[int, tuple[asyncio.AbstractEventLoop, PooledAsyncMongoClient]] = {}
+_loop_numbers = itertools.count(1)
 
 
-def _forget_all() -> None:
-    # A forked child gets fresh clients; the parent's are neither used nor closed here.
+def forget_all() -> None:
+    """In a forked child: the parent's clients are neither used nor closed here."""
     _clients.clear()
 
 
-os.register_at_fork(after_in_child=_forget_all)
+def loop_pools() -> list[PoolMetrics]:
+    """The pool figures of every event loop's client that is open now."""
+    with _lock:
+        return [client._mongopool_pool for _loop, client in _clients.values()]
 
 
 def _close_with_loop(loop: asyncio.AbstractEventLoop, client: PooledAsyncMongoClient) -> None:
@@ -79,14 +75,15 @@ def get_async_client() -> PooledAsyncMongoClient:
     with _lock:
         entry = _clients.get(id(loop))
         if entry is None or entry[0] is not loop:
-            client = PooledAsyncMongoClient(get_config(), get_metrics())
+            pool = PoolMetrics(f"async loop {next(_loop_numbers)}")
+            client = PooledAsyncMongoClient(conf.client_config, pool, process_counters())
             _clients[id(loop)] = (loop, client)
             _close_with_loop(loop, client)
             entry = _clients[id(loop)]
     return entry[1]
 
 
-def get_async_database(name: str | None = None) -> AsyncDatabase:  # type: ignore[type-arg]
+def get_async_database(name: str | None = None) -> AsyncDatabase[Any]:
     """A database of this loop's async client: ``name`` or ``MONGOPOOL_DATABASE``."""
     return get_async_client()[database_name(name, "get_async_database")]
 
@@ -101,7 +98,9 @@ def reset_async_clients() -> None:
         run_on_loop(client.close, loop, wait=False)
 
 
-def run_on_loop(make: Any, loop: asyncio.AbstractEventLoop, *, wait: bool) -> None:
+def run_on_loop(
+    make: Callable[[], Coroutine[Any, Any, Any]], loop: asyncio.AbstractEventLoop, *, wait: bool
+) -> None:
     """Run the coroutine ``make()`` on ``loop`` from wherever this is called.
 
     On that loop itself: as a task. From another thread while it runs: handed over

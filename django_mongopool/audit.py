@@ -14,12 +14,14 @@ from typing import Any
 import pymongo
 from pymongo.errors import OperationFailure, PyMongoError
 
-from django_mongopool import heartbeat
-from django_mongopool.client import get_client, get_config, get_metrics
+from django_mongopool import budget as budgets
+from django_mongopool import fleet as fleets
+from django_mongopool import heartbeat, history, pools
+from django_mongopool.client import get_client, get_config
+from django_mongopool.conf import conf
 from django_mongopool.redact import scrub
 
 SCHEMA = "django-mongopool/audit/1"
-MONITORS_PER_SERVER = 2  # pymongo's monitor + RTT monitor connection per server
 UNAUTHORIZED = 13
 UTILISATION_WARNING = 80.0
 _CURRENT_OP = [
@@ -35,16 +37,6 @@ _CURRENT_OP = [
         }
     },
 ]
-
-
-class ServerUnreachable(Exception):
-    """The server did not answer a ping within the timeout."""
-
-
-def _percent(part: float, whole: float | None) -> float | None:
-    if not whole:
-        return None
-    return round(100.0 * part / whole, 1)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -117,68 +109,30 @@ def _current_op(notes: list[str]) -> list[dict[str, Any]] | None:
 
 def _fleet(notes: list[str]) -> dict[str, Any] | None:
     try:
-        beats = heartbeat.live_heartbeats()
+        reading = heartbeat.read_fleet()
     except OperationFailure as exc:
         notes.append(f"Heartbeats could not be read: {_error_text(exc)}.")
         return None
-    if not beats:
-        if not get_config().heartbeat_seconds:
+    if reading.unreadable:
+        notes.append(
+            f"{reading.unreadable} unreadable heartbeat document(s) skipped (not written by "
+            f"django-mongopool, or damaged) in {conf.heartbeat_collection}."
+        )
+    if reading.future:
+        notes.append(
+            f"{len(reading.future)} heartbeat document(s) dated in the future ignored "
+            "(a clock ahead by more than "
+            f"{fleets.MAX_SKEW_SECONDS:g} s); the publishers prune them."
+        )
+    if not reading.processes:
+        if not conf.heartbeat_seconds:
             notes.append(
                 "No live heartbeats: set MONGOPOOL_HEARTBEAT_SECONDS (e.g. 10) in the web "
                 "processes to see the whole fleet."
             )
         else:
             notes.append("No live heartbeats yet: no web process has served a request recently.")
-    processes = []
-    for beat in beats:
-        max_pool = int(beat.get("max_pool_size") or 0)
-        servers = beat.get("servers") or []
-        saturated = any(
-            s.get("waiting", 0) > 0 or (max_pool and s.get("in_use", 0) >= max_pool)
-            for s in servers
-        )
-        processes.append(
-            {
-                "id": beat["_id"],
-                "host": beat.get("host"),
-                "pid": beat.get("pid"),
-                "app": beat.get("app"),
-                "started_at": _iso(beat.get("started_at")),
-                "updated_at": _iso(beat.get("updated_at")),
-                "age_seconds": beat.get("age_seconds"),
-                "max_pool_size": max_pool,
-                "open": beat.get("open", 0),
-                "in_use": beat.get("in_use", 0),
-                "waiting": beat.get("waiting", 0),
-                "checkout_timeouts": beat.get("checkout_timeouts", 0),
-                "recent_checkout_timeouts": beat.get("recent_checkout_timeouts", 0),
-                "sessions_started": beat.get("sessions_started", 0),
-                "sessions_ended": beat.get("sessions_ended", 0),
-                "saturated": saturated,
-                "servers": servers,
-            }
-        )
-    busiest = max(processes, key=lambda p: (p["in_use"], p["waiting"]), default=None)
-    return {
-        "alive": len(processes),
-        "open": sum(p["open"] for p in processes),
-        "in_use": sum(p["in_use"] for p in processes),
-        "waiting": sum(p["waiting"] for p in processes),
-        "busiest": None
-        if busiest is None
-        else {k: busiest[k] for k in ("id", "host", "pid", "in_use", "waiting")},
-        "saturated": [p["id"] for p in processes if p["saturated"]],
-        "timing_out": [p["id"] for p in processes if p["recent_checkout_timeouts"] > 0],
-        "processes": processes,
-    }
-
-
-def _iso(value: Any) -> str | None:
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return value.isoformat()
-    return None
+    return fleets.summary(reading)
 
 
 def _step(timeout: float, notes: list[str], name: str, func: Any) -> Any:
@@ -190,21 +144,23 @@ def _step(timeout: float, notes: list[str], name: str, func: Any) -> Any:
         return None
 
 
-def _budget(processes: int, hosts: int, capacity: int | None, source: str | None) -> dict[str, Any]:
-    config = get_config()
-    per_server = config.max_pool_size + MONITORS_PER_SERVER
-    fleet_per_server = processes * per_server
+def _budget(
+    processes: int, hosts: int, pools_here: int, capacity: int | None, source: str | None
+) -> dict[str, Any]:
+    max_pool = get_config().max_pool_size
+    fleet_per_server = budgets.fleet_per_server(processes, max_pool, pools_here)
     return {
         "processes": processes,
         "hosts": hosts,
-        "max_pool_size": config.max_pool_size,
-        "monitors_per_server": MONITORS_PER_SERVER,
-        "per_process_ceiling": hosts * per_server,
-        "fleet_ceiling": processes * hosts * per_server,
+        "max_pool_size": max_pool,
+        "pools_per_process": pools_here,
+        "monitors_per_server": budgets.MONITORS_PER_SERVER,
+        "per_process_ceiling": budgets.per_process(max_pool, hosts, pools_here),
+        "fleet_ceiling": processes * budgets.per_process(max_pool, hosts, pools_here),
         "fleet_ceiling_per_server": fleet_per_server,
         "server_capacity": capacity,
         "server_capacity_source": source,
-        "fleet_ceiling_percent": _percent(fleet_per_server, capacity),
+        "fleet_ceiling_percent": budgets.percent(fleet_per_server, capacity),
     }
 
 
@@ -216,8 +172,9 @@ def build_report(
 ) -> dict[str, Any]:
     """Measure what is reachable; ``report["server"]["reachable"]`` says if the server answered."""
     config = get_config()
-    processes = processes or config.processes
-    timeout = timeout or float(config.option("serverSelectionTimeoutMS")) / 1000
+    processes = processes or conf.processes
+    timeout = timeout or config.seconds("serverSelectionTimeoutMS")
+    process = pools.snapshot()
     notes: list[str] = []
     warnings: list[str] = []
     server: dict[str, Any] = {
@@ -245,11 +202,11 @@ def build_report(
             fleet = _step(timeout, notes, "Heartbeats", _fleet)
 
     connections = server["connections"]
-    capacity, source = config.server_max_connections, "MONGOPOOL_SERVER_MAX_CONNECTIONS"
+    capacity, source = conf.server_max_connections, "MONGOPOOL_SERVER_MAX_CONNECTIONS"
     if connections and "available" in connections:
         capacity = int(connections["current"] + connections["available"])
         source = "serverStatus"
-        server["utilisation_percent"] = _percent(connections["current"], capacity)
+        server["utilisation_percent"] = budgets.percent(connections["current"], capacity)
     if capacity is None:
         source = None
         notes.append(
@@ -257,12 +214,13 @@ def build_report(
             "net.maxIncomingConnections) to compare the fleet ceiling with it."
         )
     hosts = len(topology["servers"]) if topology and topology["servers"] else len(config.hosts)
-    budget = _budget(processes, hosts, capacity, source)
+    budget = _budget(processes, hosts, process.pools, capacity, source)
 
     if budget["fleet_ceiling_percent"] is not None and budget["fleet_ceiling_percent"] > 100:
         warnings.append(
             f"Fleet ceiling above server capacity: {processes} processes x "
-            f"({budget['max_pool_size']} pooled + {MONITORS_PER_SERVER} monitor connections) = "
+            f"({budget['pools_per_process']} pool(s) of {budget['max_pool_size']} + "
+            f"{budgets.MONITORS_PER_SERVER} monitor connections) = "
             f"{budget['fleet_ceiling_per_server']} per server, but the server accepts {capacity}."
         )
     utilisation = server["utilisation_percent"]
@@ -292,16 +250,16 @@ def build_report(
         "generated_at": dt.datetime.now(dt.UTC).isoformat(),
         "config": {
             "uri": config.redacted_uri,
-            "database": config.database,
+            "database": conf.database,
             "appname": config.appname,
             "hosts": list(config.hosts),
             "options": {k: _jsonable(v) for k, v in config.display_options().items()},
-            "heartbeat_seconds": config.heartbeat_seconds,
+            "heartbeat_seconds": conf.heartbeat_seconds,
         },
         "budget": budget,
         "topology": topology,
         "server": server,
-        "process": {**get_metrics().snapshot().as_dict(), "history": get_metrics().history()},
+        "process": {**process.as_dict(), "history": history.samples()},
         "fleet": fleet,
         "notes": notes,
         "warnings": warnings,

@@ -1,6 +1,7 @@
 """System checks (``django_mongopool.E0xx`` errors, ``W0xx`` warnings). No network I/O.
 
-Ids are never reused; every id is listed in the README.
+Registered by :func:`register` from ``AppConfig.ready()``. Ids are never reused;
+every id is listed in the README.
 """
 
 from __future__ import annotations
@@ -12,24 +13,29 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
+from django_mongopool import budget
 from django_mongopool.conf import conf
+from django_mongopool.options import ClientConfig
 
 MIDDLEWARE_PATH = "django_mongopool.middleware.MongoSessionMiddleware"
-MONITORS_PER_SERVER = 2
 LONG_WAIT_MS = 30_000  # load balancers commonly give up on a request after 30 s
 PASSWORDLESS_MECHANISMS = {"MONGODB-X509", "MONGODB-AWS", "MONGODB-OIDC", "GSSAPI"}
 Messages = list[checks.CheckMessage]
 
 
-def _config() -> Any:
-    from django_mongopool.options import load_config
+def _config() -> ClientConfig | None:
+    """The client configuration, or None when E001/E004 already report what is wrong."""
+    if not conf.uri_is_set:
+        return None
+    try:
+        conf.validate_all()
+        return conf.client_config
+    except ImproperlyConfigured:
+        return None
 
-    return load_config()
 
-
-@checks.register("django_mongopool")
 def check_uri(app_configs: Any = None, **kwargs: Any) -> Messages:
-    if not conf.MONGOPOOL_URI:
+    if not conf.uri_is_set:
         return [
             checks.Error(
                 "MONGOPOOL_URI is not set, so django-mongopool has no server to connect to.",
@@ -38,7 +44,7 @@ def check_uri(app_configs: Any = None, **kwargs: Any) -> Messages:
             )
         ]
     try:
-        _config()
+        conf.validate_all()
     except ImproperlyConfigured as exc:
         return [
             checks.Error(
@@ -50,7 +56,6 @@ def check_uri(app_configs: Any = None, **kwargs: Any) -> Messages:
     return []
 
 
-@checks.register("django_mongopool")
 def check_middleware(app_configs: Any = None, **kwargs: Any) -> Messages:
     middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
     count = middleware.count(MIDDLEWARE_PATH)
@@ -86,25 +91,22 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> Messages:
     return []
 
 
-@checks.register("django_mongopool")
 def check_pool(app_configs: Any = None, **kwargs: Any) -> Messages:
-    if not conf.MONGOPOOL_URI:
-        return []
-    try:
-        config = _config()
-    except ImproperlyConfigured:
-        return []  # reported as E004
+    config = _config()
+    if config is None:
+        return []  # reported as E001 / E004
     messages: Messages = []
-    capacity = config.server_max_connections
-    per_server = config.processes * (config.max_pool_size + MONITORS_PER_SERVER)
+    capacity = conf.server_max_connections
+    processes = conf.processes
+    per_server = budget.fleet_per_server(processes, config.max_pool_size)
     if capacity is not None and per_server > capacity:
         messages.append(
             checks.Error(
-                f"The fleet can open {config.processes} processes x (maxPoolSize "
-                f"{config.max_pool_size} + {MONITORS_PER_SERVER} monitor connections) = "
+                f"The fleet can open {processes} processes x (maxPoolSize "
+                f"{config.max_pool_size} + {budget.MONITORS_PER_SERVER} monitor connections) = "
                 f"{per_server} connections to each server, more than "
                 f"MONGOPOOL_SERVER_MAX_CONNECTIONS = {capacity}.",
-                hint=f"Lower maxPoolSize to at most {max(capacity // config.processes - MONITORS_PER_SERVER, 0)}, "
+                hint=f"Lower maxPoolSize to at most {budget.largest_pool_that_fits(capacity, processes)}, "
                 "run fewer processes, or raise the server's net.maxIncomingConnections.",
                 id="django_mongopool.E005",
             )
@@ -132,7 +134,6 @@ def check_pool(app_configs: Any = None, **kwargs: Any) -> Messages:
     return messages
 
 
-@checks.register("django_mongopool")
 def check_fork(app_configs: Any = None, **kwargs: Any) -> Messages:
     from django_mongopool.client import connected_before_fork
 
@@ -159,22 +160,21 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-@checks.register("django_mongopool", deploy=True)
 def check_deploy(app_configs: Any = None, **kwargs: Any) -> Messages:
-    if not conf.MONGOPOOL_URI:
-        return []
-    try:
-        config = _config()
-    except ImproperlyConfigured:
+    config = _config()
+    if config is None:
         return []
     remote = [h for h in config.hosts if not _is_loopback(h)]
     messages: Messages = []
-    tls = config.option("tls", config.option("ssl"))
-    tls_on = str(tls).lower() in {"true", "1"} if tls is not None else config.is_srv
-    if remote and not tls_on:
+    if remote and not config.tls:
+        exposed = (
+            "the password, the queries and the data"
+            if config.username
+            else "the queries and the data"
+        )
         messages.append(
             checks.Warning(
-                f"TLS is off for {', '.join(remote)}: credentials and data cross the network in clear.",
+                f"TLS is off for {', '.join(remote)}: {exposed} cross the network in clear.",
                 hint="Add tls=true to MONGOPOOL_URI (mongodb+srv:// URIs turn it on by default).",
                 id="django_mongopool.W101",
             )
@@ -203,15 +203,12 @@ def check_deploy(app_configs: Any = None, **kwargs: Any) -> Messages:
     return messages
 
 
-@checks.register("django_mongopool", checks.Tags.urls)
 def check_metrics_routed(app_configs: Any = None, **kwargs: Any) -> Messages:
     """A metrics token without a route to use it on: the include was forgotten."""
     from django.urls import NoReverseMatch, reverse
 
-    from django_mongopool.permissions import configured_token
-
     try:
-        if configured_token() is None:
+        if not conf.metrics_token:
             return []
     except ImproperlyConfigured:
         return []  # reported as E004
@@ -228,3 +225,11 @@ def check_metrics_routed(app_configs: Any = None, **kwargs: Any) -> Messages:
             )
         ]
     return []
+
+
+def register() -> None:
+    """Register every check (``AppConfig.ready()``; registering twice is harmless)."""
+    for check in (check_uri, check_middleware, check_pool, check_fork):
+        checks.register(check, "django_mongopool")
+    checks.register(check_metrics_routed, "django_mongopool", checks.Tags.urls)
+    checks.register(check_deploy, "django_mongopool", deploy=True)

@@ -1,4 +1,4 @@
-"""Build, hand out, reset and close the one ``MongoClient`` of this process.
+"""The process's sync ``MongoClient``: build, get, retire, close; fork handling.
 
 Fork safety: the client belongs to the process that built it. A child forked
 after that (gunicorn ``--preload``, uWSGI without lazy-apps, multiprocessing)
@@ -10,8 +10,6 @@ reason to warn "MongoClient opened before fork".
 
 from __future__ import annotations
 
-import atexit
-import functools
 import os
 import sys
 import threading
@@ -22,81 +20,71 @@ from pymongo import MongoClient
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
 
-from django_mongopool import sessions
-from django_mongopool.monitoring import CommandCounter, PoolListener, PoolMetrics
-from django_mongopool.options import DATABASE_SETTING, ClientConfig, load_config
+from django_mongopool import leaks
+from django_mongopool.conf import conf
+from django_mongopool.metrics import CommandCounter, PoolListener, PoolMetrics, ProcessCounters
+from django_mongopool.options import ClientConfig
+from django_mongopool.sessions import start as start_session
 
 
 class PooledClientMixin:
-    """What the app's sync and async clients share: listeners, connect=False, session counts."""
+    """What the app's sync and async clients share: listeners, connect=False, counted sessions."""
 
     _mongopool_own = True  # not a stray client
-    _mongopool_metrics: PoolMetrics
+    _mongopool_pool: PoolMetrics
+    _mongopool_counters: ProcessCounters
     _mongopool_config: ClientConfig
 
-    def __init__(self, config: ClientConfig, metrics: PoolMetrics) -> None:
-        self._mongopool_metrics = metrics
+    def __init__(self, config: ClientConfig, pool: PoolMetrics, counters: ProcessCounters) -> None:
+        self._mongopool_pool = pool
+        self._mongopool_counters = counters
         self._mongopool_config = config
         listeners = list(config.kwargs.get("event_listeners", ()))
-        listeners.append(PoolListener(metrics))
+        listeners.append(PoolListener(pool))
         if config.command_metrics:  # opt-in: pymongo builds two event objects per command
-            listeners.append(CommandCounter(metrics))
+            listeners.append(CommandCounter(counters))
         kwargs = {k: v for k, v in config.kwargs.items() if k != "event_listeners"}
         super().__init__(config.uri, connect=False, event_listeners=listeners, **kwargs)  # type: ignore[call-arg]
 
+    _mongopool_async = False
+
+    def _start_session(self, implicit: bool, **kwargs: Any) -> Any:
+        if implicit:  # pymongo's own per-operation sessions are not counted
+            return super()._start_session(implicit, **kwargs)  # type: ignore[misc]
+        return start_session(self._mongopool_async, self, self._mongopool_counters, **kwargs)
+
     def start_session(self, *args: Any, **kwargs: Any) -> Any:
-        session = self._start_counted_session(*args, **kwargs)
-        sessions.record(session, sys._getframe(1))
+        session = super().start_session(*args, **kwargs)  # type: ignore[misc]
+        leaks.record(session, sys._getframe(1))
         return session
 
     def start_request_session(self) -> Any:
-        """The session behind ``request.mongo_session`` / ``amongo_session()`` (never tracked)."""
-        return self._start_counted_session()
-
-    def _start_counted_session(self, *args: Any, **kwargs: Any) -> Any:
-        session = super().start_session(*args, **kwargs)  # type: ignore[misc]
-        self._mongopool_metrics.count("sessions_started")
-        session._end_session = self._counted_end(session, session._end_session)
-        return session
-
-    def _counted_end(self, session: Any, end: Any) -> Any:
-        raise NotImplementedError
+        """The session behind ``request.mongo_session`` / ``amongo_session()`` (never leak-tracked)."""
+        return self._start_session(False)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._mongopool_config.redacted_uri!r})"
 
 
 class PooledMongoClient(PooledClientMixin, MongoClient):  # type: ignore[type-arg]
-    """The app's own client: a ``MongoClient`` that counts the sessions it starts and ends."""
-
-    def _counted_end(self, session: ClientSession, end: Any) -> Any:
-        metrics = self._mongopool_metrics
-
-        @functools.wraps(end)
-        def counted_end(lock: bool) -> None:
-            was_open = not session.has_ended
-            end(lock)
-            if was_open:
-                metrics.count("sessions_ended")
-
-        return counted_end
+    """The app's own client: a ``MongoClient`` whose sessions count themselves."""
 
 
 class _ProcessClient:
-    """The client holder; one per process, rebuilt after fork or a settings change."""
+    """The client holder; one per process, rebuilt after fork or a client-settings change."""
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.client: PooledMongoClient | None = None
-        self.config: ClientConfig | None = None
         self.pid = os.getpid()
-        self.metrics = PoolMetrics()
+        self.counters = ProcessCounters()
+        self.pool = PoolMetrics("sync")
         self.inherited: list[PooledMongoClient] = []
         self.connected_before_fork = False
         self.opened_at_fork = False  # recorded in the parent just before each fork
 
-    def _adopt_fork(self) -> None:
-        # Called with the lock held, in a process whose pid changed.
+    def adopt_fork(self) -> None:
+        """Forget the parent's client in a process whose pid changed (lock held)."""
         if self.client is not None:
             # The parent had opened sockets and monitor threads before forking
             # (e.g. a query at import time under gunicorn --preload): check W004.
@@ -104,7 +92,14 @@ class _ProcessClient:
             self.inherited.append(self.client)
         self.client = None
         self.pid = os.getpid()
-        self.metrics = PoolMetrics()
+        self.counters = ProcessCounters()
+        self.pool = PoolMetrics("sync")
+
+    def current(self) -> None:
+        if self.pid != os.getpid():
+            with self.lock:
+                if self.pid != os.getpid():
+                    self.adopt_fork()
 
     def get(self) -> PooledMongoClient:
         client = self.client
@@ -112,25 +107,20 @@ class _ProcessClient:
             return client
         with self.lock:
             if self.pid != os.getpid():
-                self._adopt_fork()
+                self.adopt_fork()
             if self.client is None:
-                # Counters describe one client: close() and a fork start them from zero.
-                self.config = load_config()
-                self.client = PooledMongoClient(self.config, self.metrics)
+                self.client = PooledMongoClient(conf.client_config, self.pool, self.counters)
             return self.client
-
-    def get_config(self) -> ClientConfig:
-        self.get()
-        assert self.config is not None
-        return self.config
 
     def close(self) -> None:
         with self.lock:
             if self.pid != os.getpid():
-                self._adopt_fork()
+                self.adopt_fork()
                 return
             client, self.client = self.client, None
-            self.metrics = PoolMetrics()
+            # Figures describe one client: a new client starts them from zero.
+            self.pool = PoolMetrics("sync")
+            self.counters = ProcessCounters()
             if client is not None:
                 client.close()
 
@@ -138,22 +128,17 @@ class _ProcessClient:
 _process = _ProcessClient()
 
 
-def _before_fork() -> None:
-    # pymongo resets its clients in the child, so whether ours was connected
-    # can only be seen here, in the parent. No locks: this runs inside fork().
+def before_fork() -> None:
+    """pymongo resets its clients in the child, so whether ours was connected is seen here."""
     client = _process.client
     _process.opened_at_fork = bool(
         client is not None and _process.pid == os.getpid() and getattr(client, "_opened", False)
     )
 
 
-def _after_fork_in_child() -> None:
+def after_fork_in_child() -> None:
     # The lock may have been held by another thread at fork time.
     _process.lock = threading.RLock()
-
-
-os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
-atexit.register(_process.close)
 
 
 def get_client() -> PooledMongoClient:
@@ -161,38 +146,41 @@ def get_client() -> PooledMongoClient:
     return _process.get()
 
 
+def get_config() -> ClientConfig:
+    """The validated configuration of the client."""
+    return conf.client_config
+
+
 def connected_before_fork() -> bool:
     """True in a forked child whose parent's client was already connected at fork time."""
-    get_metrics()  # adopts the fork if this process has not looked yet
+    _process.current()
     return _process.connected_before_fork
 
 
-def get_config() -> ClientConfig:
-    """The validated configuration the current client was built from."""
-    return _process.get_config()
+def process_counters() -> ProcessCounters:
+    """This process's counters (sessions, 503s, leaked sessions)."""
+    _process.current()
+    return _process.counters
 
 
-def get_metrics() -> PoolMetrics:
-    """The counters of this process's current client (empty before it is built)."""
-    if _process.pid != os.getpid():
-        with _process.lock:
-            if _process.pid != os.getpid():
-                _process._adopt_fork()
-    return _process.metrics
+def sync_pool() -> PoolMetrics:
+    """The pool figures of this process's sync client (empty before it is built)."""
+    _process.current()
+    return _process.pool
 
 
 def database_name(name: str | None, caller: str = "get_database") -> str:
     """``name``, else ``MONGOPOOL_DATABASE`` or the URI's database; says how to fix neither."""
-    name = name or get_config().database
+    name = name or conf.database
     if not name:
         raise ImproperlyConfigured(
-            f"{caller}() needs a name: set {DATABASE_SETTING}, put the database in the "
+            f"{caller}() needs a name: set MONGOPOOL_DATABASE, put the database in the "
             f"MONGOPOOL_URI path (mongodb://host/dbname), or pass {caller}('name')."
         )
     return name
 
 
-def get_database(name: str | None = None) -> Database:  # type: ignore[type-arg]
+def get_database(name: str | None = None) -> Database[Any]:
     """A database of the process-wide client: ``name`` or ``MONGOPOOL_DATABASE``."""
     return get_client()[database_name(name)]
 
@@ -202,6 +190,6 @@ def reset_client() -> None:
     _process.close()
 
 
-def build_client() -> PooledMongoClient:
-    """Validate the settings and build the client now (no network I/O)."""
-    return _process.get()
+def request_session() -> ClientSession:
+    """A new session of the process client for one request (no I/O until it runs a command)."""
+    return _process.get().start_request_session()  # type: ignore[no-any-return]

@@ -1,92 +1,275 @@
-"""Lazy, typed access to the ``MONGOPOOL_*`` settings.
+"""The one source of every ``MONGOPOOL_*`` setting: its default, its validation, its type.
 
-Every property reads ``django.conf.settings`` when it is used, so
-``override_settings`` works and nothing is read at import time. Values are
-returned as the user wrote them; :mod:`django_mongopool.options` validates them.
+Values are read from ``django.conf.settings`` on first use, validated, cached,
+and dropped from the cache on Django's ``setting_changed`` signal (so
+``override_settings`` works and nothing is read at import time). The settings
+that shape the ``MongoClient`` (:data:`CLIENT_SETTINGS`) are validated together
+by :func:`django_mongopool.options.build_config`; changing any other setting
+never rebuilds the client.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
-# Production defaults: a bounded pool and bounded waits everywhere, so a
-# saturated pool or an unreachable server fails a request instead of hanging
-# a worker. Keys use pymongo's spelling.
-DEFAULT_CLIENT_OPTIONS: dict[str, Any] = {
-    "maxPoolSize": 10,
-    "minPoolSize": 0,
-    "maxIdleTimeMS": 60_000,
-    "maxConnecting": 2,
-    "waitQueueTimeoutMS": 2_000,
-    "connectTimeoutMS": 5_000,
-    "socketTimeoutMS": 30_000,
-    "serverSelectionTimeoutMS": 5_000,
-    "appname": "django-mongopool",
+if TYPE_CHECKING:
+    from django_mongopool.options import ClientConfig
+
+Mode = Literal["off", "warn", "raise"]
+MODES: tuple[Mode, ...] = ("off", "warn", "raise")
+
+_DB_NAME = re.compile(r'^[^/\\. "$*<>:|?\x00]{1,63}$')
+_COLLECTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,119}$")
+
+
+def _number(name: str, low: float, high: float, *, integer: bool) -> Callable[[Any], Any]:
+    def validate(value: Any) -> Any:
+        kind = int if integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
+            what = "an integer" if integer else "a number"
+            raise ImproperlyConfigured(
+                f"{name} must be {what} from {low:g} to {high:g}, got {value!r}."
+            )
+        return value
+
+    return validate
+
+
+def _optional(validate: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: None if value is None else validate(value)
+
+
+def _heartbeat_seconds(value: Any) -> float:
+    if value == 0 and not isinstance(value, bool):
+        return 0
+    return cast(float, _number("MONGOPOOL_HEARTBEAT_SECONDS", 1, 3600, integer=False)(value))
+
+
+def _collection_name(value: Any) -> str:
+    if not isinstance(value, str) or not _COLLECTION_NAME.match(value):
+        raise ImproperlyConfigured(
+            "MONGOPOOL_HEARTBEAT_COLLECTION must be a collection name: letters, digits, _ . -, "
+            f"starting with a letter or _ (got {value!r})."
+        )
+    return value
+
+
+def _database(value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or not _DB_NAME.match(value)):
+        raise ImproperlyConfigured(
+            "MONGOPOOL_DATABASE must be a MongoDB database name: 1 to 63 characters, none of "
+            f'/\\. "$*<>:|? (got {value!r}).'
+        )
+    return cast("str | None", value)
+
+
+def _boolean(name: str) -> Callable[[Any], bool]:
+    def validate(value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ImproperlyConfigured(f"{name} must be True or False, not {value!r}.")
+        return value
+
+    return validate
+
+
+def _mode(name: str) -> Callable[[Any], Mode]:
+    def validate(value: Any) -> Mode:
+        if value not in MODES:
+            raise ImproperlyConfigured(f"{name} must be 'off', 'warn' or 'raise', not {value!r}.")
+        return cast(Mode, value)
+
+    return validate
+
+
+def _module_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not all(isinstance(v, str) and v for v in value or ()):
+        raise ImproperlyConfigured(
+            "MONGOPOOL_ALLOWED_CLIENT_MODULES must be a list of module names "
+            f"(e.g. ['myproject.migrations']), not {value!r}."
+        )
+    return tuple(value or ())
+
+
+def _metrics_token(value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or len(value) < 16):
+        raise ImproperlyConfigured(
+            "MONGOPOOL_METRICS_TOKEN must be None or a string of at least 16 characters "
+            "(a random secret sent as 'Authorization: Bearer <token>')."
+        )
+    return cast("str | None", value)
+
+
+def _as_is(value: Any) -> Any:
+    return value  # validated together with the other client settings by options.build_config
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    validate: Callable[[Any], Any]
+    client: bool = False  # True: part of the MongoClient's configuration
+
+
+SETTINGS: Mapping[str, Setting] = {
+    s.name: s
+    for s in (
+        Setting("MONGOPOOL_URI", None, _as_is, client=True),
+        Setting("MONGOPOOL_CLIENT_OPTIONS", {}, _as_is, client=True),
+        Setting(
+            "MONGOPOOL_COMMAND_METRICS",
+            False,
+            _boolean("MONGOPOOL_COMMAND_METRICS"),
+            client=True,
+        ),
+        Setting("MONGOPOOL_DATABASE", None, _database),
+        Setting(
+            "MONGOPOOL_RETRY_AFTER", 5, _number("MONGOPOOL_RETRY_AFTER", 1, 3600, integer=True)
+        ),
+        Setting(
+            "MONGOPOOL_TRANSACTION_TIMEOUT",
+            10,
+            _number("MONGOPOOL_TRANSACTION_TIMEOUT", 0.1, 600, integer=False),
+        ),
+        Setting("MONGOPOOL_PROCESSES", 1, _number("MONGOPOOL_PROCESSES", 1, 100_000, integer=True)),
+        Setting(
+            "MONGOPOOL_SERVER_MAX_CONNECTIONS",
+            None,
+            _optional(_number("MONGOPOOL_SERVER_MAX_CONNECTIONS", 1, 10_000_000, integer=True)),
+        ),
+        Setting("MONGOPOOL_HEARTBEAT_SECONDS", 0, _heartbeat_seconds),
+        Setting("MONGOPOOL_HEARTBEAT_COLLECTION", "mongopool_heartbeats", _collection_name),
+        Setting("MONGOPOOL_METRICS_TOKEN", None, _metrics_token),
+        Setting(
+            "MONGOPOOL_READINESS_TIMEOUT",
+            1.0,
+            _number("MONGOPOOL_READINESS_TIMEOUT", 0.05, 30, integer=False),
+        ),
+        Setting("MONGOPOOL_STRAY_CLIENTS", "warn", _mode("MONGOPOOL_STRAY_CLIENTS")),
+        Setting("MONGOPOOL_ALLOWED_CLIENT_MODULES", (), _module_list),
+        Setting("MONGOPOOL_LEAKED_SESSIONS", "warn", _mode("MONGOPOOL_LEAKED_SESSIONS")),
+    )
 }
+CLIENT_SETTINGS = frozenset(name for name, s in SETTINGS.items() if s.client)
+_CLIENT_CONFIG = "client_config"
 
 
-class Settings:
-    @property
-    def MONGOPOOL_URI(self) -> Any:
-        return getattr(settings, "MONGOPOOL_URI", None)
+class Conf:
+    """Typed, validated, cached access to the settings (``conf.retry_after`` and so on)."""
 
-    @property
-    def MONGOPOOL_DATABASE(self) -> Any:
-        return getattr(settings, "MONGOPOOL_DATABASE", None)
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] = {}
+        self._lock = threading.Lock()
 
-    @property
-    def MONGOPOOL_CLIENT_OPTIONS(self) -> Any:
-        return getattr(settings, "MONGOPOOL_CLIENT_OPTIONS", {})
+    def _get(self, name: str) -> Any:
+        try:
+            return self._cache[name]
+        except KeyError:
+            pass
+        setting = SETTINGS[name]
+        value = setting.validate(getattr(settings, name, setting.default))
+        self._cache[name] = value
+        return value
 
-    @property
-    def MONGOPOOL_RETRY_AFTER(self) -> Any:
-        return getattr(settings, "MONGOPOOL_RETRY_AFTER", 5)
+    def raw(self, name: str) -> Any:
+        """The setting as the user wrote it (not validated, not cached)."""
+        return getattr(settings, name, SETTINGS[name].default)
 
-    @property
-    def MONGOPOOL_TRANSACTION_TIMEOUT(self) -> Any:
-        return getattr(settings, "MONGOPOOL_TRANSACTION_TIMEOUT", 10)
+    def clear(self, name: str | None = None) -> None:
+        """Forget cached values: one setting (and the client config if it shapes it), or all."""
+        with self._lock:
+            if name is None:
+                self._cache.clear()
+                return
+            self._cache.pop(name, None)
+            if name in CLIENT_SETTINGS:
+                self._cache.pop(_CLIENT_CONFIG, None)
 
-    @property
-    def MONGOPOOL_PROCESSES(self) -> Any:
-        return getattr(settings, "MONGOPOOL_PROCESSES", 1)
-
-    @property
-    def MONGOPOOL_SERVER_MAX_CONNECTIONS(self) -> Any:
-        return getattr(settings, "MONGOPOOL_SERVER_MAX_CONNECTIONS", None)
-
-    @property
-    def MONGOPOOL_HEARTBEAT_SECONDS(self) -> Any:
-        return getattr(settings, "MONGOPOOL_HEARTBEAT_SECONDS", 0)
-
-    @property
-    def MONGOPOOL_HEARTBEAT_COLLECTION(self) -> Any:
-        return getattr(settings, "MONGOPOOL_HEARTBEAT_COLLECTION", "mongopool_heartbeats")
-
-    @property
-    def MONGOPOOL_METRICS_TOKEN(self) -> Any:
-        return getattr(settings, "MONGOPOOL_METRICS_TOKEN", None)
-
-    @property
-    def MONGOPOOL_READINESS_TIMEOUT(self) -> Any:
-        return getattr(settings, "MONGOPOOL_READINESS_TIMEOUT", 1.0)
+    def validate_all(self) -> None:
+        """Validate every setting now (``AppConfig.ready()`` and check E004)."""
+        for name in SETTINGS:
+            if name not in CLIENT_SETTINGS:
+                self._get(name)
+        if self.uri_is_set:
+            _ = self.client_config
 
     @property
-    def MONGOPOOL_STRAY_CLIENTS(self) -> Any:
-        return getattr(settings, "MONGOPOOL_STRAY_CLIENTS", "warn")
+    def uri_is_set(self) -> bool:
+        return bool(self.raw("MONGOPOOL_URI"))
 
     @property
-    def MONGOPOOL_ALLOWED_CLIENT_MODULES(self) -> Any:
-        return getattr(settings, "MONGOPOOL_ALLOWED_CLIENT_MODULES", ())
+    def client_config(self) -> ClientConfig:
+        """The validated client configuration (URI, options, listeners). Raises ImproperlyConfigured."""
+        try:
+            return cast("ClientConfig", self._cache[_CLIENT_CONFIG])
+        except KeyError:
+            pass
+        from django_mongopool.options import build_config
+
+        config = build_config(
+            self.raw("MONGOPOOL_URI"),
+            self.raw("MONGOPOOL_CLIENT_OPTIONS"),
+            command_metrics=self._get("MONGOPOOL_COMMAND_METRICS"),
+        )
+        self._cache[_CLIENT_CONFIG] = config
+        return config
 
     @property
-    def MONGOPOOL_LEAKED_SESSIONS(self) -> Any:
-        return getattr(settings, "MONGOPOOL_LEAKED_SESSIONS", "warn")
+    def database(self) -> str | None:
+        """``MONGOPOOL_DATABASE``, else the URI's ``/database``."""
+        explicit = cast("str | None", self._get("MONGOPOOL_DATABASE"))
+        return explicit or self.client_config.uri_database
 
     @property
-    def MONGOPOOL_COMMAND_METRICS(self) -> Any:
-        return getattr(settings, "MONGOPOOL_COMMAND_METRICS", False)
+    def retry_after(self) -> int:
+        return cast(int, self._get("MONGOPOOL_RETRY_AFTER"))
+
+    @property
+    def transaction_timeout(self) -> float:
+        return float(self._get("MONGOPOOL_TRANSACTION_TIMEOUT"))
+
+    @property
+    def processes(self) -> int:
+        return cast(int, self._get("MONGOPOOL_PROCESSES"))
+
+    @property
+    def server_max_connections(self) -> int | None:
+        return cast("int | None", self._get("MONGOPOOL_SERVER_MAX_CONNECTIONS"))
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        return float(self._get("MONGOPOOL_HEARTBEAT_SECONDS"))
+
+    @property
+    def heartbeat_collection(self) -> str:
+        return cast(str, self._get("MONGOPOOL_HEARTBEAT_COLLECTION"))
+
+    @property
+    def metrics_token(self) -> str | None:
+        return cast("str | None", self._get("MONGOPOOL_METRICS_TOKEN"))
+
+    @property
+    def readiness_timeout(self) -> float:
+        return float(self._get("MONGOPOOL_READINESS_TIMEOUT"))
+
+    @property
+    def stray_clients(self) -> Mode:
+        return cast(Mode, self._get("MONGOPOOL_STRAY_CLIENTS"))
+
+    @property
+    def allowed_client_modules(self) -> tuple[str, ...]:
+        return cast("tuple[str, ...]", self._get("MONGOPOOL_ALLOWED_CLIENT_MODULES"))
+
+    @property
+    def leaked_sessions(self) -> Mode:
+        return cast(Mode, self._get("MONGOPOOL_LEAKED_SESSIONS"))
 
 
-conf = Settings()
+conf = Conf()

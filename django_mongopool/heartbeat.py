@@ -1,13 +1,12 @@
 """The per-process background thread: pool history samples and fleet heartbeats.
 
-A daemon thread (started by the middleware on the first request of each
-process, so forked workers start their own and manage.py commands publish
-nothing) records an in-memory sample of the pool every SAMPLE_SECONDS for the
-page's chart and, when MONGOPOOL_HEARTBEAT_SECONDS > 0, upserts one small
-document per process into
-``MONGOPOOL_HEARTBEAT_COLLECTION``, which has a TTL index. Requests never wait
-for it; every write is bounded by ``pymongo.timeout`` and a server that is away
-only costs a skipped beat.
+A daemon thread, started on the first request of each process (so forked
+workers start their own and manage.py commands publish nothing), records a
+sample of the pools every :data:`~django_mongopool.history.SAMPLE_SECONDS` for
+the page's chart and, when ``MONGOPOOL_HEARTBEAT_SECONDS`` > 0, upserts one
+small document per process into ``MONGOPOOL_HEARTBEAT_COLLECTION`` (TTL index,
+or pruned by the publishers where the server has no TTL indexes). Requests
+never wait for it; every write is bounded by ``pymongo.timeout``.
 """
 
 from __future__ import annotations
@@ -21,16 +20,16 @@ import time
 from typing import Any
 
 import pymongo
+from pymongo.collection import Collection
 from pymongo.errors import OperationFailure, PyMongoError
 
-from django_mongopool import __version__
-from django_mongopool.client import connected_before_fork, get_config, get_database, get_metrics
+from django_mongopool import __version__, fleet, history, pools
+from django_mongopool.client import connected_before_fork, get_config, get_database
 from django_mongopool.conf import conf
+from django_mongopool.redact import scrub
 
 logger = logging.getLogger("django_mongopool.heartbeat")
 
-SAMPLE_SECONDS = 2.0
-LIVE_FACTOR = 3  # a process is alive while its last beat is younger than 3 intervals
 SHOWN_OPTIONS = (
     "maxPoolSize",
     "minPoolSize",
@@ -42,18 +41,18 @@ SHOWN_OPTIONS = (
 )
 
 
-def collection() -> Any:
-    return get_database()[get_config().heartbeat_collection]
+def collection() -> Collection[dict[str, Any]]:
+    return get_database()[conf.heartbeat_collection]
 
 
 def expire_after(interval: float) -> int:
     """Seconds after which a beat is deleted (well past the liveness window)."""
-    return int(max(60, LIVE_FACTOR * interval * 2))
+    return int(max(60, fleet.LIVE_FACTOR * interval * 2))
 
 
 def build_document(started_at: dt.datetime, previous_timeouts: int) -> dict[str, Any]:
     config = get_config()
-    snapshot = get_metrics().snapshot().as_dict()
+    snapshot = pools.snapshot().as_dict()
     host = socket.gethostname()
     pid = os.getpid()
     return {
@@ -64,7 +63,7 @@ def build_document(started_at: dt.datetime, previous_timeouts: int) -> dict[str,
         "version": __version__,
         "started_at": started_at,
         "updated_at": dt.datetime.now(dt.UTC),
-        "interval": config.heartbeat_seconds,
+        "interval": conf.heartbeat_seconds,
         "options": {name: config.option(name) for name in SHOWN_OPTIONS},
         "max_pool_size": config.max_pool_size,
         "recent_checkout_timeouts": snapshot["checkout_timeouts"] - previous_timeouts,
@@ -89,7 +88,7 @@ class Publisher(threading.Thread):
             self._beat()
 
     def _beat(self) -> None:
-        interval = get_config().heartbeat_seconds
+        interval = conf.heartbeat_seconds
         document = build_document(self.started_at, self.previous_timeouts)
         with pymongo.timeout(max(1.0, min(interval, 5.0))):
             target = collection()
@@ -104,9 +103,14 @@ class Publisher(threading.Thread):
                 except OperationFailure:
                     # FerretDB v1 has no TTL indexes: prune old beats ourselves instead.
                     self.ttl_index = False
+            now = document["updated_at"]
+            stale = now - dt.timedelta(seconds=expire_after(interval))
+            future = now + dt.timedelta(seconds=fleet.MAX_SKEW_SECONDS)
+            # A TTL index never removes a beat dated in the future: prune those always.
+            prune: dict[str, Any] = {"updated_at": {"$gt": future}}
             if not self.ttl_index:
-                cutoff = document["updated_at"] - dt.timedelta(seconds=expire_after(interval))
-                target.delete_many({"updated_at": {"$lt": cutoff}})
+                prune = {"$or": [prune, {"updated_at": {"$lt": stale}}]}
+            target.delete_many(prune)
             target.replace_one({"_id": document["_id"]}, document, upsert=True)
         self.previous_timeouts += document["recent_checkout_timeouts"]
         self.beats += 1
@@ -115,18 +119,22 @@ class Publisher(threading.Thread):
         next_beat = 0.0
         while not self.stop_event.is_set():
             try:
-                get_metrics().sample()
-                interval = get_config().heartbeat_seconds
+                history.sample()
+                interval = conf.heartbeat_seconds
                 if interval and time.monotonic() >= next_beat:
                     next_beat = time.monotonic() + interval
                     self.beat()
             except PyMongoError as exc:
                 self.failures += 1
-                logger.warning("Heartbeat skipped: %s", type(exc).__name__)
+                logger.warning(
+                    "Heartbeat skipped: %s: %s",
+                    type(exc).__name__,
+                    scrub(str(exc), get_config().secrets)[:300],
+                )
             except Exception:  # never let the thread die on an unexpected error
                 self.failures += 1
                 logger.exception("Heartbeat failed")
-            self.stop_event.wait(SAMPLE_SECONDS)
+            self.stop_event.wait(history.SAMPLE_SECONDS)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -135,16 +143,13 @@ class Publisher(threading.Thread):
 _lock = threading.Lock()
 _publisher: Publisher | None = None
 _publisher_pid: int | None = None
-# True once this process runs its thread: the middleware's per-request check is one global read.
+# True once this process runs its thread: the per-request check is one global read.
 running_here = False
 
 
-def _forget_after_fork() -> None:
+def forget_after_fork() -> None:
     global running_here
     running_here = False
-
-
-os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def ensure_started() -> Publisher | None:
@@ -152,7 +157,7 @@ def ensure_started() -> Publisher | None:
     global _publisher, _publisher_pid, running_here
     if _publisher_pid == os.getpid() and _publisher is not None and _publisher.is_alive():
         return _publisher
-    if not conf.MONGOPOOL_URI:
+    if not conf.uri_is_set:
         return None  # check E001 reports it; requests that do not use MongoDB still work
     with _lock:
         if _publisher_pid != os.getpid() or _publisher is None or not _publisher.is_alive():
@@ -168,6 +173,12 @@ def ensure_started() -> Publisher | None:
     return _publisher
 
 
+def on_request_started(**kwargs: Any) -> None:
+    """``request_started`` receiver: the first request of a process starts its thread."""
+    if not running_here:
+        ensure_started()
+
+
 def stop() -> None:
     """Stop this process's publisher (tests, settings changes)."""
     global _publisher, running_here
@@ -179,22 +190,9 @@ def stop() -> None:
         _publisher = None
 
 
-def live_heartbeats(now: dt.datetime | None = None) -> list[dict[str, Any]]:
-    """Heartbeats of processes that beat within the last LIVE_FACTOR intervals."""
-    now = now or dt.datetime.now(dt.UTC)
-    live = []
-    for doc in collection().find({}):
-        updated = doc.get("updated_at")
-        if updated is None:
-            continue
-        if updated.tzinfo is None:
-            updated = updated.replace(tzinfo=dt.UTC)
-        age = (now - updated).total_seconds()
-        if age <= LIVE_FACTOR * float(doc.get("interval") or 1) + 1:
-            doc["age_seconds"] = round(age, 1)
-            live.append(doc)
-    live.sort(key=lambda d: (d.get("host", ""), d.get("pid", 0)))
-    return live
+def read_fleet(now: dt.datetime | None = None) -> fleet.Reading:
+    """Read every heartbeat; malformed ones are counted, future-dated ones listed."""
+    return fleet.read(collection().find({}), now)
 
 
 def wait_for_beats(count: int, timeout: float = 30.0) -> bool:

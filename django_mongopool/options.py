@@ -1,29 +1,41 @@
-"""Validate the ``MONGOPOOL_*`` settings into one immutable :class:`ClientConfig`.
+"""pymongo client options: ``MONGOPOOL_URI`` + ``MONGOPOOL_CLIENT_OPTIONS`` into a :class:`ClientConfig`.
 
-Everything wrong is reported as ``ImproperlyConfigured`` naming the setting and
-what is allowed. No message ever contains a password: every text that may echo
-user input goes through :func:`django_mongopool.redact.scrub`.
+URI options are split exactly as pymongo splits them (``&`` or ``;``, repeated keys,
+any case) and every value is validated with pymongo's own validators, then held to
+this app's caps. Everything wrong is reported as ``ImproperlyConfigured`` naming
+the setting and what is allowed; no message ever contains a password.
 """
 
 from __future__ import annotations
 
-import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
 
 from django.core.exceptions import ImproperlyConfigured
 from pymongo import common
 from pymongo.errors import ConfigurationError, InvalidURI
 from pymongo.uri_parser_shared import _validate_uri
 
-from django_mongopool.conf import DEFAULT_CLIENT_OPTIONS, conf
 from django_mongopool.redact import MASK, SECRET_OPTIONS, redact_uri, scrub, uri_secrets
 
 URI_SETTING = "MONGOPOOL_URI"
 OPTIONS_SETTING = "MONGOPOOL_CLIENT_OPTIONS"
-DATABASE_SETTING = "MONGOPOOL_DATABASE"
+
+# Production defaults: a bounded pool and bounded waits everywhere, so a saturated pool or
+# an unreachable server fails a request instead of hanging a worker (pymongo's spelling).
+DEFAULT_CLIENT_OPTIONS: Mapping[str, Any] = {
+    "maxPoolSize": 10,
+    "minPoolSize": 0,
+    "maxIdleTimeMS": 60_000,
+    "maxConnecting": 2,
+    "waitQueueTimeoutMS": 2_000,
+    "connectTimeoutMS": 5_000,
+    "socketTimeoutMS": 30_000,
+    "serverSelectionTimeoutMS": 5_000,
+    "appname": "django-mongopool",
+}
 
 MAX_POOL_SIZE_LIMIT = 10_000
 MAX_TIMEOUT_MS = 3_600_000  # one hour: anything longer is a hung worker in practice
@@ -47,7 +59,7 @@ POSITIVE_MS = {
 # Millisecond options where None/0 means "no limit" (allowed, checked together below).
 OPTIONAL_MS = {"sockettimeoutms", "timeoutms"}
 
-_DB_NAME = re.compile(r'^[^/\\. "$*<>:|?\x00]{1,63}$')
+NUMERIC_OPTIONS = set(INT_RANGES) | POSITIVE_MS | OPTIONAL_MS
 
 
 @dataclass(frozen=True)
@@ -58,19 +70,13 @@ class ClientConfig:
     redacted_uri: str
     hosts: tuple[str, ...]
     is_srv: bool
-    database: str | None
+    uri_database: str | None
     kwargs: Mapping[str, Any] = field(repr=False)
     effective: Mapping[str, Any] = field(repr=False)
     secrets: tuple[str, ...] = field(repr=False)
-    retry_after: int = 5
-    transaction_timeout: float = 10.0
     username: str | None = field(default=None, repr=False)
-    processes: int = 1
-    server_max_connections: int | None = None
-    heartbeat_seconds: float = 0
-    heartbeat_collection: str = "mongopool_heartbeats"
-    readiness_timeout: float = 1.0
     command_metrics: bool = False
+    tls: bool = False
 
     @property
     def max_pool_size(self) -> int:
@@ -79,6 +85,10 @@ class ClientConfig:
     @property
     def appname(self) -> str | None:
         return self.option("appname")
+
+    def seconds(self, name: str) -> float:
+        """A millisecond option in seconds (``serverSelectionTimeoutMS`` -> 5.0)."""
+        return float(self.option(name) or 0) / 1000
 
     def option(self, name: str, default: Any = None) -> Any:
         """The effective value of a pymongo option, matched case-insensitively."""
@@ -96,13 +106,6 @@ class ClientConfig:
         }
 
 
-def _fail(message: str, secrets: tuple[str, ...]) -> ImproperlyConfigured:
-    # Our own wording names settings and options, never a credential; only the parts that echo
-    # user input or pymongo's text are scrubbed (scrubbing it all would mangle the setting names
-    # whenever a password is a short, common string).
-    return ImproperlyConfigured(message)
-
-
 def _parse_uri(uri: Any, secrets: tuple[str, ...]) -> dict[str, Any]:
     if uri is None or uri == "":
         raise ImproperlyConfigured(
@@ -115,16 +118,18 @@ def _parse_uri(uri: Any, secrets: tuple[str, ...]) -> dict[str, Any]:
     try:
         return _validate_uri(uri, validate=True, warn=False, normalize=True)
     except (InvalidURI, ConfigurationError, ValueError, TypeError, KeyError) as exc:
-        raise _fail(
+        raise ImproperlyConfigured(
             f"{URI_SETTING} is not a valid MongoDB connection string: {scrub(str(exc), secrets)}. "
-            f"Allowed: {URI_FORM}. Got: {scrub(redact_uri(uri), secrets)}",
-            secrets,
+            f"Allowed: {URI_FORM}. Got: {scrub(redact_uri(uri), secrets)}"
         ) from None
 
 
-def _uri_raw_options(uri: str) -> dict[str, str]:
-    _head, _q, query = uri.partition("?")
-    return {key: value for key, value in parse_qsl(query, keep_blank_values=True)}
+def _uri_raw_options(uri: str) -> dict[str, Any]:
+    """The URI's options as written, split the way pymongo splits them (``&`` or ``;``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a repeated key: the last wins, as in pymongo
+        options = _validate_uri(uri, validate=False, warn=True, normalize=False)["options"]
+    return {options.cased_key(key): value for key, value in options.items()}
 
 
 def _user_options(raw: Any) -> dict[str, Any]:
@@ -167,49 +172,52 @@ def _shown(key: str, value: Any) -> str:
 def _validate_one(key: str, value: Any, source: str, secrets: tuple[str, ...]) -> Any:
     lower = key.lower()
     if lower not in common.VALIDATORS:
-        raise _fail(
+        raise ImproperlyConfigured(
             f"{_where(key, source)}: unknown pymongo option {key!r}. Allowed: the options "
             "MongoClient accepts (see pymongo's MongoClient documentation), e.g. maxPoolSize, "
-            "waitQueueTimeoutMS, appname.",
-            secrets,
+            "waitQueueTimeoutMS, appname."
         )
-    if isinstance(value, bool) and (lower in INT_RANGES or lower in POSITIVE_MS | OPTIONAL_MS):
-        raise _fail(f"{_where(key, source)} must be a number, not a boolean.", secrets)
+    if lower in NUMERIC_OPTIONS and isinstance(value, bool):
+        raise ImproperlyConfigured(f"{_where(key, source)} must be a number, not a boolean.")
+    if lower in NUMERIC_OPTIONS and source == OPTIONS_SETTING and isinstance(value, str):
+        raise ImproperlyConfigured(
+            f"{_where(key, source)} must be a number, not the string {value!r} "
+            "(strings are only for options inside MONGOPOOL_URI)."
+        )
     try:
         _name, validated = common.validate(key, value)
     except (ConfigurationError, ValueError, TypeError) as exc:
         detail = "invalid value" if lower in SECRET_OPTIONS else scrub(str(exc), secrets)
         shown = scrub(_shown(key, value), secrets)
-        raise _fail(f"{_where(key, source)} = {shown} is not allowed: {detail}.", secrets) from None
+        raise ImproperlyConfigured(
+            f"{_where(key, source)} = {shown} is not allowed: {detail}."
+        ) from None
     return validated
 
 
-def _check_ranges(validated: dict[str, tuple[str, Any, str]], secrets: tuple[str, ...]) -> None:
+def _check_ranges(validated: dict[str, tuple[str, Any, str]]) -> None:
     for lower, (low, high) in INT_RANGES.items():
         key, value, source = validated[lower]
         if not isinstance(value, int) or not low <= value <= high:
             hint = " (0 or None would make the pool unbounded)" if lower == "maxpoolsize" else ""
-            raise _fail(
+            raise ImproperlyConfigured(
                 f"{_where(key, source)} = {value!r} is not allowed: use an integer from "
-                f"{low} to {high}{hint}.",
-                secrets,
+                f"{low} to {high}{hint}."
             )
     max_pool = validated["maxpoolsize"][1]
     key, min_pool, source = validated["minpoolsize"]
     if min_pool > max_pool:
-        raise _fail(
+        raise ImproperlyConfigured(
             f"{_where(key, source)} = {min_pool} is larger than maxPoolSize = {max_pool}: "
-            "use a value from 0 to maxPoolSize.",
-            secrets,
+            "use a value from 0 to maxPoolSize."
         )
     for lower in POSITIVE_MS:
         key, value, source = validated[lower]
         # pymongo's validators turn milliseconds into seconds.
         if value is None or not 0 < value * 1000 <= MAX_TIMEOUT_MS:
-            raise _fail(
+            raise ImproperlyConfigured(
                 f"{_where(key, source)} is not allowed: use a number of milliseconds from 1 to "
-                f"{MAX_TIMEOUT_MS} (None or 0 would let a worker wait forever).",
-                secrets,
+                f"{MAX_TIMEOUT_MS} (None or 0 would let a worker wait forever)."
             )
     bounded = [
         validated[lower][1]
@@ -222,87 +230,66 @@ def _check_ranges(validated: dict[str, tuple[str, Any, str]], secrets: tuple[str
         if lower in validated:
             key, value, source = validated[lower]
             if value is not None and value * 1000 > MAX_TIMEOUT_MS:
-                raise _fail(
+                raise ImproperlyConfigured(
                     f"{_where(key, source)} is not allowed: use a number of milliseconds from 1 to "
-                    f"{MAX_TIMEOUT_MS}, or 0/None for no limit.",
-                    secrets,
+                    f"{MAX_TIMEOUT_MS}, or 0/None for no limit."
                 )
     if not bounded:
-        raise _fail(
+        raise ImproperlyConfigured(
             f"{OPTIONS_SETTING}: socketTimeoutMS and timeoutMS are both unlimited, so a stalled "
             "server would block a worker forever. Set socketTimeoutMS or timeoutMS to a number of "
-            f"milliseconds from 1 to {MAX_TIMEOUT_MS}.",
-            secrets,
+            f"milliseconds from 1 to {MAX_TIMEOUT_MS}."
         )
 
 
-def _database(explicit: Any, from_uri: str | None) -> str | None:
-    if explicit is None:
-        return from_uri
-    if not isinstance(explicit, str) or not _DB_NAME.match(explicit):
-        raise ImproperlyConfigured(
-            f"{DATABASE_SETTING} must be a MongoDB database name: 1 to 63 characters, none of "
-            f'/\\. "$*<>:|? (got {explicit!r}).'
-        )
-    return explicit
+def _normalised(lower: str, raw: Any, validated: Any) -> Any:
+    """Numbers as numbers (milliseconds for *MS options), whatever their source; the rest as written."""
+    if lower in INT_RANGES:
+        return validated
+    if lower in POSITIVE_MS | OPTIONAL_MS:
+        if validated is None:
+            return None
+        ms = round(validated * 1000, 3)
+        return int(ms) if ms == int(ms) else ms
+    return raw
 
 
-def _number(setting: str, value: Any, low: float, high: float, integer: bool) -> Any:
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
-        what = "an integer" if integer else "a number"
-        raise ImproperlyConfigured(f"{setting} must be {what} from {low} to {high}, got {value!r}.")
-    return value
+_TLS_BY_VALUE = (
+    "tlscertificatekeyfile",
+    "tlscertificatekeyfilepassword",
+    "tlscafile",
+    "tlscrlfile",
+)
+_TLS_BY_FALSE = (
+    "tlsallowinvalidcertificates",
+    "tlsallowinvalidhostnames",
+    "tlsdisableocspendpointcheck",
+)
 
 
-def _heartbeat_seconds(value: Any) -> float:
-    if value == 0 and not isinstance(value, bool):
-        return 0
-    return _number("MONGOPOOL_HEARTBEAT_SECONDS", value, 1, 3600, False)
+def _uses_tls(validated: Mapping[str, tuple[str, Any, str]], is_srv: bool) -> bool:
+    """Whether pymongo will use TLS, decided the way pymongo decides it (client_options.py)."""
+    for name in ("tls", "ssl"):
+        if name in validated and validated[name][1] is not None:
+            return bool(validated[name][1])
+    if any(name in validated and validated[name][1] for name in _TLS_BY_VALUE):
+        return True
+    if any(name in validated and not validated[name][1] for name in _TLS_BY_FALSE):
+        return True
+    return is_srv
 
 
-def _collection_name(value: Any) -> str:
-    if not isinstance(value, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_.-]{0,119}$", value):
-        raise ImproperlyConfigured(
-            "MONGOPOOL_HEARTBEAT_COLLECTION must be a collection name: letters, digits, _ . -, "
-            f"starting with a letter or _ (got {value!r})."
-        )
-    return value
-
-
-def _boolean(setting: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ImproperlyConfigured(f"{setting} must be True or False, not {value!r}.")
-    return value
-
-
-def _mode(setting: str, value: Any) -> None:
-    if value not in ("off", "warn", "raise"):
-        raise ImproperlyConfigured(f"{setting} must be 'off', 'warn' or 'raise', not {value!r}.")
-
-
-def _module_list(setting: str, value: Any) -> None:
-    if isinstance(value, str) or not all(isinstance(v, str) and v for v in value or ()):
-        raise ImproperlyConfigured(
-            f"{setting} must be a list of module names (e.g. ['myproject.migrations']), not {value!r}."
-        )
-
-
-def _metrics_token(value: Any) -> None:
-    if value is not None and (not isinstance(value, str) or len(value) < 16):
-        raise ImproperlyConfigured(
-            "MONGOPOOL_METRICS_TOKEN must be None or a string of at least 16 characters "
-            "(a random secret sent as 'Authorization: Bearer <token>')."
-        )
-
-
-def load_config() -> ClientConfig:
-    """Read and validate the settings now. Raises ``ImproperlyConfigured``."""
-    uri = conf.MONGOPOOL_URI
-    user_options = _user_options(conf.MONGOPOOL_CLIENT_OPTIONS)
-    secrets = tuple(uri_secrets(uri)) + tuple(
+def _secrets(uri: Any, user_options: Mapping[str, Any]) -> tuple[str, ...]:
+    found = tuple(uri_secrets(uri)) if isinstance(uri, str) else ()
+    return found + tuple(
         str(value) for key, value in user_options.items() if key.lower() in SECRET_OPTIONS and value
     )
+
+
+def build_config(uri: Any, client_options: Any, *, command_metrics: bool = False) -> ClientConfig:
+    """Validate the URI and client options now. Raises ``ImproperlyConfigured``."""
+    user_options = _user_options(client_options)
+    secrets = _secrets(uri, user_options)
     parsed = _parse_uri(uri, secrets)
     if parsed.get("password"):
         secrets += (parsed["password"],)
@@ -321,52 +308,28 @@ def load_config() -> ClientConfig:
         lower: (key, _validate_one(key, value, source, secrets), source)
         for lower, (key, value, source) in merged.items()
     }
-    _check_ranges(validated, secrets)
+    _check_ranges(validated)
 
     # Defaults the URI or the setting already gives are left out: keyword arguments would win.
     given = {key.lower() for key in (*uri_options, *user_options)}
     kwargs = {k: v for k, v in DEFAULT_CLIENT_OPTIONS.items() if k.lower() not in given}
     kwargs.update(user_options)
 
-    nodes = parsed["nodelist"]
     is_srv = uri.startswith("mongodb+srv://")
-    hosts = tuple(host if is_srv else f"{host}:{port}" for host, port in nodes)
-    config = ClientConfig(
+    return ClientConfig(
         uri=uri,
+        redacted_uri=redact_uri(uri),
+        hosts=tuple(host if is_srv else f"{host}:{port}" for host, port in parsed["nodelist"]),
+        is_srv=is_srv,
+        uri_database=parsed.get("database"),
+        kwargs=kwargs,
+        effective={
+            key: _normalised(lower, value, validated[lower][1])
+            for lower, (key, value, _source) in merged.items()
+        },
+        secrets=secrets,
         username=parsed.get("username")
         or next((v for k, v in user_options.items() if k.lower() == "username"), None),
-        redacted_uri=redact_uri(uri),
-        hosts=hosts,
-        is_srv=is_srv,
-        database=_database(conf.MONGOPOOL_DATABASE, parsed.get("database")),
-        kwargs=kwargs,
-        effective={key: value for key, value, _source in merged.values()},
-        secrets=secrets,
-        retry_after=_number("MONGOPOOL_RETRY_AFTER", conf.MONGOPOOL_RETRY_AFTER, 1, 3600, True),
-        transaction_timeout=_number(
-            "MONGOPOOL_TRANSACTION_TIMEOUT", conf.MONGOPOOL_TRANSACTION_TIMEOUT, 0.1, 600, False
-        ),
-        processes=_number("MONGOPOOL_PROCESSES", conf.MONGOPOOL_PROCESSES, 1, 100_000, True),
-        server_max_connections=(
-            None
-            if conf.MONGOPOOL_SERVER_MAX_CONNECTIONS is None
-            else _number(
-                "MONGOPOOL_SERVER_MAX_CONNECTIONS",
-                conf.MONGOPOOL_SERVER_MAX_CONNECTIONS,
-                1,
-                10_000_000,
-                True,
-            )
-        ),
-        heartbeat_seconds=_heartbeat_seconds(conf.MONGOPOOL_HEARTBEAT_SECONDS),
-        heartbeat_collection=_collection_name(conf.MONGOPOOL_HEARTBEAT_COLLECTION),
-        command_metrics=_boolean("MONGOPOOL_COMMAND_METRICS", conf.MONGOPOOL_COMMAND_METRICS),
-        readiness_timeout=_number(
-            "MONGOPOOL_READINESS_TIMEOUT", conf.MONGOPOOL_READINESS_TIMEOUT, 0.05, 30, False
-        ),
+        command_metrics=command_metrics,
+        tls=_uses_tls(validated, is_srv),
     )
-    _metrics_token(conf.MONGOPOOL_METRICS_TOKEN)
-    _mode("MONGOPOOL_STRAY_CLIENTS", conf.MONGOPOOL_STRAY_CLIENTS)
-    _mode("MONGOPOOL_LEAKED_SESSIONS", conf.MONGOPOOL_LEAKED_SESSIONS)
-    _module_list("MONGOPOOL_ALLOWED_CLIENT_MODULES", conf.MONGOPOOL_ALLOWED_CLIENT_MODULES)
-    return config

@@ -32,7 +32,7 @@ def bearer_token(request: HttpRequest) -> str | None:
 
 def configured_token() -> str | None:
     """``MONGOPOOL_METRICS_TOKEN``, or None when no token is set."""
-    return str(conf.MONGOPOOL_METRICS_TOKEN) if conf.MONGOPOOL_METRICS_TOKEN else None
+    return conf.metrics_token or None
 
 
 def token_matches(token: str) -> bool:

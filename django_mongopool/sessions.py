@@ -1,106 +1,65 @@
-"""Find sessions that user code started during a request and never ended.
+"""Sessions of the app's clients that count themselves: started when they first run a command.
 
-The middleware opens a tracking list for each request (a context variable, so
-it follows the request into ``sync_to_async`` threads); every session started
-through ``get_client().start_session()`` while it is open is recorded with the
-file and line that started it. ``request.mongo_session`` itself is never
-tracked: the middleware always ends it.
+pymongo creates a ``ClientSession`` without any I/O and gives it a server session
+only when it first runs a command (``_materialize``); these subclasses count a
+session as started at that moment and as ended when it ends, so a
+``request.mongo_session`` that a view never used counts nothing.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import warnings
-from collections.abc import Iterator
-from contextvars import ContextVar
-from dataclasses import dataclass
-from types import FrameType
+import sys
 from typing import Any
 
-from django.conf import settings
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.client_session import ClientSession, SessionOptions
 
-from django_mongopool.conf import conf
-
-logger = logging.getLogger("django_mongopool")
-MODES = ("off", "warn", "raise")
+from django_mongopool.metrics import ProcessCounters
 
 
-class LeakedSessionWarning(RuntimeWarning):
-    """A session started during a request was not ended by the end of that request."""
+def _ran_a_command(session: Any) -> bool:
+    server_session = session._server_session
+    return server_session is not None and type(server_session).__name__ != "_EmptyServerSession"
 
 
-class LeakedSessionError(RuntimeError):
-    """Raised at the end of a request that leaked a session, when MONGOPOOL_LEAKED_SESSIONS = 'raise'."""
+class _Counting:
+    _mongopool_counters: ProcessCounters
+
+    def _materialize(self, *args: Any, **kwargs: Any) -> None:
+        was_empty = not _ran_a_command(self)
+        super()._materialize(*args, **kwargs)  # type: ignore[misc]
+        if was_empty:
+            next(self._mongopool_counters.sessions_started)
 
 
-@dataclass
-class Tracked:
-    session: Any
-    filename: str
-    lineno: int
-    module: str
-
-    @property
-    def site(self) -> str:
-        return f"{self.filename}:{self.lineno}"
+class CountedClientSession(_Counting, ClientSession):
+    def _end_session(self, lock: bool) -> None:
+        ran = _ran_a_command(self)
+        super()._end_session(lock)
+        if ran:
+            next(self._mongopool_counters.sessions_ended)
 
 
-# The tracking list of the request (or assertion block) running in this context.
-current: ContextVar[list[Tracked] | None] = ContextVar("mongopool_tracked_sessions", default=None)
+class CountedAsyncClientSession(_Counting, AsyncClientSession):
+    async def _end_session(self, lock: bool) -> None:
+        ran = _ran_a_command(self)
+        await super()._end_session(lock)
+        if ran:
+            next(self._mongopool_counters.sessions_ended)
 
 
-def record(session: Any, frame: FrameType | None) -> None:
-    """Called by the app's client for each session it starts on behalf of user code."""
-    tracked = current.get()
-    if tracked is None or frame is None:
-        return
-    tracked.append(
-        Tracked(
-            session,
-            frame.f_code.co_filename,
-            frame.f_lineno,
-            str(frame.f_globals.get("__name__", "")),
-        )
-    )
+def _empty_server_session(session_class: type) -> Any:
+    """pymongo's placeholder server session for this flavour (its module moved in 4.14)."""
+    empty = getattr(sys.modules[session_class.__module__], "_EmptyServerSession", None)
+    if empty is None:
+        from pymongo.client_session_shared import _EmptyServerSession as empty
+    return empty()
 
 
-def leaked(tracked: list[Tracked]) -> list[Tracked]:
-    return [t for t in tracked if not t.session.has_ended]
-
-
-@contextlib.contextmanager
-def tracking() -> Iterator[list[Tracked]]:
-    tracked: list[Tracked] = []
-    token = current.set(tracked)
-    try:
-        yield tracked
-    finally:
-        current.reset(token)
-
-
-def report(leaks: list[Tracked], where: str, *, may_raise: bool = True) -> None:
-    """Count, then warn, log or raise according to MONGOPOOL_LEAKED_SESSIONS."""
-    if not leaks:
-        return
-    from django_mongopool.client import get_metrics
-
-    for _ in leaks:
-        get_metrics().count("leaked_sessions")
-    mode = conf.MONGOPOOL_LEAKED_SESSIONS
-    if mode == "off":
-        return
-    sites = ", ".join(t.site for t in leaks)
-    message = (
-        f"{len(leaks)} MongoDB session(s) started during {where} were not ended (started at "
-        f"{sites}). End them (use a 'with' block) or use request.mongo_session, which is always ended."
-    )
-    if mode == "raise" and may_raise:
-        raise LeakedSessionError(message)
-    if settings.DEBUG or mode == "raise":
-        first = leaks[0]
-        warnings.warn_explicit(
-            message, LeakedSessionWarning, first.filename, first.lineno, module=first.module
-        )
-    else:
-        logger.warning(message)
+def start(is_async: bool, client: Any, counters: ProcessCounters, **options: Any) -> Any:
+    """A new explicit session of the app's ``client`` that counts itself (no I/O)."""
+    base = AsyncClientSession if is_async else ClientSession
+    cls = CountedAsyncClientSession if is_async else CountedClientSession
+    session = cls(client, _empty_server_session(base), SessionOptions(**options), False)
+    session._mongopool_counters = counters
+    return session

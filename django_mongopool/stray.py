@@ -23,18 +23,10 @@ from typing import Any
 from pymongo import AsyncMongoClient, MongoClient
 
 from django_mongopool.conf import conf
+from django_mongopool.exceptions import StrayClientError, StrayClientWarning
 
-MODES = ("off", "warn", "raise")
 _PATCHED: dict[type, Any] = {}
 _lock = threading.Lock()
-
-
-class StrayClientWarning(RuntimeWarning):
-    """A MongoClient was built outside django-mongopool."""
-
-
-class StrayClientError(RuntimeError):
-    """A MongoClient was built outside django-mongopool while MONGOPOOL_STRAY_CLIENTS = 'raise'."""
 
 
 def _module(frame: FrameType) -> str:
@@ -42,7 +34,7 @@ def _module(frame: FrameType) -> str:
 
 
 def _allowed(module: str) -> bool:
-    allowed = conf.MONGOPOOL_ALLOWED_CLIENT_MODULES or ()
+    allowed = conf.allowed_client_modules
     return any(module == prefix or module.startswith(prefix + ".") for prefix in allowed)
 
 
@@ -60,7 +52,7 @@ def _caller(start: FrameType | None) -> FrameType | None:
 
 def check_construction(client: Any, frame: FrameType | None) -> None:
     """Warn or raise for a client built by ``frame``'s code, per the current mode."""
-    mode = conf.MONGOPOOL_STRAY_CLIENTS
+    mode = conf.stray_clients
     if mode == "off" or getattr(type(client), "_mongopool_own", False):
         return
     caller = _caller(frame)
@@ -94,13 +86,7 @@ def _wrap(cls: type) -> None:
 
 def sync_with_settings() -> None:
     """Install the constructor check for "warn"/"raise", remove it for "off"."""
-    mode = conf.MONGOPOOL_STRAY_CLIENTS
-    if mode not in MODES:
-        from django.core.exceptions import ImproperlyConfigured
-
-        raise ImproperlyConfigured(
-            f"MONGOPOOL_STRAY_CLIENTS must be 'off', 'warn' or 'raise', not {mode!r}."
-        )
+    mode = conf.stray_clients  # validated by conf
     with _lock:
         if mode == "off":
             for cls, original in _PATCHED.items():

@@ -15,7 +15,8 @@ import pymongo
 from pymongo.client_session import ClientSession
 from pymongo.topology_description import TOPOLOGY_TYPE
 
-from django_mongopool.client import get_config
+from django_mongopool.conf import conf
+from django_mongopool.exceptions import TransactionsNotSupported
 
 T = TypeVar("T")
 
@@ -25,10 +26,6 @@ _SUPPORTED = {
     TOPOLOGY_TYPE.LoadBalanced: "load-balanced cluster",
 }
 _NAMES = {value: name for name, value in TOPOLOGY_TYPE._asdict().items()}
-
-
-class TransactionsNotSupported(RuntimeError):
-    """The server cannot run transactions (standalone); raised before any write."""
 
 
 def ensure_transactions_supported(session: ClientSession) -> None:
@@ -61,7 +58,7 @@ def run_in_transaction(
     so a worker is never held for minutes.
     """
     ensure_transactions_supported(session)
-    limit = get_config().transaction_timeout if timeout is None else timeout
+    limit = conf.transaction_timeout if timeout is None else timeout
     with pymongo.timeout(limit):
         return session.with_transaction(callback, **transaction_options)
 

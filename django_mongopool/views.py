@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pymongo
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
-from pymongo.errors import PyMongoError
 
-from django_mongopool import audit, exposition
-from django_mongopool.client import get_client, get_config, get_metrics
+from django_mongopool import audit, exposition, readiness
+from django_mongopool.client import get_config
+from django_mongopool.conf import conf
 from django_mongopool.permissions import bearer_token, can_view_pool, token_matches
 
 PAGE_TIMEOUT = 2.0  # seconds per server query while answering a web request
@@ -21,7 +21,7 @@ PAGE_TIMEOUT = 2.0  # seconds per server query while answering a web request
 
 def web_report() -> dict[str, Any]:
     """The audit report with server queries capped at PAGE_TIMEOUT (the page and /metrics)."""
-    timeout = min(PAGE_TIMEOUT, float(get_config().option("serverSelectionTimeoutMS")) / 1000)
+    timeout = min(PAGE_TIMEOUT, get_config().seconds("serverSelectionTimeoutMS"))
     return audit.build_report(timeout=timeout)
 
 
@@ -53,17 +53,20 @@ def _unauthorized(reason: str) -> HttpResponse:
     return response
 
 
+def _not_ready(reason: str) -> JsonResponse:
+    response = JsonResponse({"status": "unavailable", "reason": reason}, status=503)
+    # An expected answer during an outage: not an ERROR for Django's request logger (no e-mails).
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
+
+
+@csrf_exempt  # a POST gets require_safe's 405, not the CSRF check's 403
 @never_cache
 @require_safe
 def ready(request: HttpRequest) -> JsonResponse:
-    """200 when the pool has room and the server answers a ping quickly, else 503. Public: no secrets."""
-    config = get_config()
-    for server in get_metrics().snapshot().servers:
-        if server.waiting > 0 or server.in_use >= config.max_pool_size:
-            return JsonResponse({"status": "unavailable", "reason": "pool saturated"}, status=503)
-    try:
-        with pymongo.timeout(config.readiness_timeout):
-            get_client().admin.command("ping")
-    except PyMongoError:
-        return JsonResponse({"status": "unavailable", "reason": "database unreachable"}, status=503)
+    """200 when no pool is saturated and the server answers a ping in time, else 503. Public."""
+    if readiness.saturated():
+        return _not_ready("pool saturated")
+    if not readiness.reachable(conf.readiness_timeout):
+        return _not_ready("database unreachable")
     return JsonResponse({"status": "ok"})

@@ -150,11 +150,11 @@ def test_every_message_has_a_hint(settings):
 
 
 def test_checks_never_touch_the_network(settings):
-    from django_mongopool.client import get_metrics
+    from django_mongopool import pools
 
     settings.MONGOPOOL_URI = REMOTE_GOOD
     checks.run_checks(tags=["django_mongopool"], include_deployment_checks=True)
-    assert get_metrics().snapshot().servers == ()
+    assert pools.snapshot().servers == ()
 
 
 def test_ids_are_documented_in_the_readme():

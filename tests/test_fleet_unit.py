@@ -8,6 +8,7 @@ import mongomock
 import pytest
 
 from django_mongopool import audit, heartbeat
+from django_mongopool import fleet as fleet_module
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 
@@ -34,6 +35,7 @@ def _beat(pid: int, age: float, interval: float = 10, **pool) -> dict:
         "servers": [
             {
                 "address": "db:27017",
+                "open": pool.get("open", 3),
                 "in_use": pool.get("in_use", 1),
                 "waiting": pool.get("waiting", 0),
             }
@@ -50,13 +52,13 @@ def beats(monkeypatch):
 
 def test_only_processes_that_beat_recently_are_live(beats):
     beats.insert_many([_beat(1, age=5), _beat(2, age=29), _beat(3, age=32), _beat(4, age=500)])
-    live = heartbeat.live_heartbeats(now=NOW)
+    live = fleet_module.read(beats.find(), now=NOW).processes
     assert [doc["pid"] for doc in live] == [1, 2]  # within 3 intervals (+1 s)
     assert live[0]["age_seconds"] == 5.0
 
 
 def test_fleet_totals_busiest_saturated_and_timing_out(beats, monkeypatch):
-    monkeypatch.setattr(heartbeat, "live_heartbeats", lambda: list(beats.find()))
+    monkeypatch.setattr(heartbeat, "read_fleet", lambda: fleet_module.read(beats.find(), now=NOW))
     beats.insert_many(
         [
             _beat(1, age=1, open=3, in_use=1),

@@ -5,10 +5,17 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from django_mongopool.options import load_config
+from django_mongopool.conf import conf
 
 SECRET = "s3cr3t-P@ss"
 URI_WITH_PASSWORD = "mongodb://alice:s3cr3t-P%40ss@db.example.com:27017/app"
+
+
+def load_config():
+    """Validate every setting now, as AppConfig.ready() does."""
+    conf.clear()
+    conf.validate_all()
+    return conf.client_config
 
 
 def _error(settings, **values) -> str:
@@ -25,7 +32,7 @@ def test_good_config_applies_bounded_defaults(settings):
     settings.MONGOPOOL_URI = URI_WITH_PASSWORD
     settings.MONGOPOOL_CLIENT_OPTIONS = {}
     config = load_config()
-    assert config.database == "app"
+    assert conf.database == "app"
     assert config.hosts == ("db.example.com:27017",)
     assert config.option("maxPoolSize") == 10
     assert config.option("waitQueueTimeoutMS") == 2000
@@ -80,7 +87,8 @@ def test_malformed_uri(settings, uri, needle):
         ({"maxPoolSize": -3}, "non negative integer"),
         ({"maxPoolSize": 10**9}, "from 1 to 10000"),
         ({"maxPoolSize": True}, "not a boolean"),
-        ({"maxPoolSize": "ten"}, "must be an integer"),
+        ({"maxPoolSize": "ten"}, "must be a number, not the string"),
+        ({"maxPoolSize": "10"}, "must be a number, not the string"),
         ({"minPoolSize": -1}, "minPoolSize"),
         ({"minPoolSize": 20, "maxPoolSize": 5}, "larger than maxPoolSize"),
         ({"waitQueueTimeoutMS": None}, "wait forever"),

@@ -10,7 +10,7 @@ from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from django_mongopool.options import load_config
+from django_mongopool.conf import conf
 from django_mongopool.redact import SECRET_OPTIONS
 
 PASSWORD = "Pr0p-S3cret!"
@@ -51,6 +51,13 @@ values = st.one_of(
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
 )
 SETTING_NAMES = ("MONGOPOOL_CLIENT_OPTIONS", "MONGOPOOL_URI")
+
+
+def load_config():
+    """Validate every setting now, as AppConfig.ready() does."""
+    conf.clear()
+    conf.validate_all()
+    return conf.client_config
 
 
 def _load(**overrides):

@@ -42,7 +42,7 @@ from django.test import Client
 from pymongo import MongoClient
 
 from django_mongopool import get_client
-from django_mongopool.stray import StrayClientError
+from django_mongopool.exceptions import StrayClientError
 from django_mongopool.testing import assert_max_connections, assert_no_leaked_sessions
 
 
@@ -118,7 +118,7 @@ def test_ini_option_turns_raise_off(pytester, mongo_server, monkeypatch):
         test_warn="""
 import warnings
 from pymongo import MongoClient
-from django_mongopool.stray import StrayClientWarning
+from django_mongopool.exceptions import StrayClientWarning
 
 def test_warns():
     with warnings.catch_warnings(record=True) as caught:

@@ -11,7 +11,7 @@ from django.test import Client
 from pymongo import AsyncMongoClient, MongoClient
 
 from django_mongopool import get_client, stray
-from django_mongopool.stray import StrayClientError, StrayClientWarning
+from django_mongopool.exceptions import StrayClientError, StrayClientWarning
 from tests import views
 
 URI = "mongodb://127.0.0.1:9/x"

@@ -10,7 +10,6 @@ urlpatterns = [
     path("t/stream/", views.stream),
     path("t/async/", views.async_insert),
     path("t/async-stream/", views.async_stream),
-    path("t/ended/", views.session_state),
     path("t/transfer/", views.transfer),
     path("t/file/", views.file_download),
     path("t/stray/", views.client_per_request),

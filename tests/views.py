@@ -72,10 +72,6 @@ async def async_stream(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(chunks(), content_type="text/plain")
 
 
-def session_state(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"started": request._mongopool.started})
-
-
 @mongo_transaction
 def transfer(request: HttpRequest) -> JsonResponse:
     accounts = get_database()["accounts"]
@@ -160,6 +156,9 @@ async def async_native_stream(request: HttpRequest) -> StreamingHttpResponse:
 async def async_native_slow(request: HttpRequest) -> JsonResponse:
     import asyncio
 
-    await request.amongo_session()
+    from django_mongopool import get_async_database
+
+    session = await request.amongo_session()
+    await get_async_database()["items"].find_one({}, session=session)  # the session is now in use
     await asyncio.sleep(30)  # cancelled by the test before this ends
     return JsonResponse({})

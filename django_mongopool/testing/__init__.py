@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from django_mongopool import sessions
-from django_mongopool.client import get_metrics
+from django_mongopool import leaks, pools
 
 __all__ = ["assert_max_connections", "assert_no_leaked_sessions"]
 
@@ -18,10 +17,11 @@ def assert_max_connections(limit: int) -> Iterator[None]:
     Exact, not sampled: it reads the pool listener's high-water mark (monitor
     connections, which pymongo keeps outside the pool, are not counted).
     """
-    get_metrics().reset_peaks()
+    for pool in pools.all_pools():
+        pool.reset_peaks()
     yield
-    peaks = {server.address: server.peak_open for server in get_metrics().snapshot().servers}
-    over = {address: peak for address, peak in peaks.items() if peak > limit}
+    peaks = {(s.pool, s.address): s.peak_open for s in pools.snapshot().servers}
+    over = {f"{pool} {address}": peak for (pool, address), peak in peaks.items() if peak > limit}
     if over:
         raise AssertionError(f"More than {limit} pooled connection(s) to a server: {over}")
 
@@ -29,11 +29,11 @@ def assert_max_connections(limit: int) -> Iterator[None]:
 @contextmanager
 def assert_no_leaked_sessions() -> Iterator[None]:
     """Fail if a session started in the block (or in a request served in it) was left open."""
-    before = get_metrics().snapshot().leaked_sessions
-    with sessions.tracking() as tracked:
+    before = pools.snapshot().leaked_sessions
+    with leaks.tracking() as tracked:
         yield
-    leaked = sessions.leaked(tracked)
-    during_requests = get_metrics().snapshot().leaked_sessions - before
+    leaked = leaks.leaked(tracked)
+    during_requests = pools.snapshot().leaked_sessions - before
     if leaked or during_requests > 0:
         sites = ", ".join(t.site for t in leaked) or "inside a request (see the warning or log)"
         raise AssertionError(

@@ -9,14 +9,13 @@ import pytest
 from django.core.handlers.asgi import ASGIHandler
 from django.test import AsyncClient
 
-from django_mongopool import get_async_client, get_async_database, stray
-from django_mongopool.client import get_metrics
+from django_mongopool import get_async_client, get_async_database, pools, stray
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
 
 
 def _sessions():
-    snap = get_metrics().snapshot()
+    snap = pools.snapshot()
     return snap.sessions_started, snap.sessions_ended
 
 
@@ -115,7 +114,7 @@ def test_async_client_is_not_a_stray(mongo, settings):
 def test_async_connections_are_counted_in_the_same_metrics(mongo):
     async def work():
         await get_async_database()["counted"].insert_one({"a": 1})
-        return get_metrics().snapshot()
+        return pools.snapshot()
 
     snapshot = asyncio.run(work())
     assert snapshot.servers and snapshot.servers[0].checkouts >= 1

@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.test import Client
 
-from django_mongopool.client import get_config, get_database, get_metrics
+from django_mongopool import pools
+from django_mongopool.client import get_config, get_database
 from django_mongopool.testing import assert_max_connections, assert_no_leaked_sessions
 from tests.helpers import MONITORS_PER_SERVER, established_to
 
@@ -56,7 +57,7 @@ def test_200_concurrent_requests_stay_within_the_pool(mongo, mongo_server, setti
     stored = {doc["key"] for doc in database["items"].find({}, {"key": 1})}
     assert stored == set(keys)
 
-    snapshot = get_metrics().snapshot()
+    snapshot = pools.snapshot()
     assert snapshot.sessions_started == REQUESTS
     assert snapshot.sessions_ended == REQUESTS
     bound = len(get_config().hosts) * (POOL + MONITORS_PER_SERVER)

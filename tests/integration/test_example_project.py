@@ -8,7 +8,7 @@ import io
 import pytest
 from django.test import AsyncClient, Client
 
-from django_mongopool.client import get_metrics
+from django_mongopool import pools
 from tests.helpers import closed_port, run_manage
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +29,7 @@ def test_sign_list_detail_export(mongo):
     assert rows[0] == ["id", "name", "message", "created_at"]
     assert rows[1][1:3] == ["Ada", "Hello, pool"]
     export.close()
-    snapshot = get_metrics().snapshot()
+    snapshot = pools.snapshot()
     assert snapshot.sessions_started == snapshot.sessions_ended == 4
 
 

@@ -7,7 +7,8 @@ import warnings
 
 import pytest
 
-from django_mongopool.client import get_client, get_metrics
+from django_mongopool import pools
+from django_mongopool.client import get_client
 
 pytestmark = pytest.mark.server
 
@@ -21,7 +22,7 @@ def _child(parent_client, collection) -> int:
         client.admin.command("ping")
         collection_in_child = client[collection.database.name][collection.name]
         collection_in_child.insert_one({"pid": os.getpid()})
-        if get_metrics().snapshot().sessions_started != 0:
+        if pools.snapshot().sessions_started != 0:
             return 4
         if any("fork" in str(w.message) for w in caught):
             return 5

@@ -11,8 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from django_mongopool import heartbeat
-from django_mongopool.client import get_metrics
+from django_mongopool import heartbeat, history, pools
 from tests.helpers import closed_port
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
@@ -59,10 +58,10 @@ def test_first_request_starts_the_publisher(mongo, settings):
 def test_heartbeats_off_publish_nothing_but_history_is_sampled(mongo):
     Client().get("/t/insert/")
     publisher = heartbeat.ensure_started()
-    assert _wait(lambda: len(get_metrics().history()) >= 1)
+    assert _wait(lambda: len(history.samples()) >= 1)
     assert publisher.beats == 0
     assert heartbeat.collection().count_documents({}) == 0
-    sample = get_metrics().history()[-1]
+    sample = history.samples()[-1]
     assert set(sample) == {"t", "open", "in_use", "waiting"}
 
 
@@ -84,7 +83,7 @@ def _worker(requests: int, write) -> int:
             return 3
     publisher = heartbeat.ensure_started()
     publisher.beat()
-    write.write(json.dumps({"pid": os.getpid(), **get_metrics().snapshot().as_dict()}))
+    write.write(json.dumps({"pid": os.getpid(), **pools.snapshot().as_dict()}))
     write.flush()
     return 0
 

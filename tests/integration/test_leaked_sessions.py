@@ -9,8 +9,8 @@ import warnings
 import pytest
 from django.test import AsyncClient, Client
 
-from django_mongopool.client import get_metrics
-from django_mongopool.sessions import LeakedSessionError, LeakedSessionWarning
+from django_mongopool import pools
+from django_mongopool.exceptions import LeakedSessionError, LeakedSessionWarning
 from tests import views
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db]
@@ -28,14 +28,14 @@ def test_leak_warns_in_debug_at_the_line_that_started_it(mongo, settings):
     (warning,) = caught
     assert warning.filename == views.__file__ and warning.lineno == _line("# LEAK-LINE")
     assert "GET /t/leak/" in str(warning.message)
-    assert get_metrics().snapshot().leaked_sessions == 1
+    assert pools.snapshot().leaked_sessions == 1
 
 
 def test_leak_is_logged_and_counted_without_debug(mongo, caplog):
     with caplog.at_level(logging.WARNING, logger="django_mongopool"):
         Client().get("/t/leak/")
     assert f"views.py:{_line('# LEAK-LINE')}" in caplog.text
-    assert get_metrics().snapshot().leaked_sessions == 1
+    assert pools.snapshot().leaked_sessions == 1
 
 
 def test_raise_mode_fails_the_request(mongo, settings):
@@ -50,7 +50,7 @@ def test_off_mode_only_counts(mongo, settings, caplog):
     with warnings.catch_warnings(), caplog.at_level(logging.WARNING):
         warnings.simplefilter("error")
         Client().get("/t/leak/")
-    assert get_metrics().snapshot().leaked_sessions == 1
+    assert pools.snapshot().leaked_sessions == 1
     assert "were not ended" not in caplog.text
 
 
@@ -59,7 +59,7 @@ def test_ended_sessions_and_the_request_session_are_never_reported(mongo, settin
     for _ in range(3):
         assert Client().get("/t/no-leak/").status_code == 200
         assert Client().get("/t/insert/").status_code == 200
-    assert get_metrics().snapshot().leaked_sessions == 0
+    assert pools.snapshot().leaked_sessions == 0
 
 
 async def test_leak_in_async_view_is_tracked_through_sync_to_async(mongo, settings):
@@ -74,5 +74,5 @@ def test_sessions_outside_requests_are_not_tracked(mongo):
 
     session = get_client().start_session()
     Client().get("/t/insert/")
-    assert get_metrics().snapshot().leaked_sessions == 0
+    assert pools.snapshot().leaked_sessions == 0
     session.end_session()

@@ -10,7 +10,8 @@ import time
 import pytest
 from django.test import AsyncClient, Client
 
-from django_mongopool.client import get_client, get_metrics
+from django_mongopool import pools
+from django_mongopool.client import get_client
 from tests.helpers import HoldConnection, closed_port
 from tests.views import Boom
 
@@ -18,7 +19,7 @@ pytestmark = [pytest.mark.server, pytest.mark.django_db]
 
 
 def _sessions():
-    snap = get_metrics().snapshot()
+    snap = pools.snapshot()
     return snap.sessions_started, snap.sessions_ended
 
 
@@ -34,7 +35,7 @@ def test_untouched_request_starts_no_session(mongo):
     response = Client().get("/t/untouched/")
     assert response.status_code == 200
     assert _sessions() == (0, 0)
-    assert get_metrics().snapshot().servers == ()  # not even a pool was created
+    assert pools.snapshot().servers == ()  # not even a pool was created
 
 
 def test_view_that_raises_still_ends_the_session(mongo):
@@ -77,19 +78,25 @@ def test_stream_closed_before_first_chunk_leaves_nothing_open(mongo):
 
 
 def test_session_used_after_request_is_refused(mongo):
+    from pymongo.errors import InvalidOperation
+
     response = Client().get("/t/untouched/")
-    with pytest.raises(RuntimeError, match="after its request ended"):
-        response.wsgi_request.mongo_session  # noqa: B018
+    session = response.wsgi_request.mongo_session
+    assert session.has_ended
+    with pytest.raises(InvalidOperation, match="ended session"):
+        mongo["items"].find_one({}, session=session)
 
 
 def test_views_get_the_real_client_session(mongo):
+    from django.core.handlers.wsgi import WSGIRequest
     from pymongo.client_session import ClientSession
 
     response = Client().get("/t/insert/")
     request = response.wsgi_request
-    assert type(request.mongo_session) is ClientSession  # not a proxy: pymongo gets the real one
+    assert isinstance(request.mongo_session, ClientSession)  # not a proxy: pymongo's own class
+    assert "mongo_session" in request.__dict__  # an ordinary attribute
     assert request.mongo_session.has_ended
-    assert isinstance(request, type(request).__mro__[1])  # still a WSGIRequest
+    assert type(request) is WSGIRequest  # the request's class is untouched
 
 
 async def test_async_view_uses_and_ends_the_session(mongo):
@@ -118,8 +125,8 @@ def test_server_down_gives_503_with_retry_after(settings):
     assert response["Retry-After"] == "7"
     assert b"temporarily unavailable" in response.content
     assert elapsed < 0.3 + 10  # bounded by serverSelectionTimeoutMS, never a hung worker
-    assert get_metrics().snapshot().unavailable_responses == 1
-    assert _sessions() == (1, 1)
+    assert pools.snapshot().unavailable_responses == 1
+    assert _sessions() == (0, 0)  # the session never ran a command
 
 
 def test_503_is_json_when_the_client_asks_for_json(settings):
@@ -161,9 +168,9 @@ def test_saturated_pool_gives_503_after_wait_queue_timeout(mongo, settings):
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
     assert elapsed < 0.2 + 10
-    (server,) = get_metrics().snapshot().servers
+    (server,) = pools.snapshot().servers
     assert server.checkout_failures == {"timeout": 1}
-    assert _sessions() == (1, 1)
+    assert _sessions() == (0, 0)  # the session never got a connection, so never ran a command
     # the failed check-out shows on the page's JSON and in the command
     from django.contrib.auth.models import User
     from django.core.management import call_command

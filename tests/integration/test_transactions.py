@@ -9,7 +9,8 @@ from django.test import Client
 from pymongo.topology_description import TOPOLOGY_TYPE
 
 from django_mongopool.client import get_client
-from django_mongopool.transactions import TransactionsNotSupported, run_in_transaction
+from django_mongopool.exceptions import TransactionsNotSupported
+from django_mongopool.transactions import run_in_transaction
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db]
 

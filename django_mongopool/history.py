@@ -1,0 +1,42 @@
+"""The recent history of this process's pools, for the page's chart (sampled by the heartbeat thread)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+
+from django_mongopool import pools
+
+SAMPLE_SECONDS = 2.0
+HISTORY_SAMPLES = 150  # five minutes at one sample every two seconds
+
+_lock = threading.Lock()
+_samples: deque[tuple[float, int, int, int]] = deque(maxlen=HISTORY_SAMPLES)
+_pid = os.getpid()
+
+
+def _current() -> deque[tuple[float, int, int, int]]:
+    global _pid
+    if _pid != os.getpid():  # a forked child starts its own history
+        _samples.clear()
+        _pid = os.getpid()
+    return _samples
+
+
+def sample() -> None:
+    """Record (time, open, in use, waiting) summed over this process's pools."""
+    snap = pools.snapshot()
+    with _lock:
+        _current().append((round(snap.taken_at, 3), snap.open, snap.in_use, snap.waiting))
+
+
+def samples() -> list[dict[str, float]]:
+    with _lock:
+        items = list(_current())
+    return [{"t": t, "open": o, "in_use": u, "waiting": w} for t, o, u, w in items]
+
+
+def clear() -> None:
+    with _lock:
+        _samples.clear()

@@ -1,0 +1,94 @@
+"""Find sessions that user code started during a request and never ended.
+
+The middleware opens a tracking list for each request (a context variable, so
+it follows the request into ``sync_to_async`` threads); every session started
+through ``get_client().start_session()`` while it is open is recorded with the
+file and line that started it. ``request.mongo_session`` itself is never
+tracked: the middleware always ends it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from django.conf import settings
+
+from django_mongopool.conf import conf
+from django_mongopool.exceptions import LeakedSessionError, LeakedSessionWarning
+
+logger = logging.getLogger("django_mongopool")
+
+
+@dataclass
+class Tracked:
+    session: Any
+    filename: str
+    lineno: int
+    module: str
+
+    @property
+    def site(self) -> str:
+        return f"{self.filename}:{self.lineno}"
+
+
+# The tracking list of the request (or assertion block) running in this context.
+current: ContextVar[list[Tracked] | None] = ContextVar("mongopool_tracked_sessions", default=None)
+
+
+def record(session: Any, frame: FrameType | None) -> None:
+    """Called by the app's client for each session it starts on behalf of user code."""
+    tracked = current.get()
+    if tracked is None or frame is None:
+        return
+    tracked.append(
+        Tracked(
+            session,
+            frame.f_code.co_filename,
+            frame.f_lineno,
+            str(frame.f_globals.get("__name__", "")),
+        )
+    )
+
+
+def leaked(tracked: list[Tracked]) -> list[Tracked]:
+    return [t for t in tracked if not t.session.has_ended]
+
+
+@contextlib.contextmanager
+def tracking() -> Iterator[list[Tracked]]:
+    tracked: list[Tracked] = []
+    token = current.set(tracked)
+    try:
+        yield tracked
+    finally:
+        current.reset(token)
+
+
+def report(leaks: list[Tracked], where: str, *, may_raise: bool = True) -> None:
+    """Warn, log or raise according to MONGOPOOL_LEAKED_SESSIONS (the caller counts them)."""
+    if not leaks:
+        return
+    mode = conf.leaked_sessions
+    if mode == "off":
+        return
+    sites = ", ".join(t.site for t in leaks)
+    message = (
+        f"{len(leaks)} MongoDB session(s) started during {where} were not ended (started at "
+        f"{sites}). End them (use a 'with' block) or use request.mongo_session, which is always ended."
+    )
+    if mode == "raise" and may_raise:
+        raise LeakedSessionError(message)
+    if settings.DEBUG or mode == "raise":
+        first = leaks[0]
+        warnings.warn_explicit(
+            message, LeakedSessionWarning, first.filename, first.lineno, module=first.module
+        )
+    else:
+        logger.warning(message)

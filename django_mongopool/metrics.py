@@ -1,0 +1,320 @@
+"""Pool figures at near-zero cost: lock-free counters fed by pymongo's pool events.
+
+Every hot-path hook (check-out started, checked out, checked in) is one or two
+atomic ``itertools.count`` steps and a bounded-deque append: no lock, no
+allocation of our own. Rare events (connections created or closed, pool
+clears, failed check-outs) take a lock. Gauges (open, in use, idle, waiting)
+are derived from the counters only when a snapshot is built.
+
+One :class:`PoolMetrics` belongs to one client's pool (the sync client, or one
+event loop's async client); :class:`ProcessCounters` holds the figures of the
+whole process (sessions, 503 responses, leaked sessions).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pymongo import monitoring
+
+WAIT_SAMPLES = 1024  # recent check-out waits kept per server for percentiles
+
+
+def value(counter: itertools.count[int]) -> int:
+    """The next value ``counter`` would give, without taking it (= how many were taken)."""
+    return int(repr(counter)[6:-1])
+
+
+@dataclass
+class _ServerCounters:
+    checkout_started: itertools.count[int] = field(default_factory=itertools.count)
+    checked_out: itertools.count[int] = field(default_factory=itertools.count)
+    checked_in: itertools.count[int] = field(default_factory=itertools.count)
+    waits_ms: deque[float] = field(default_factory=lambda: deque(maxlen=WAIT_SAMPLES))
+    # Rare events, under the lock:
+    created: int = 0
+    closed: int = 0
+    closed_by_reason: Counter[str] = field(default_factory=Counter)
+    checkout_failed: int = 0
+    failed_by_reason: Counter[str] = field(default_factory=Counter)
+    pool_cleared: int = 0
+    peak_open: int = 0
+    peak_in_use: int = 0
+
+
+@dataclass(frozen=True)
+class ServerPoolSnapshot:
+    pool: str
+    address: str
+    open: int
+    in_use: int
+    idle: int
+    waiting: int
+    checkouts: int
+    checkout_failures: dict[str, int]
+    connections_created: int
+    connections_closed: dict[str, int]
+    pool_clears: int
+    peak_open: int
+    peak_in_use: int
+    wait_ms_p50: float | None
+    wait_ms_p95: float | None
+    wait_ms_p99: float | None
+    wait_ms_max: float | None
+
+    @property
+    def checkout_failures_total(self) -> int:
+        return sum(self.checkout_failures.values())
+
+
+def _percentile(ordered: list[float], fraction: float) -> float | None:
+    if not ordered:
+        return None
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return round(ordered[index], 3)
+
+
+def _address(address: Any) -> str:
+    host, port = address
+    return f"{host}:{port}"
+
+
+class PoolMetrics:
+    """The counters of one client's pool, per server. Safe to call from any thread."""
+
+    def __init__(self, name: str = "sync") -> None:
+        self.name = name
+        self._lock = threading.Lock()
+        self._servers: dict[Any, _ServerCounters] = {}
+
+    def server(self, address: Any) -> _ServerCounters:
+        counters = self._servers.get(address)
+        if counters is None:
+            with self._lock:
+                counters = self._servers.setdefault(address, _ServerCounters())
+        return counters
+
+    def reset_peaks(self) -> None:
+        """Start the high-water marks again from the current values (for assertions on a block)."""
+        with self._lock:
+            for c in self._servers.values():
+                c.peak_open = c.created - c.closed
+                c.peak_in_use = value(c.checked_out) - value(c.checked_in)
+
+    def snapshot(self) -> tuple[ServerPoolSnapshot, ...]:
+        with self._lock:
+            items = sorted(self._servers.items(), key=lambda item: _address(item[0]))
+            return tuple(self._server_snapshot(_address(a), c) for a, c in items)
+
+    def _server_snapshot(self, address: str, c: _ServerCounters) -> ServerPoolSnapshot:
+        waits = sorted(c.waits_ms)
+        checked_out, checked_in = value(c.checked_out), value(c.checked_in)
+        open_ = c.created - c.closed
+        in_use = max(0, checked_out - checked_in)
+        c.peak_in_use = max(c.peak_in_use, in_use)
+        return ServerPoolSnapshot(
+            pool=self.name,
+            address=address,
+            open=open_,
+            in_use=in_use,
+            idle=max(0, open_ - in_use),
+            waiting=max(0, value(c.checkout_started) - checked_out - c.checkout_failed),
+            checkouts=checked_out,
+            checkout_failures=dict(c.failed_by_reason),
+            connections_created=c.created,
+            connections_closed=dict(c.closed_by_reason),
+            pool_clears=c.pool_cleared,
+            peak_open=c.peak_open,
+            peak_in_use=c.peak_in_use,
+            wait_ms_p50=_percentile(waits, 0.50),
+            wait_ms_p95=_percentile(waits, 0.95),
+            wait_ms_p99=_percentile(waits, 0.99),
+            wait_ms_max=round(waits[-1], 3) if waits else None,
+        )
+
+    # Rare events (locked).
+    def connection_created(self, address: Any) -> None:
+        c = self.server(address)
+        with self._lock:
+            c.created += 1
+            c.peak_open = max(c.peak_open, c.created - c.closed)
+
+    def connection_closed(self, address: Any, reason: str) -> None:
+        c = self.server(address)
+        with self._lock:
+            c.closed += 1
+            c.closed_by_reason[reason] += 1
+
+    def checkout_failed(self, address: Any, reason: str) -> None:
+        c = self.server(address)
+        with self._lock:
+            c.checkout_failed += 1
+            c.failed_by_reason[reason] += 1
+
+    def pool_cleared(self, address: Any) -> None:
+        c = self.server(address)
+        with self._lock:
+            c.pool_cleared += 1
+
+
+class PoolListener(monitoring.ConnectionPoolListener):
+    """Feeds one :class:`PoolMetrics` from pymongo's connection pool events."""
+
+    def __init__(self, metrics: PoolMetrics) -> None:
+        self.metrics = metrics
+        self._server = metrics.server
+
+    def pool_created(self, event: monitoring.PoolCreatedEvent) -> None:
+        pass
+
+    def pool_ready(self, event: monitoring.PoolReadyEvent) -> None:
+        pass
+
+    def pool_cleared(self, event: monitoring.PoolClearedEvent) -> None:
+        self.metrics.pool_cleared(event.address)
+
+    def pool_closed(self, event: monitoring.PoolClosedEvent) -> None:
+        pass
+
+    def connection_created(self, event: monitoring.ConnectionCreatedEvent) -> None:
+        self.metrics.connection_created(event.address)
+
+    def connection_ready(self, event: monitoring.ConnectionReadyEvent) -> None:
+        pass
+
+    def connection_closed(self, event: monitoring.ConnectionClosedEvent) -> None:
+        self.metrics.connection_closed(event.address, event.reason)
+
+    def connection_check_out_started(
+        self, event: monitoring.ConnectionCheckOutStartedEvent
+    ) -> None:
+        next(self._server(event.address).checkout_started)
+
+    def connection_check_out_failed(self, event: monitoring.ConnectionCheckOutFailedEvent) -> None:
+        self.metrics.checkout_failed(event.address, event.reason)
+
+    def connection_checked_out(self, event: monitoring.ConnectionCheckedOutEvent) -> None:
+        c = self._server(event.address)
+        next(c.checked_out)
+        duration = event.duration
+        if duration is not None:
+            c.waits_ms.append(duration * 1000)
+
+    def connection_checked_in(self, event: monitoring.ConnectionCheckedInEvent) -> None:
+        next(self._server(event.address).checked_in)
+
+
+class ProcessCounters:
+    """Figures of the whole process, whatever client or loop they came from (lock-free)."""
+
+    NAMES = (
+        "sessions_started",
+        "sessions_ended",
+        "commands_succeeded",
+        "commands_failed",
+        "unavailable_responses",
+        "leaked_sessions",
+    )
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self._counters = {name: itertools.count() for name in self.NAMES}
+        self.sessions_started = self._counters["sessions_started"]
+        self.sessions_ended = self._counters["sessions_ended"]
+
+    def count(self, name: str, n: int = 1) -> None:
+        counter = self._counters[name]
+        for _ in range(n):
+            next(counter)
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: value(counter) for name, counter in self._counters.items()}
+
+
+class CommandCounter(monitoring.CommandListener):
+    """Counts commands that succeeded and failed (opt-in: MONGOPOOL_COMMAND_METRICS)."""
+
+    def __init__(self, counters: ProcessCounters) -> None:
+        self._succeeded = counters._counters["commands_succeeded"]
+        self._failed = counters._counters["commands_failed"]
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        pass
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        next(self._succeeded)
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        next(self._failed)
+
+
+@dataclass(frozen=True)
+class ProcessSnapshot:
+    """Every pool of this process and its process-wide counters, at one moment."""
+
+    pid: int
+    taken_at: float
+    servers: tuple[ServerPoolSnapshot, ...]
+    counters: dict[str, int]
+
+    @property
+    def open(self) -> int:
+        return sum(server.open for server in self.servers)
+
+    @property
+    def in_use(self) -> int:
+        return sum(server.in_use for server in self.servers)
+
+    @property
+    def waiting(self) -> int:
+        return sum(server.waiting for server in self.servers)
+
+    @property
+    def sessions_started(self) -> int:
+        return self.counters["sessions_started"]
+
+    @property
+    def sessions_ended(self) -> int:
+        return self.counters["sessions_ended"]
+
+    @property
+    def unavailable_responses(self) -> int:
+        return self.counters["unavailable_responses"]
+
+    @property
+    def leaked_sessions(self) -> int:
+        return self.counters["leaked_sessions"]
+
+    @property
+    def pools(self) -> int:
+        return len({server.pool for server in self.servers}) or 1
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form used by heartbeats, the command and the page."""
+        return {
+            "pid": self.pid,
+            "taken_at": self.taken_at,
+            "servers": [asdict(server) for server in self.servers],
+            **self.counters,
+            "sessions_open": self.counters["sessions_started"] - self.counters["sessions_ended"],
+            "open": self.open,
+            "in_use": self.in_use,
+            "waiting": self.waiting,
+            "pools": self.pools,
+            "checkout_timeouts": sum(
+                server.checkout_failures.get("timeout", 0) for server in self.servers
+            ),
+        }
+
+
+def process_snapshot(counters: ProcessCounters, pools: list[PoolMetrics]) -> ProcessSnapshot:
+    servers = tuple(server for pool in pools for server in pool.snapshot())
+    return ProcessSnapshot(
+        pid=counters.pid, taken_at=time.time(), servers=servers, counters=counters.as_dict()
+    )

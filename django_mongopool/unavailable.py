@@ -1,0 +1,94 @@
+"""Errors that mean "MongoDB cannot serve this request now", and the 503 they become."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+from django.http import HttpRequest, HttpResponse
+from pymongo.errors import ConnectionFailure, PyMongoError
+
+from django_mongopool.conf import conf
+from django_mongopool.negotiation import wants_json
+from django_mongopool.redact import scrub
+
+logger = logging.getLogger("django_mongopool")
+LOG_EVERY_SECONDS = 10.0  # during an outage: one line per 10 s, with the count in between
+
+MESSAGE = (
+    "The database is temporarily unavailable (it could not be reached, or every pooled "
+    "connection is busy). Please retry shortly."
+)
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    return isinstance(exc, ConnectionFailure) or (isinstance(exc, PyMongoError) and exc.timeout)
+
+
+def unavailable_cause(exc: BaseException) -> PyMongoError | None:
+    """The pymongo error that means 'retry later' (unreachable, exhausted pool, timeout), if any.
+
+    Follows ``__cause__``/``__context__``, so an ORM's ``DatabaseError`` raised from a
+    pymongo ``ConnectionFailure`` counts like the pymongo error itself.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if _is_unavailable(current):
+            return current  # type: ignore[return-value]
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+class _RateLimitedLog:
+    """One WARNING per interval; the lines it holds back are counted into the next one."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self.last = -every
+        self.suppressed = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, message: str, *args: object) -> bool:
+        now = time.monotonic()
+        with self.lock:
+            if now - self.last < self.every:
+                self.suppressed += 1
+                return False
+            held_back, self.suppressed, self.last = self.suppressed, 0, now
+        if held_back:
+            message += " (%d more 503 responses since the previous line)"
+            args = (*args, held_back)
+        logger.warning(message, *args)
+        return True
+
+
+log_unavailable = _RateLimitedLog(LOG_EVERY_SECONDS)
+
+
+def reason(exc: BaseException, secrets: tuple[str, ...]) -> str:
+    """pymongo's own reason, on one line, without credentials (for logs and the audit)."""
+    text = " ".join(str(exc).split())[:500]
+    return f"{type(exc).__name__}: {scrub(text, secrets)}"
+
+
+def unavailable_response(request: HttpRequest) -> HttpResponse:
+    """The 503 a request gets when MongoDB cannot serve it in time.
+
+    The app logs it itself (one rate-limited WARNING with the cause), so Django's
+    request logger does not log it again as an ERROR (which would mail ADMINS).
+    """
+    if wants_json(request):
+        response = HttpResponse(
+            json.dumps({"error": "database_unavailable", "detail": MESSAGE}),
+            status=503,
+            content_type="application/json",
+        )
+    else:
+        response = HttpResponse(MESSAGE, status=503, content_type="text/plain; charset=utf-8")
+    response["Retry-After"] = str(conf.retry_after)
+    response._has_been_logged = True  # type: ignore[attr-defined]  # see django.utils.log.log_response
+    return response
