@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils.cache import patch_vary_headers
@@ -53,7 +53,7 @@ class PoolHealthAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @method_decorator(require_safe)
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponseBase:
+    ) -> HttpResponse:
         """The page, or the same report as JSON (``?format=json`` or ``Accept: application/json``)."""
         if not self.has_view_permission(request):
             raise PermissionDenied("You need the 'Can view MongoDB pool health' permission.")
@@ -62,7 +62,7 @@ class PoolHealthAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 "format must be 'json' or 'html'.", status=400, content_type="text/plain"
             )
         report = web_report()
-        response: HttpResponseBase
+        response: HttpResponse
         if wants_json(request):
             response = JsonResponse(report, json_dumps_params={"default": str})
         else:

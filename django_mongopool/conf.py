@@ -67,7 +67,7 @@ def _database(value: Any) -> str | None:
             "MONGOPOOL_DATABASE must be a MongoDB database name: 1 to 63 characters, none of "
             f'/\\. "$*<>:|? (got {value!r}).'
         )
-    return cast("str | None", value)
+    return value
 
 
 def _boolean(name: str) -> Callable[[Any], bool]:
@@ -103,7 +103,7 @@ def _metrics_token(value: Any) -> str | None:
             "MONGOPOOL_METRICS_TOKEN must be None or a string of at least 16 characters "
             "(a random secret sent as 'Authorization: Bearer <token>')."
         )
-    return cast("str | None", value)
+    return value
 
 
 def _as_is(value: Any) -> Any:

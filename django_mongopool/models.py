@@ -1,3 +1,5 @@
+"""The unmanaged model that carries the pool page's admin entry and its permission (no table)."""
+
 from django.db import models
 
 

@@ -84,7 +84,8 @@ class ClientConfig:
 
     @property
     def appname(self) -> str | None:
-        return self.option("appname")
+        name = self.option("appname")
+        return None if name is None else str(name)
 
     def seconds(self, name: str) -> float:
         """A millisecond option in seconds (``serverSelectionTimeoutMS`` -> 5.0)."""

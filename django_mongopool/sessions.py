@@ -8,18 +8,18 @@ session as started at that moment and as ended when it ends, so a
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.client_session import ClientSession, SessionOptions
+from pymongo.client_session import ClientSession
+from pymongo.client_session_shared import SessionOptions, _EmptyServerSession
 
 from django_mongopool.metrics import ProcessCounters
 
 
 def _ran_a_command(session: Any) -> bool:
     server_session = session._server_session
-    return server_session is not None and type(server_session).__name__ != "_EmptyServerSession"
+    return server_session is not None and not isinstance(server_session, _EmptyServerSession)
 
 
 class _Counting:
@@ -48,18 +48,9 @@ class CountedAsyncClientSession(_Counting, AsyncClientSession):
             next(self._mongopool_counters.sessions_ended)
 
 
-def _empty_server_session(session_class: type) -> Any:
-    """pymongo's placeholder server session for this flavour (its module moved in 4.14)."""
-    empty = getattr(sys.modules[session_class.__module__], "_EmptyServerSession", None)
-    if empty is None:
-        from pymongo.client_session_shared import _EmptyServerSession as empty
-    return empty()
-
-
 def start(is_async: bool, client: Any, counters: ProcessCounters, **options: Any) -> Any:
     """A new explicit session of the app's ``client`` that counts itself (no I/O)."""
-    base = AsyncClientSession if is_async else ClientSession
     cls = CountedAsyncClientSession if is_async else CountedClientSession
-    session = cls(client, _empty_server_session(base), SessionOptions(**options), False)
+    session = cls(client, _EmptyServerSession(), SessionOptions(**options), False)
     session._mongopool_counters = counters
     return session

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,3 +29,27 @@ def test_ruff_check():
 def test_ruff_format():
     result = _ruff("format", "--check", ".")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_strict_on_the_package():
+    """``py.typed`` is a promise: the package type-checks under ``mypy --strict`` (django-stubs)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'example_project'}"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_module_says_what_it_is_for():
+    missing = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "django_mongopool").rglob("*.py"))
+        if "migrations" not in path.parts
+        and path.stat().st_size
+        and ast.get_docstring(ast.parse(path.read_text())) is None
+    ]
+    assert missing == []

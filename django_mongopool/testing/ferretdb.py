@@ -246,7 +246,7 @@ def _write_pem(path: Path, data: bytes, private: bool = False) -> Path:
 def _cert_pem(cert: Any) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
-    return cert.public_bytes(serialization.Encoding.PEM)
+    return bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
 def write_untrusted_ca(path: Path) -> Path:
