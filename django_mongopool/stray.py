@@ -7,8 +7,11 @@ constructor. The app's own clients, clients built by pymongo itself, and
 clients built from a module listed in ``MONGOPOOL_ALLOWED_CLIENT_MODULES`` pass
 untouched; any other emits :class:`StrayClientWarning` at the caller's file and
 line (``"warn"``) or raises :class:`StrayClientError` before anything is
-connected (``"raise"``). Setting the mode to ``"off"`` puts the original
-``__init__`` methods back: nothing of this module stays in pymongo.
+connected (``"raise"``). In ``"warn"`` mode each source location is reported
+once per process (a client built per request would otherwise warn on every
+request); ``"raise"`` refuses every time; changing the mode starts afresh.
+Setting the mode to ``"off"`` puts the original ``__init__`` methods back:
+nothing of this module stays in pymongo.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from django_mongopool.exceptions import StrayClientError, StrayClientWarning
 
 _PATCHED: dict[type, Any] = {}
 _lock = threading.Lock()
+# (filename, lineno) already warned about in this process ("warn" mode).
+_reported: set[tuple[str, int]] = set()
 
 
 def _module(frame: FrameType) -> str:
@@ -69,6 +74,10 @@ def check_construction(client: Any, frame: FrameType | None) -> None:
     )
     if mode == "raise":
         raise StrayClientError(message)
+    site = (filename, lineno)
+    if site in _reported:
+        return
+    _reported.add(site)  # a race may warn twice for one site; never zero times
     warnings.warn_explicit(message, StrayClientWarning, filename, lineno, module=module)
 
 
@@ -88,6 +97,7 @@ def sync_with_settings() -> None:
     """Install the constructor check for "warn"/"raise", remove it for "off"."""
     mode = conf.stray_clients  # validated by conf
     with _lock:
+        _reported.clear()
         if mode == "off":
             for cls, original in _PATCHED.items():
                 cls.__init__ = original  # type: ignore[misc]
