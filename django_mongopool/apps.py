@@ -56,11 +56,12 @@ class MongoPoolConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        from django_mongopool import checks, heartbeat, stray
+        from django_mongopool import checks, heartbeat, reporting, stray
         from django_mongopool.conf import conf
 
         checks.register()
         install_process_hooks()
+        reporting.install()  # credentials out of Django's error pages and e-mails
         setting_changed.connect(settings_changed, dispatch_uid="django_mongopool.settings_changed")
         request_started.connect(
             heartbeat.on_request_started, dispatch_uid="django_mongopool.heartbeat"

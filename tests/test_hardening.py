@@ -23,3 +23,87 @@ def test_stray_client_raise_mode_refuses_every_time(settings):
     for _ in range(3):
         with pytest.raises(StrayClientError):
             Client().get("/t/stray/")
+
+
+# --- 1: no setting the app reads puts a credential on Django's error pages or e-mails ---
+
+PASSWORD = "Pa55-w0rd-never-shown"
+TOKEN = "session-token-never-shown"
+URI = f"mongodb://alice:{PASSWORD}@127.0.0.1:9/shop?authSource=admin"
+
+
+@pytest.fixture
+def credentials(settings):
+    settings.MONGOPOOL_URI = URI
+    settings.MONGOPOOL_CLIENT_OPTIONS = {
+        "serverSelectionTimeoutMS": 300,
+        "authMechanismProperties": {"AWS_SESSION_TOKEN": TOKEN},
+    }
+    settings.MONGODB_URL = URI  # what django-environ settings read the URI from
+    settings.MONGOPOOL_READINESS_TIMEOUT = 0.2
+
+
+def _assert_no_credentials(text: str) -> None:
+    assert PASSWORD not in text
+    assert TOKEN not in text
+
+
+@pytest.mark.urls("tests.hardening_urls")
+def test_debug_500_page_shows_no_credential(settings, credentials):
+    settings.DEBUG = True
+    client = Client(raise_request_exception=False)
+    response = client.get(
+        "/h/boom/", MONGODB_URL=URI
+    )  # the process environment, as runserver has it
+    assert response.status_code == 500
+    page = response.content.decode()
+    assert "MONGOPOOL_URI" in page and "MONGODB_URL" in page  # the dump is there ...
+    assert "alice:***@127.0.0.1:9" in page  # ... with the host readable
+    _assert_no_credentials(page)
+    text = client.get("/h/boom/", HTTP_ACCEPT="text/plain").content.decode()  # the plain-text page
+    assert "MONGOPOOL_URI" in text
+    _assert_no_credentials(text)
+
+
+@pytest.mark.urls("tests.hardening_urls")
+def test_error_mails_to_admins_carry_no_credential(settings, credentials, mailoutbox):
+    settings.DEBUG = False
+    settings.ADMINS = [("Ops", "ops@example.com")]
+    client = Client(raise_request_exception=False)
+    assert client.get("/h/boom/", MONGODB_URL=URI).status_code == 500
+    assert len(mailoutbox) == 1
+    mail = mailoutbox[0]
+    assert "MONGOPOOL_URI" in mail.body
+    _assert_no_credentials(mail.subject + mail.body)
+    for alternative, _mime in getattr(mail, "alternatives", []):
+        _assert_no_credentials(str(alternative))
+
+
+@pytest.mark.urls("tests.hardening_urls")
+def test_503s_send_no_mail(settings, credentials, mailoutbox):
+    settings.DEBUG = False
+    settings.ADMINS = [("Ops", "ops@example.com")]
+    client = Client(raise_request_exception=False)
+    assert client.get("/h/unavailable/").status_code == 503  # the middleware's 503
+    assert client.get("/mongopool/ready").status_code == 503  # the probe: nothing listens on :9
+    assert mailoutbox == []
+
+
+def test_reporter_filter_is_wrapped_once_and_masks_any_mongodb_uri(credentials):
+    from django.views.debug import SafeExceptionReporterFilter
+
+    from django_mongopool import reporting
+
+    reporting.install()
+    reporting.install()
+    wrapped = SafeExceptionReporterFilter.cleanse_setting
+    assert not getattr(wrapped.__wrapped__, "_mongopool_redacts", False)  # one layer only
+    cleanse = SafeExceptionReporterFilter().cleanse_setting
+    other = "db=mongodb+srv://bob:other-pw@c.example.net/?authMechanismProperties=X:y-tok&w=1"
+    assert cleanse("ANY_NAME", other) == (
+        "db=mongodb+srv://bob:***@c.example.net/?authMechanismProperties=***&w=1"
+    )
+    options = cleanse("OPTIONS", {"AuthMechanismProperties": "AWS_SESSION_TOKEN:t", "w": 1})
+    assert options == {"AuthMechanismProperties": "********************", "w": 1}
+    # The configured password is masked wherever it appears, however it is spelled.
+    assert PASSWORD not in str(cleanse("NOTE", [f"pw was {PASSWORD}", (PASSWORD,)]))
