@@ -17,7 +17,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 from django_mongopool import budget as budgets
 from django_mongopool import fleet as fleets
 from django_mongopool import heartbeat, history, pools
-from django_mongopool.client import get_client, get_config
+from django_mongopool.client import active_test_clients, get_client, get_config
 from django_mongopool.conf import conf
 from django_mongopool.redact import scrub
 
@@ -255,6 +255,7 @@ def build_report(
             "hosts": list(config.hosts),
             "options": {k: _jsonable(v) for k, v in config.display_options().items()},
             "heartbeat_seconds": conf.heartbeat_seconds,
+            "mode": "real" if active_test_clients() is None else "mock",
         },
         "budget": budget,
         "topology": topology,
