@@ -21,7 +21,12 @@ from typing import Any
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from django_mongopool.client import PooledClientMixin, database_name, process_counters
+from django_mongopool.client import (
+    PooledClientMixin,
+    active_test_clients,
+    database_name,
+    process_counters,
+)
 from django_mongopool.conf import conf
 from django_mongopool.metrics import PoolMetrics
 
@@ -68,6 +73,9 @@ def _close_with_loop(loop: asyncio.AbstractEventLoop, client: PooledAsyncMongoCl
 
 def get_async_client() -> PooledAsyncMongoClient:
     """The ``AsyncMongoClient`` of the running event loop (built on first use)."""
+    override = active_test_clients()  # client.use_test_client(): the mongomock tier
+    if override is not None and override[1] is not None:
+        return override[1]  # type: ignore[no-any-return]
     loop = asyncio.get_running_loop()
     entry = _clients.get(id(loop))
     if entry is not None and entry[0] is loop:

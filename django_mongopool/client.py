@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -82,6 +84,8 @@ class _ProcessClient:
         self.inherited: list[PooledMongoClient] = []
         self.connected_before_fork = False
         self.opened_at_fork = False  # recorded in the parent just before each fork
+        # Set only by use_test_client(): replaces the built clients (sync, async) while set.
+        self.test_clients: tuple[Any, Any] | None = None
 
     def adopt_fork(self) -> None:
         """Forget the parent's client in a process whose pid changed (lock held)."""
@@ -102,6 +106,8 @@ class _ProcessClient:
                     self.adopt_fork()
 
     def get(self) -> PooledMongoClient:
+        if self.test_clients is not None:
+            return self.test_clients[0]  # type: ignore[no-any-return]
         client = self.client
         if client is not None and self.pid == os.getpid():
             return client
@@ -139,6 +145,28 @@ def before_fork() -> None:
 def after_fork_in_child() -> None:
     # The lock may have been held by another thread at fork time.
     _process.lock = threading.RLock()
+
+
+@contextmanager
+def use_test_client(client: Any, async_client: Any = None) -> Iterator[Any]:
+    """The one override point for tests: while the block runs, ``client`` replaces the process client.
+
+    :func:`get_client`, :func:`get_database` and :func:`request_session` (so
+    ``request.mongo_session``) use ``client``; ``get_async_client()`` uses
+    ``async_client`` when one is given. ``client`` needs ``start_request_session()``
+    (and ``async_client`` too). No real client is built or closed meanwhile.
+    Used by the pytest plugin's mongomock tier (:mod:`django_mongopool.testing.mock`).
+    """
+    previous, _process.test_clients = _process.test_clients, (client, async_client)
+    try:
+        yield client
+    finally:
+        _process.test_clients = previous
+
+
+def active_test_clients() -> tuple[Any, Any] | None:
+    """The ``(client, async_client)`` set by :func:`use_test_client`, or None (the real clients)."""
+    return _process.test_clients
 
 
 def get_client() -> PooledMongoClient:

@@ -21,3 +21,11 @@ class LeakedSessionError(RuntimeError):
 
 class TransactionsNotSupported(RuntimeError):
     """The server cannot run transactions (standalone); raised before any write."""
+
+
+class MockTransactionsNotSupported(TransactionsNotSupported):
+    """A transaction was started in the mongomock tier, which has none."""
+
+
+class ServerUnreachableInTests(RuntimeError):
+    """Raised by the pytest plugin instead of a 503 when a test's request cannot reach MongoDB."""

@@ -24,7 +24,12 @@ from pymongo.collection import Collection
 from pymongo.errors import OperationFailure, PyMongoError
 
 from django_mongopool import __version__, fleet, history, pools
-from django_mongopool.client import connected_before_fork, get_config, get_database
+from django_mongopool.client import (
+    active_test_clients,
+    connected_before_fork,
+    get_config,
+    get_database,
+)
 from django_mongopool.conf import conf
 from django_mongopool.redact import scrub
 
@@ -174,8 +179,11 @@ def ensure_started() -> Publisher | None:
 
 
 def on_request_started(**kwargs: Any) -> None:
-    """``request_started`` receiver: the first request of a process starts its thread."""
-    if not running_here:
+    """``request_started`` receiver: the first request of a process starts its thread.
+
+    Never while a test client replaces the real one (the mongomock tier): no thread at all.
+    """
+    if not running_here and active_test_clients() is None:
         ensure_started()
 
 
