@@ -55,6 +55,18 @@ def _caller(start: FrameType | None) -> FrameType | None:
     return frame
 
 
+# Libraries whose own client has a django-mongopool integration that shares the app's client.
+INTEGRATIONS = {
+    "django_mongodb_backend": ' Django ORM: use ENGINE "django_mongopool.backends.mongodb".',
+    "mongoengine": " MongoEngine: use django_mongopool.mongoengine.connect().",
+}
+
+
+def _integration_hint(module: str) -> str:
+    root = module.partition(".")[0]
+    return INTEGRATIONS.get(root, "")
+
+
 def check_construction(client: Any, frame: FrameType | None) -> None:
     """Warn or raise for a client built by ``frame``'s code, per the current mode."""
     mode = conf.stray_clients
@@ -71,6 +83,7 @@ def check_construction(client: Any, frame: FrameType | None) -> None:
         f"{type(client).__name__} built at {filename}:{lineno} outside django-mongopool: every "
         "client opens its own pool and monitor connections. Use django_mongopool.get_client() "
         "(or add the module to MONGOPOOL_ALLOWED_CLIENT_MODULES if it must have its own)."
+        + _integration_hint(module)
     )
     if mode == "raise":
         raise StrayClientError(message)
