@@ -11,8 +11,24 @@ Fixtures:
   ``tlsCAFile`` in the URL); otherwise FerretDB is started with a throw-away CA and a
   generated user. It also offers an unrelated CA (``untrusted_ca_file``). An error, never a skip.
 
-Every test runs with ``MONGOPOOL_STRAY_CLIENTS = "raise"`` (ini option
-``mongopool_stray_clients`` changes it). Helpers: ``django_mongopool.testing``.
+- ``mongopool_mock``: the mongomock tier. ``get_client()``, ``get_database()``,
+  ``request.mongo_session`` and ``get_async_client()`` work on one fresh in-memory client for the
+  test (``session=`` accepted and ignored; no transactions, no pool figures, no threads).
+  Yields the database, like ``mongopool_db``. Needs Django settings, not pytest-django.
+
+Ini options:
+- ``mongopool_mode = mock`` runs every test on the mongomock tier, except tests that request
+  ``mongopool_db``, ``mongopool_server`` or ``mongopool_secure_server`` (default ``real``).
+- ``mongopool_test_server_timeout_ms`` (default 1500): serverSelectionTimeoutMS is capped at this
+  for the whole session (through MONGOPOOL_CLIENT_OPTIONS), and a request of a test that uses none
+  of the plugin's fixtures and cannot reach the settings' MONGOPOOL_URI raises
+  :class:`~django_mongopool.exceptions.ServerUnreachableInTests` (naming the fixtures and
+  ``MONGOPOOL_TEST_URL``) instead of answering 503. A test that sets MONGOPOOL_URI itself (to test
+  its 503 handling) gets the 503.
+- ``mongopool_stray_clients``: every test runs with ``MONGOPOOL_STRAY_CLIENTS = "raise"`` unless
+  this says ``warn`` or ``off``.
+
+Helpers: ``django_mongopool.testing`` (``mongo_request`` for ``RequestFactory`` requests).
 """
 
 from __future__ import annotations
@@ -21,6 +37,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,12 +66,64 @@ class SecureMongoServer(MongoServer):
     untrusted_ca_file: Path | None = None
 
 
+MODES = ("real", "mock")
+DEFAULT_TIMEOUT_MS = 1500
+# Requesting one of these puts a test on the real server (in either mode).
+SERVER_FIXTURES = ("mongopool_db", "mongopool_server", "mongopool_secure_server")
+MOCK_URI = "mongodb://mongomock.invalid/mongopool_mock"
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "mongopool_stray_clients",
         "MONGOPOOL_STRAY_CLIENTS while tests run: raise (default), warn or off",
         default="raise",
     )
+    parser.addini(
+        "mongopool_mode",
+        "real (default): tests reach MongoDB through their fixtures; mock: every test that "
+        "requests no server fixture runs on the in-memory mongomock tier (mongopool_mock)",
+        default="real",
+    )
+    parser.addini(
+        "mongopool_test_server_timeout_ms",
+        "cap on serverSelectionTimeoutMS while tests run, so an unreachable server fails fast "
+        f"(default {DEFAULT_TIMEOUT_MS})",
+        default=str(DEFAULT_TIMEOUT_MS),
+    )
+
+
+def _mode(config: pytest.Config) -> str:
+    mode = str(config.getini("mongopool_mode")).strip().lower() or "real"
+    if mode not in MODES:
+        raise pytest.UsageError(f"mongopool_mode must be one of {', '.join(MODES)}, not {mode!r}")
+    return mode
+
+
+def _timeout_ms(config: pytest.Config) -> int:
+    raw = str(config.getini("mongopool_test_server_timeout_ms")).strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise pytest.UsageError(
+            f"mongopool_test_server_timeout_ms must be a positive number of ms, not {raw!r}"
+        )
+    return value
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _mode(config)  # a typo in the ini fails the run before any test
+    _timeout_ms(config)
+
+
+def _django_configured() -> bool:
+    try:
+        from django.conf import settings
+    except ImportError:  # pragma: no cover - Django is a dependency
+        return False
+    return bool(settings.configured)
 
 
 @pytest.fixture(scope="session")
@@ -137,14 +206,133 @@ def mongopool_db(mongopool_server: MongoServer, settings: Any) -> Iterator[Any]:
         get_client().drop_database(name)
 
 
-@pytest.fixture(autouse=True)
-def _mongopool_stray_clients(request: pytest.FixtureRequest) -> Iterator[None]:
+@pytest.fixture
+def mongopool_mock() -> Iterator[Any]:
+    """The mongomock tier for one test: a fresh in-memory client behind the app's accessors.
+
+    Yields the database ``get_database()`` returns (``MONGOPOOL_DATABASE`` or the URI's,
+    else ``mongopool_mock``); ``mongopool_mock.client`` is the :class:`MockClient`.
+    Without MONGOPOOL_URI in the settings, a placeholder one is set for the test.
+    """
+    from django.test.utils import override_settings
+
+    from django_mongopool.conf import conf
+    from django_mongopool.testing import end_mongo_requests
+    from django_mongopool.testing.mock import mock_clients
+
+    placeholder: AbstractContextManager[Any] = (
+        contextlib.nullcontext() if conf.uri_is_set else override_settings(MONGOPOOL_URI=MOCK_URI)
+    )
+    with placeholder, mock_clients() as client:
+        try:
+            yield client[conf.database or "mongopool_mock"]
+        finally:
+            end_mongo_requests()
+
+
+class _TestState:
+    """What the 503 hook needs to know about the session and the running test."""
+
+    settings_uri: Any = None
+    timeout_ms = DEFAULT_TIMEOUT_MS
+    uses_fixture = True  # outside a test: never interfere
+
+
+_state = _TestState()
+
+
+def _unreachable_hint(request: Any, cause: BaseException | None) -> None:
+    """unavailable.response_hook: a test without a server fixture raises instead of a 503."""
+    from django.conf import settings
+
+    from django_mongopool.client import active_test_clients, get_config
+    from django_mongopool.exceptions import ServerUnreachableInTests
+    from django_mongopool.unavailable import reason
+
+    if _state.uses_fixture or active_test_clients() is not None:
+        return
+    if getattr(settings, "MONGOPOOL_URI", None) != _state.settings_uri:
+        return  # the test pointed MONGOPOOL_URI somewhere on purpose: its 503 is expected
+    config = get_config()
+    why = f" ({reason(cause, config.secrets)})" if cause is not None else ""
+    raise ServerUnreachableInTests(
+        f"{request.method} {request.path}: MongoDB at {config.redacted_uri} could not be reached "
+        f"within {config.seconds('serverSelectionTimeoutMS'):g} s{why}. This test uses none of "
+        "django-mongopool's pytest fixtures, so it ran against MONGOPOOL_URI from your settings. "
+        "Request the mongopool_mock fixture (in-memory, no server; or set mongopool_mode = mock "
+        "in your pytest ini for the whole suite), or the mongopool_db fixture (a real server: "
+        "FerretDB started for the session, or the server MONGOPOOL_TEST_URL names). The cap "
+        "on the wait is the ini option mongopool_test_server_timeout_ms."
+    ) from cause
+
+
+def _capped_options(limit_ms: int) -> dict[str, Any] | None:
+    """MONGOPOOL_CLIENT_OPTIONS with serverSelectionTimeoutMS lowered to ``limit_ms``, if above."""
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+
+    from django_mongopool.conf import conf
+
     try:
-        from django.conf import settings
-    except ImportError:  # pragma: no cover - Django is a dependency
+        current = conf.client_config.option("serverSelectionTimeoutMS")
+    except ImproperlyConfigured:
+        return None  # check E001/E002 say why; nothing to cap
+    if current is not None and float(current) <= limit_ms:
+        return None
+    options = dict(getattr(settings, "MONGOPOOL_CLIENT_OPTIONS", None) or {})
+    for key in [k for k in options if k.lower() == "serverselectiontimeoutms"]:
+        del options[key]
+    options["serverSelectionTimeoutMS"] = limit_ms
+    return options
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _mongopool_test_session(pytestconfig: pytest.Config) -> Iterator[None]:
+    """Cap serverSelectionTimeoutMS for the session and turn a test's bare 503 into a hint."""
+    if not _django_configured():
         yield
         return
-    if not settings.configured:
+    from django.conf import settings
+    from django.test.utils import override_settings
+
+    from django_mongopool.unavailable import response_hook
+
+    _state.timeout_ms = _timeout_ms(pytestconfig)
+    options = _capped_options(_state.timeout_ms)
+    cap: AbstractContextManager[Any] = (
+        contextlib.nullcontext()
+        if options is None
+        else override_settings(MONGOPOOL_CLIENT_OPTIONS=options)
+    )
+    with cap, response_hook(_unreachable_hint):
+        _state.settings_uri = getattr(settings, "MONGOPOOL_URI", None)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _mongopool_tier(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Put the test on the mock tier in ``mongopool_mode = mock``; note whether it chose a tier."""
+    if not _django_configured():
+        yield
+        return
+    names = set(request.fixturenames)
+    chose = bool(names.intersection(SERVER_FIXTURES)) or "mongopool_mock" in names
+    if not chose and _mode(request.config) == "mock":
+        request.getfixturevalue("mongopool_mock")
+        chose = True
+    _state.uses_fixture = chose
+    try:
+        yield
+    finally:
+        _state.uses_fixture = True
+        from django_mongopool.testing import end_mongo_requests
+
+        end_mongo_requests()
+
+
+@pytest.fixture(autouse=True)
+def _mongopool_stray_clients(request: pytest.FixtureRequest) -> Iterator[None]:
+    if not _django_configured():
         yield
         return
     from django.test.utils import override_settings

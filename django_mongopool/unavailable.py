@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from django.http import HttpRequest, HttpResponse
 from pymongo.errors import ConnectionFailure, PyMongoError
@@ -75,12 +78,32 @@ def reason(exc: BaseException, secrets: tuple[str, ...]) -> str:
     return f"{type(exc).__name__}: {scrub(text, secrets)}"
 
 
+ResponseHook = Callable[[HttpRequest, BaseException | None], None]
+_response_hooks: list[ResponseHook] = []
+
+
+@contextmanager
+def response_hook(hook: ResponseHook) -> Iterator[None]:
+    """While the block runs, ``hook(request, cause)`` runs before each 503 is built.
+
+    The hook may raise instead (the pytest plugin does, with a hint, when a test's
+    request cannot reach the server). ``cause`` is the error being handled, if known.
+    """
+    _response_hooks.append(hook)
+    try:
+        yield
+    finally:
+        _response_hooks.remove(hook)
+
+
 def unavailable_response(request: HttpRequest) -> HttpResponse:
     """The 503 a request gets when MongoDB cannot serve it in time.
 
     The app logs it itself (one rate-limited WARNING with the cause), so Django's
     request logger does not log it again as an ERROR (which would mail ADMINS).
     """
+    for hook in tuple(_response_hooks):
+        hook(request, sys.exception())
     if wants_json(request):
         response = HttpResponse(
             json.dumps({"error": "database_unavailable", "detail": MESSAGE}),

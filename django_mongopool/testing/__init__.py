@@ -2,12 +2,70 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, TypeVar
 
 from django_mongopool import leaks, pools
 
-__all__ = ["assert_max_connections", "assert_no_leaked_sessions"]
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+    from django_mongopool.middleware import RequestSessions
+
+__all__ = [
+    "assert_max_connections",
+    "assert_no_leaked_sessions",
+    "end_mongo_request",
+    "end_mongo_requests",
+    "mongo_request",
+]
+
+R = TypeVar("R", bound="HttpRequest")
+_opened: list[RequestSessions] = []
+_opened_lock = threading.Lock()
+
+
+def mongo_request(request: R) -> R:
+    """Give a ``RequestFactory`` request what ``MongoSessionMiddleware`` gives a real one.
+
+    ``request.mongo_session`` (a session of the process client, or of the mongomock
+    tier's client under ``mongopool_mock``) and ``await request.amongo_session()``, so a
+    test can call a view directly::
+
+        request = mongo_request(RequestFactory().get("/"))
+        response = views.entry_list(request)
+
+    The sessions end with :func:`end_mongo_request`, or, under the pytest plugin, after
+    the test. Returns the same request object.
+    """
+    from django_mongopool.middleware import MongoSessionMiddleware
+
+    sessions = MongoSessionMiddleware._attach(request)
+    with _opened_lock:
+        _opened.append(sessions)
+    return request
+
+
+def end_mongo_request(request: HttpRequest) -> None:
+    """End the sessions :func:`mongo_request` gave ``request`` (a second call does nothing)."""
+    sessions = getattr(request, "_mongopool", None)
+    if sessions is not None:
+        sessions.end(request)
+        with _opened_lock:
+            if sessions in _opened:
+                _opened.remove(sessions)
+
+
+def end_mongo_requests() -> None:
+    """End every session :func:`mongo_request` gave out and that is still open (the plugin
+    calls this after each test)."""
+    with _opened_lock:
+        opened = list(_opened)
+        _opened.clear()
+    for sessions in opened:
+        sessions.end()
 
 
 @contextmanager
