@@ -46,7 +46,7 @@ def install_process_hooks() -> None:
         if _hooks_installed:
             return
         os.register_at_fork(before=client.before_fork, after_in_child=_after_fork_in_child)
-        atexit.register(client.reset_client)
+        atexit.register(client.close_clients)
         _hooks_installed = True
 
 

@@ -26,6 +26,8 @@ from django_mongopool.client import (
     active_test_clients,
     database_name,
     process_counters,
+    request_clients,
+    usable,
 )
 from django_mongopool.conf import conf
 from django_mongopool.metrics import PoolMetrics
@@ -77,6 +79,9 @@ def get_async_client() -> PooledAsyncMongoClient:
     if override is not None and override[1] is not None:
         return override[1]  # type: ignore[no-any-return]
     loop = asyncio.get_running_loop()
+    pinned = request_clients.get()  # the client of this request's amongo_session()
+    if pinned is not None and pinned.loop is loop and usable(pinned.async_client):
+        return pinned.async_client  # type: ignore[no-any-return]
     entry = _clients.get(id(loop))
     if entry is not None and entry[0] is loop:
         return entry[1]
@@ -91,19 +96,28 @@ def get_async_client() -> PooledAsyncMongoClient:
     return entry[1]
 
 
+def hold_async_client() -> PooledAsyncMongoClient:
+    """This loop's client, counted as used by one more request until ``release()``."""
+    while True:
+        client = get_async_client()
+        if not isinstance(client, PooledClientMixin) or client.hold():
+            return client  # a test client (use_test_client) is never retired
+
+
 def get_async_database(name: str | None = None) -> AsyncDatabase[Any]:
     """A database of this loop's async client: ``name`` or ``MONGOPOOL_DATABASE``."""
     return get_async_client()[database_name(name, "get_async_database")]
 
 
 def reset_async_clients() -> None:
-    """Forget every loop's client (settings changed); each is closed on its own loop."""
+    """Retire every loop's client (settings changed): each is closed on its own loop once
+    no request uses it (or after the grace period), like the sync client."""
     with _lock:
         entries = list(_clients.values())
         _clients.clear()
     for loop, client in entries:
-        # A loop that is not running now closes its client when it closes (see _close_with_loop).
-        run_on_loop(client.close, loop, wait=False)
+        # A loop that is not running then closes its client when it closes (_close_with_loop).
+        client.retire(functools.partial(run_on_loop, client.close, loop, wait=False))
 
 
 def run_on_loop(

@@ -6,15 +6,24 @@ never touches the parent's client: :func:`get_client` sees a new pid and
 builds the child's own. The inherited object is kept referenced, never used
 and never closed, so the parent's sockets are left alone and pymongo has no
 reason to warn "MongoClient opened before fork".
+
+Settings changes: a change to a client setting *retires* the client rather than
+closing it under running requests. New requests get a client built from the new
+settings; the retired one is closed as soon as the last request that started a
+session on it has ended, or after :data:`RETIRE_GRACE_SECONDS` at the latest.
+Requests are counted per client by two lock-free counters (the middleware holds
+one count per request); only a retired client takes a lock.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -24,9 +33,44 @@ from pymongo.database import Database
 
 from django_mongopool import leaks
 from django_mongopool.conf import conf
-from django_mongopool.metrics import CommandCounter, PoolListener, PoolMetrics, ProcessCounters
+from django_mongopool.metrics import (
+    CommandCounter,
+    PoolListener,
+    PoolMetrics,
+    ProcessCounters,
+    value,
+)
 from django_mongopool.options import ClientConfig
 from django_mongopool.sessions import start as start_session
+
+# The longest a retired client stays open for requests that still use it.
+RETIRE_GRACE_SECONDS = 30.0
+
+
+class RequestClients:
+    """The clients a running request uses (set by the middleware for the request's context).
+
+    While it is set, :func:`get_client` (and ``get_async_client()`` on the same loop)
+    return the client the request's session came from, so a settings change in the
+    middle of a request never mixes two clients ("Can only use session with the
+    MongoClient that started it").
+    """
+
+    __slots__ = ("sync", "async_client", "loop")
+
+    def __init__(self, sync: Any = None) -> None:
+        self.sync = sync
+        self.async_client: Any = None
+        self.loop: Any = None
+
+
+request_clients: ContextVar[RequestClients | None] = ContextVar(
+    "mongopool_request_clients", default=None
+)
+
+
+def usable(client: Any) -> bool:
+    return client is not None and not getattr(client, "_mongopool_closed", False)
 
 
 class PooledClientMixin:
@@ -46,7 +90,68 @@ class PooledClientMixin:
         if config.command_metrics:  # opt-in: pymongo builds two event objects per command
             listeners.append(CommandCounter(counters))
         kwargs = {k: v for k, v in config.kwargs.items() if k != "event_listeners"}
+        self._mongopool_begun = itertools.count()
+        self._mongopool_done = itertools.count()
+        self._mongopool_retired = False
+        self._mongopool_closer: Callable[[], Any] | None = None
+        self._mongopool_closed = False
+        self._mongopool_timer: threading.Timer | None = None
+        self._mongopool_close_lock = threading.Lock()
         super().__init__(config.uri, connect=False, event_listeners=listeners, **kwargs)  # type: ignore[call-arg]
+
+    # Requests in flight, and retirement (see the module docstring).
+    def requests_in_flight(self) -> int:
+        done = value(self._mongopool_done)  # read first: the figure may be high, never low
+        return value(self._mongopool_begun) - done
+
+    def hold(self) -> bool:
+        """Count a request in; False (and not counted) when the client was retired meanwhile."""
+        next(self._mongopool_begun)
+        if self._mongopool_retired:
+            self.release()
+            return False
+        return True
+
+    def release(self) -> None:
+        """Count a request out; the last one out of a retired client closes it."""
+        next(self._mongopool_done)
+        if (
+            self._mongopool_retired
+            and not self._mongopool_closed
+            and self.requests_in_flight() <= 0
+        ):
+            # Closing ends the server sessions (a round trip): not in the request's time.
+            threading.Thread(
+                target=self._close_retired, name="django-mongopool-retire", daemon=True
+            ).start()
+
+    @property
+    def retired(self) -> bool:
+        return self._mongopool_retired
+
+    def retire(self, close: Callable[[], Any], grace: float = RETIRE_GRACE_SECONDS) -> None:
+        """No new requests; ``close()`` once none is in flight, or after ``grace`` seconds."""
+        self._mongopool_closer = close
+        self._mongopool_retired = True
+        if self.requests_in_flight() <= 0:
+            self._close_retired()
+            return
+        timer = threading.Timer(grace, self._close_retired)
+        timer.name = "django-mongopool-retire"
+        timer.daemon = True
+        self._mongopool_timer = timer
+        timer.start()
+        if self._mongopool_closed:  # the last request ended while the timer was set up
+            timer.cancel()
+
+    def _close_retired(self) -> None:
+        with self._mongopool_close_lock:
+            if self._mongopool_closed or self._mongopool_closer is None:
+                return
+            self._mongopool_closed = True
+        if self._mongopool_timer is not None:
+            self._mongopool_timer.cancel()
+        self._mongopool_closer()
 
     _mongopool_async = False
 
@@ -82,6 +187,7 @@ class _ProcessClient:
         self.counters = ProcessCounters()
         self.pool = PoolMetrics("sync")
         self.inherited: list[PooledMongoClient] = []
+        self.retired: list[PooledMongoClient] = []  # retired, maybe still serving requests
         self.connected_before_fork = False
         self.opened_at_fork = False  # recorded in the parent just before each fork
         # Set only by use_test_client(): replaces the built clients (sync, async) while set.
@@ -94,6 +200,8 @@ class _ProcessClient:
             # (e.g. a query at import time under gunicorn --preload): check W004.
             self.connected_before_fork = self.opened_at_fork
             self.inherited.append(self.client)
+        self.inherited.extend(self.retired)
+        self.retired = []
         self.client = None
         self.pid = os.getpid()
         self.counters = ProcessCounters()
@@ -108,6 +216,9 @@ class _ProcessClient:
     def get(self) -> PooledMongoClient:
         if self.test_clients is not None:
             return self.test_clients[0]  # type: ignore[no-any-return]
+        pinned = request_clients.get()
+        if pinned is not None and usable(pinned.sync) and self.pid == os.getpid():
+            return pinned.sync  # type: ignore[no-any-return]
         client = self.client
         if client is not None and self.pid == os.getpid():
             return client
@@ -118,7 +229,15 @@ class _ProcessClient:
                 self.client = PooledMongoClient(conf.client_config, self.pool, self.counters)
             return self.client
 
-    def close(self) -> None:
+    def hold(self) -> PooledMongoClient:
+        """The current client, counted as used by one more request (see :meth:`retire`)."""
+        while True:
+            client = self.get()
+            if not isinstance(client, PooledClientMixin) or client.hold():
+                return client  # a test client (use_test_client) is never retired
+
+    def retire(self, grace: float = RETIRE_GRACE_SECONDS) -> None:
+        """The next :meth:`get` builds a new client; the old one closes when no request uses it."""
         with self.lock:
             if self.pid != os.getpid():
                 self.adopt_fork()
@@ -127,8 +246,26 @@ class _ProcessClient:
             # Figures describe one client: a new client starts them from zero.
             self.pool = PoolMetrics("sync")
             self.counters = ProcessCounters()
+            self.retired = [c for c in self.retired if not c._mongopool_closed]
             if client is not None:
-                client.close()
+                self.retired.append(client)
+        if client is not None:
+            client.retire(client.close, grace)
+
+    def close(self) -> None:
+        """Close the client and every retired one now (interpreter exit)."""
+        with self.lock:
+            if self.pid != os.getpid():
+                self.adopt_fork()
+                return
+            client, self.client = self.client, None
+            retired, self.retired = self.retired, []
+            self.pool = PoolMetrics("sync")
+            self.counters = ProcessCounters()
+        for old in retired:
+            old._close_retired()
+        if client is not None:
+            client.close()
 
 
 _process = _ProcessClient()
@@ -213,11 +350,29 @@ def get_database(name: str | None = None) -> Database[Any]:
     return get_client()[database_name(name)]
 
 
-def reset_client() -> None:
-    """Close the client; the next :func:`get_client` builds a new one from the settings."""
+def reset_client(grace: float = RETIRE_GRACE_SECONDS) -> None:
+    """Retire the client: the next :func:`get_client` builds a new one from the settings; the
+    old one is closed once no request uses it any more, or after ``grace`` seconds."""
+    _process.retire(grace)
+
+
+def close_clients() -> None:
+    """Close this process's client and every retired one now (registered with atexit)."""
     _process.close()
 
 
 def request_session() -> ClientSession:
-    """A new session of the process client for one request (no I/O until it runs a command)."""
-    return _process.get().start_request_session()  # type: ignore[no-any-return]
+    """A new session of the process client for one request (no I/O until it runs a command).
+
+    The request counts as using that client until :func:`release_request` is called with
+    the session: a retired client is not closed under it.
+    """
+    return _process.hold().start_request_session()  # type: ignore[no-any-return]
+
+
+def release_request(session: Any) -> None:
+    """The request that had ``session`` from :func:`request_session` (or the async
+    equivalent) has ended: the client may be closed if it was retired."""
+    client = getattr(session, "client", None)
+    if isinstance(client, PooledClientMixin):
+        client.release()

@@ -22,8 +22,15 @@ from pymongo.client_session import ClientSession
 from pymongo.errors import PyMongoError
 
 from django_mongopool import leaks
-from django_mongopool.async_client import get_async_client, run_on_loop
-from django_mongopool.client import get_config, process_counters, request_session
+from django_mongopool.async_client import hold_async_client, run_on_loop
+from django_mongopool.client import (
+    RequestClients,
+    get_config,
+    process_counters,
+    release_request,
+    request_clients,
+    request_session,
+)
 from django_mongopool.conf import conf
 from django_mongopool.streams import AsyncClosingIterator, ClosingIterator
 from django_mongopool.unavailable import (
@@ -39,23 +46,24 @@ logger = logging.getLogger("django_mongopool")
 class RequestSessions:
     """The sessions of one request, ended exactly once; also the sessions user code started."""
 
-    __slots__ = ("session", "async_entry", "ended", "tracked")
+    __slots__ = ("session", "async_entry", "ended", "tracked", "clients")
 
     def __init__(self, session: ClientSession | None) -> None:
         self.session = session
         self.async_entry: tuple[Any, asyncio.AbstractEventLoop] | None = None
         self.ended = False
         self.tracked: list[leaks.Tracked] = []
+        # The request keeps using the clients its sessions came from (see client.RequestClients).
+        self.clients = RequestClients(getattr(session, "client", None))
 
     async def aget(self) -> Any:
         """``await request.amongo_session()``: this request's session of the loop's async client."""
         if self.ended:
             raise RuntimeError("request.amongo_session() was used after its request ended.")
         if self.async_entry is None:
-            self.async_entry = (
-                get_async_client().start_request_session(),
-                asyncio.get_running_loop(),
-            )
+            client = hold_async_client()
+            self.async_entry = (client.start_request_session(), asyncio.get_running_loop())
+            self.clients.async_client, self.clients.loop = client, self.async_entry[1]
         return self.async_entry[0]
 
     async def aend(self, request: HttpRequest | None = None, may_raise: bool = False) -> None:
@@ -79,6 +87,8 @@ class RequestSessions:
                 session.end_session()
             except PyMongoError:
                 logger.warning("Ending request.mongo_session failed", exc_info=True)
+            finally:
+                release_request(session)  # a retired client closes after its last request
         found = leaks.leaked(self.tracked)
         if found:
             process_counters().count("leaked_sessions", len(found))
@@ -93,6 +103,8 @@ async def _end_async(session: Any) -> None:
         await session.end_session()
     except PyMongoError:
         logger.warning("Ending request.amongo_session() failed", exc_info=True)
+    finally:
+        release_request(session)
 
 
 class MongoSessionMiddleware:
@@ -110,24 +122,28 @@ class MongoSessionMiddleware:
             return self.__acall__(request)
         sessions = self._attach(request)
         token = leaks.current.set(sessions.tracked)
+        pinned = request_clients.set(sessions.clients)
         try:
             response = self.get_response(request)
         except BaseException:
             sessions.end()
             raise
         finally:
+            request_clients.reset(pinned)
             leaks.current.reset(token)
         return self._finish(request, response, sessions)
 
     async def __acall__(self, request: HttpRequest) -> Any:
         sessions = self._attach(request)
         token = leaks.current.set(sessions.tracked)
+        pinned = request_clients.set(sessions.clients)
         try:
             response = await self.get_response(request)
         except BaseException:  # including asyncio.CancelledError on client disconnect
             await sessions.aend()
             raise
         finally:
+            request_clients.reset(pinned)
             leaks.current.reset(token)
         if not isinstance(response, StreamingHttpResponse):
             await sessions.aend(request, may_raise=True)

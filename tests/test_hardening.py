@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.test import Client
 
@@ -107,3 +109,61 @@ def test_reporter_filter_is_wrapped_once_and_masks_any_mongodb_uri(credentials):
     assert options == {"AuthMechanismProperties": "********************", "w": 1}
     # The configured password is masked wherever it appears, however it is spelled.
     assert PASSWORD not in str(cleanse("NOTE", [f"pw was {PASSWORD}", (PASSWORD,)]))
+
+
+# --- 10: a settings change retires the client; it closes after its last request ---
+
+
+def _wait_for(predicate, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+@pytest.fixture
+def offline(settings):
+    settings.MONGOPOOL_URI = "mongodb://127.0.0.1:9/hardening"
+
+
+def test_a_retired_client_serves_its_request_then_closes(offline):
+    from django_mongopool import client
+
+    session = client.request_session()
+    old = session.client
+    token = client.request_clients.set(client.RequestClients(old))
+    try:
+        client.reset_client()
+        assert client.get_client() is old  # the running request keeps its client
+    finally:
+        client.request_clients.reset(token)
+    assert client.get_client() is not old  # new work gets the new one
+    assert not old._closed
+    session.end_session()
+    client.release_request(session)
+    assert _wait_for(lambda: old._closed)
+
+
+def test_a_retired_client_closes_after_the_grace_period(offline):
+    from django_mongopool import client
+
+    session = client.request_session()  # never released
+    old = session.client
+    client.reset_client(grace=0.2)
+    assert not old._closed
+    assert _wait_for(lambda: old._closed)
+    client.release_request(session)  # late: nothing happens twice
+
+
+def test_exit_closes_retired_clients_too(offline):
+    from django_mongopool import client
+
+    session = client.request_session()
+    old = session.client
+    client.reset_client()
+    current = client.get_client()
+    client.close_clients()
+    assert old._closed and current._closed
+    client.release_request(session)
