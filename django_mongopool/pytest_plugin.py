@@ -139,6 +139,7 @@ def mongopool_server() -> Iterator[MongoServer]:
 
     server = FerretDB().start()
     try:
+        assert server.port is not None  # set by start()
         yield MongoServer(url=server.url, ports={server.port}, ferretdb=server)
     finally:
         server.cleanup()
@@ -173,6 +174,7 @@ def mongopool_secure_server(
     from django_mongopool.testing.ferretdb import FerretDB
 
     server = FerretDB(tls=True, auth=True).start()
+    assert server.port is not None  # set by start()
     try:
         yield SecureMongoServer(
             url=server.url,
