@@ -5,11 +5,22 @@ it follows the request into ``sync_to_async`` threads); every session started
 through ``get_client().start_session()`` while it is open is recorded with the
 file and line that started it. ``request.mongo_session`` itself is never
 tracked: the middleware always ends it.
+
+A thread the view starts itself does not inherit context variables, so a
+session started there belongs to no request. Two ways it is still found:
+
+- hand the request's context to the thread (``ctx = contextvars.copy_context()``
+  then ``Thread(target=ctx.run, args=(work,))``): its sessions are tracked like
+  the view's own and reported when the request ends (so join the thread first);
+- any other session the app's clients start outside a request (a plain thread,
+  a management command, a task) is reported when it is garbage-collected
+  without having been ended, with the file and line that started it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import warnings
 from collections.abc import Iterator
@@ -42,19 +53,28 @@ class Tracked:
 current: ContextVar[list[Tracked] | None] = ContextVar("mongopool_tracked_sessions", default=None)
 
 
+OUTSIDE_REQUESTS = (
+    "code outside any request (a thread, command or task without the request's context)"
+)
+
+
 def record(session: Any, frame: FrameType | None) -> None:
     """Called by the app's client for each session it starts on behalf of user code."""
-    tracked = current.get()
-    if tracked is None or frame is None:
+    if frame is None:
         return
-    tracked.append(
-        Tracked(
-            session,
-            frame.f_code.co_filename,
-            frame.f_lineno,
-            str(frame.f_globals.get("__name__", "")),
-        )
-    )
+    site = (frame.f_code.co_filename, frame.f_lineno, str(frame.f_globals.get("__name__", "")))
+    tracked = current.get()
+    if tracked is not None:
+        tracked.append(Tracked(session, *site))
+    elif hasattr(session, "_mongopool_orphan"):
+        # No request to check it at its end: the session reports itself if it is
+        # garbage-collected without having been ended (sessions.py, __del__).
+        session._mongopool_orphan = functools.partial(collected_unended, Tracked(None, *site))
+
+
+def collected_unended(tracked: Tracked) -> None:
+    """A session started outside any request was garbage-collected without being ended."""
+    report([tracked], OUTSIDE_REQUESTS, may_raise=False)
 
 
 def leaked(tracked: list[Tracked]) -> list[Tracked]:

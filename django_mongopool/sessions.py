@@ -8,6 +8,8 @@ session as started at that moment and as ended when it ends, so a
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -24,6 +26,21 @@ def _ran_a_command(session: Any) -> bool:
 
 class _Counting:
     _mongopool_counters: ProcessCounters
+    # Set by leaks.record() for a session started outside any request: called if the
+    # session is garbage-collected without having been ended.
+    _mongopool_orphan: Callable[[], None] | None = None
+
+    def __del__(self) -> None:
+        report = self._mongopool_orphan
+        if report is None or self.has_ended:  # type: ignore[attr-defined]
+            return
+        try:
+            self._mongopool_counters.count("leaked_sessions")
+            report()
+        except Exception:  # never raise from a finalizer (e.g. warnings turned into errors)
+            logging.getLogger("django_mongopool").warning(
+                "A MongoDB session started outside any request was not ended.", exc_info=True
+            )
 
     def _materialize(self, *args: Any, **kwargs: Any) -> None:
         was_empty = not _ran_a_command(self)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
+import threading
+
 from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
@@ -26,6 +29,36 @@ def orm_wrapped(request: HttpRequest) -> HttpResponse:
         raise DatabaseError("the database backend failed") from exc
 
 
+def _start_and_forget() -> None:
+    from django_mongopool import get_client
+
+    get_client().start_session()  # THREAD-LEAK-LINE
+
+
+def _start_and_end() -> None:
+    from django_mongopool import get_client
+
+    with get_client().start_session():
+        pass
+
+
+def thread_leak(request: HttpRequest) -> HttpResponse:
+    """A plain thread: it does not inherit the request's context."""
+    worker = threading.Thread(target=_start_and_forget)
+    worker.start()
+    worker.join()
+    return HttpResponse("ok")
+
+
+def thread_with_context(request: HttpRequest) -> HttpResponse:
+    """The documented hand-over: the thread runs in a copy of the request's context."""
+    work = _start_and_end if request.GET.get("end") else _start_and_forget
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(work,))
+    worker.start()
+    worker.join()
+    return HttpResponse("ok")
+
+
 def ok(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok")
 
@@ -35,5 +68,7 @@ urlpatterns = [
     path("h/unavailable/", unavailable),
     path("h/orm-wrapped/", orm_wrapped),
     path("h/ok/", ok),
+    path("h/thread-leak/", thread_leak),
+    path("h/thread-with-context/", thread_with_context),
     path("mongopool/", include("django_mongopool.urls")),
 ]

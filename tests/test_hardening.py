@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import time
 
 import pytest
 from django.test import Client
 
+from django_mongopool.exceptions import LeakedSessionError
 from django_mongopool.stray import StrayClientError, StrayClientWarning
 
 # --- 13: a stray client is reported once per source location (every time in "raise") ---
@@ -167,3 +169,52 @@ def test_exit_closes_retired_clients_too(offline):
     client.close_clients()
     assert old._closed and current._closed
     client.release_request(session)
+
+
+# --- 14: sessions started in a thread the view spawned are found ---
+
+
+def _thread_leak_line() -> int:
+    import inspect
+
+    from tests import hardening_urls
+
+    lines = inspect.getsource(hardening_urls).splitlines()
+    return next(n for n, line in enumerate(lines, start=1) if "# THREAD-LEAK-LINE" in line)
+
+
+@pytest.mark.urls("tests.hardening_urls")
+def test_a_session_leaked_in_a_plain_thread_is_reported_at_its_line(settings, offline):
+    from django_mongopool import pools
+    from django_mongopool.exceptions import LeakedSessionWarning
+
+    settings.DEBUG = True
+    before = pools.snapshot().leaked_sessions
+    with pytest.warns(LeakedSessionWarning, match="outside any request") as caught:
+        assert Client().get("/h/thread-leak/").status_code == 200
+        gc.collect()
+    assert caught[0].filename.endswith("hardening_urls.py")
+    assert caught[0].lineno == _thread_leak_line()
+    assert pools.snapshot().leaked_sessions == before + 1
+
+
+@pytest.mark.urls("tests.hardening_urls")
+def test_a_thread_given_the_request_context_is_tracked_with_the_request(settings, offline):
+    from django_mongopool.exceptions import LeakedSessionWarning
+
+    settings.DEBUG = True
+    with pytest.warns(LeakedSessionWarning, match="during GET /h/thread-with-context/") as caught:
+        assert Client().get("/h/thread-with-context/").status_code == 200
+    assert caught[0].lineno == _thread_leak_line()
+    settings.MONGOPOOL_LEAKED_SESSIONS = "raise"
+    with pytest.raises(LeakedSessionError):
+        Client().get("/h/thread-with-context/")
+
+
+@pytest.mark.urls("tests.hardening_urls")
+def test_sessions_ended_in_threads_are_not_reported(settings, offline, recwarn):
+    settings.DEBUG = True
+    settings.MONGOPOOL_LEAKED_SESSIONS = "raise"
+    assert Client().get("/h/thread-with-context/?end=1").status_code == 200
+    gc.collect()
+    assert not recwarn.list
