@@ -61,7 +61,8 @@ class PoolHealthAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             return HttpResponse(
                 "format must be 'json' or 'html'.", status=400, content_type="text/plain"
             )
-        report = web_report()
+        # $currentOp (connections per application) only on an explicit ?current_op=1.
+        report = web_report(current_op=request.GET.get("current_op") == "1")
         response: HttpResponse
         if wants_json(request):
             response = JsonResponse(report, json_dumps_params={"default": str})

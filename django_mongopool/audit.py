@@ -1,14 +1,22 @@
-"""The connection audit: budget, server-side counts, and the fleet's heartbeats.
+"""The connection audit: budget, every member's own counts, connections per application, the fleet.
 
 :func:`build_report` returns a JSON-ready dict (schema ``django-mongopool/audit/1``)
-shared by ``manage.py mongo_connections --format json`` and the pool-health page.
+shared by ``manage.py mongo_connections``, the pool-health page and ``/metrics``.
 Anything the server does not report, or the user may not see, becomes one plain
 line in ``notes``; the rest is still measured.
+
+The page and ``/metrics`` call it with ``cache_seconds``: the server section
+(topology, each member's ``serverStatus``) is then measured at most once per
+period for the whole process, however many tabs and scrapers ask, and
+``$currentOp`` runs only when explicitly asked for (the command always asks).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import pymongo
@@ -16,102 +24,129 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from django_mongopool import budget as budgets
 from django_mongopool import fleet as fleets
-from django_mongopool import heartbeat, history, pools
+from django_mongopool import heartbeat, history, pools, servers
 from django_mongopool.client import active_test_clients, get_client, get_config
 from django_mongopool.conf import conf
-from django_mongopool.redact import scrub
+from django_mongopool.options import ClientConfig
 
 SCHEMA = "django-mongopool/audit/1"
-UNAUTHORIZED = 13
 UTILISATION_WARNING = 80.0
-_CURRENT_OP = [
-    {"$currentOp": {"allUsers": True, "idleConnections": True}},
-    {"$match": {"type": {"$ne": "idleSession"}}},
-    {
-        "$project": {
-            "appName": 1,
-            "clientMetadata.driver": 1,
-            "client": 1,
-            "client_s": 1,
-            "active": 1,
-        }
-    },
-]
+DEFAULT_TOP_HOSTS = 5
+CAPACITY_FIX = (
+    "set MONGOPOOL_SERVER_MAX_CONNECTIONS (mongod's net.maxIncomingConnections), or grant the "
+    "clusterMonitor role so that serverStatus reports it"
+)
+_STATUS_FIXES = {
+    "unauthorized": "grant the clusterMonitor role (serverStatus was refused)",
+    "not_reported": "this server does not report serverStatus.connections (FerretDB and some "
+    "proxies omit it): pass --accept-unknown-capacity to gate on the budget alone",
+    "no_answer": "the member did not answer",
+    "failed": "serverStatus failed",
+}
 
 
-def _error_text(exc: BaseException) -> str:
-    text = getattr(exc, "details", None) or {}
-    message = text.get("errmsg") if isinstance(text, dict) else None
-    return scrub(str(message or exc).splitlines()[0][:300], get_config().secrets)
+@dataclass
+class _ServerSide:
+    """What the server said; the part of the report the page and /metrics cache."""
+
+    reachable: bool = False
+    error: str | None = None
+    authentication_failed: bool = False
+    topology: dict[str, Any] | None = None
+    members: list[servers.Member] = field(default_factory=list)
+    current_op: bool = False
+    notes: list[str] = field(default_factory=list)
 
 
-def _topology() -> dict[str, Any]:
-    description = get_client().topology_description
-    servers = [
-        {"address": f"{host}:{port}", "type": server.server_type_name}
-        for (host, port), server in sorted(description.server_descriptions().items())
-    ]
-    return {"type": description.topology_type_name, "servers": servers}
-
-
-def _server_status(notes: list[str]) -> dict[str, Any] | None:
+def _measure(timeout: float, current_op: bool) -> _ServerSide:
+    side = _ServerSide(current_op=current_op)
     try:
-        status = get_client().admin.command("serverStatus")
+        with pymongo.timeout(timeout):
+            get_client().admin.command("ping")
+        side.reachable = True
     except OperationFailure as exc:
-        if exc.code == UNAUTHORIZED:
-            notes.append(
-                "serverStatus: not authorized (grant the clusterMonitor role to see the "
-                "server's connection counts)."
+        if exc.code == servers.AUTHENTICATION_FAILED:
+            side.authentication_failed = True
+            side.error = f"authentication failed (code {exc.code}): {servers.error_text(exc)}"
+            side.notes.append(
+                f"The server refused authentication (AuthenticationFailed, code {exc.code}): "
+                "check the user name, password and authSource in MONGOPOOL_URI; only the "
+                "configuration is reported."
             )
         else:
-            notes.append(f"serverStatus failed: {_error_text(exc)}.")
-        return None
-    connections = status.get("connections")
-    if not isinstance(connections, dict) or "current" not in connections:
-        notes.append(
-            "The server does not report serverStatus.connections (FerretDB and some proxies "
-            "omit it); server-side connection counts are unavailable."
+            side.error = f"{servers.error_text(exc)} (code {exc.code})"
+            side.notes.append(
+                f"The server refused the ping ({side.error}); only the configuration is reported."
+            )
+        return side
+    except PyMongoError as exc:
+        side.error = type(exc).__name__
+        side.notes.append(
+            f"The server could not be reached within {timeout:g}s ({type(exc).__name__}); "
+            "only the configuration is reported."
         )
-        return None
-    return {k: v for k, v in connections.items() if isinstance(v, int | float)}
+        return side
+    side.topology = servers.topology()
+    side.members = servers.ask_members(side.topology, timeout, current_op)
+    for member in side.members:
+        side.notes.extend(member.notes)
+        single = len(side.members) == 1
+        where = "serverStatus" if single else f"serverStatus on {member.address}"
+        if member.status_problem == "unauthorized":
+            side.notes.append(
+                f"{where}: not authorized (grant the clusterMonitor role to see the server's "
+                "connection counts)."
+            )
+        elif member.status_problem == "not_reported":
+            side.notes.append(
+                f"The server{'' if single else ' ' + member.address} does not report "
+                "serverStatus.connections (FerretDB and some proxies omit it); server-side "
+                "connection counts are unavailable."
+            )
+        elif member.status_problem == "failed":
+            side.notes.append(f"{where} failed: {member.error}.")
+        elif member.status_problem == "no_answer":
+            side.notes.append(f"Member {member.address} did not answer: {member.error}.")
+    return side
 
 
-def _current_op(notes: list[str]) -> list[dict[str, Any]] | None:
-    try:
-        ops = list(get_client().admin.aggregate(_CURRENT_OP))
-    except OperationFailure as exc:
-        if exc.code == UNAUTHORIZED:
-            notes.append(
-                "$currentOp: not authorized (needs the inprog privilege, e.g. clusterMonitor); "
-                "connections per application are unavailable."
-            )
-        else:
-            notes.append(
-                f"The server does not support $currentOp ({_error_text(exc)}); connections per "
-                "application are unavailable."
-            )
-        return None
-    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for op in ops:
-        client = op.get("client") or op.get("client_s")
-        if not client:
-            continue  # internal threads hold no client connection
-        host = client.rsplit(":", 1)[0]
-        driver = ((op.get("clientMetadata") or {}).get("driver") or {}).get("name", "unknown")
-        key = (op.get("appName") or "(no appname)", driver, host)
-        group = groups.setdefault(
-            key, {"app": key[0], "driver": key[1], "host": key[2], "connections": 0, "active": 0}
-        )
-        group["connections"] += 1
-        group["active"] += 1 if op.get("active") else 0
-    return sorted(groups.values(), key=lambda g: (-g["connections"], g["app"], g["host"]))
+@dataclass
+class _Cached:
+    config: ClientConfig
+    timeout: float
+    expires: float
+    side: _ServerSide
+
+
+_cache: dict[bool, _Cached] = {}
+_cache_lock = threading.Lock()
+
+
+def _server_side(timeout: float, current_op: bool, cache_seconds: float | None) -> _ServerSide:
+    """Measured now, or (with ``cache_seconds``) shared by every caller of the process for that long."""
+    if not cache_seconds:
+        return _measure(timeout, current_op)
+    config = get_config()
+    with _cache_lock:  # one measurement at a time: N callers at expiry cost one
+        entry = _cache.get(current_op)
+        now = time.monotonic()
+        if entry and entry.config is config and entry.timeout == timeout and entry.expires > now:
+            return entry.side
+        side = _measure(timeout, current_op)
+        _cache[current_op] = _Cached(config, timeout, time.monotonic() + cache_seconds, side)
+        return side
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
 
 
 def _fleet(notes: list[str]) -> dict[str, Any] | None:
     try:
         reading = heartbeat.read_fleet()
     except OperationFailure as exc:
-        notes.append(f"Heartbeats could not be read: {_error_text(exc)}.")
+        notes.append(f"Heartbeats could not be read: {servers.error_text(exc)}.")
         return None
     if reading.unreadable:
         notes.append(
@@ -135,20 +170,66 @@ def _fleet(notes: list[str]) -> dict[str, Any] | None:
     return fleets.summary(reading)
 
 
-def _step(timeout: float, notes: list[str], name: str, func: Any) -> Any:
-    try:
-        with pymongo.timeout(timeout):
-            return func(notes)
-    except PyMongoError as exc:
-        notes.append(f"{name} failed: {type(exc).__name__}: {_error_text(exc)}.")
+def _member_rows(side: _ServerSide, top_hosts: int) -> list[dict[str, Any]]:
+    rows = []
+    configured = conf.server_max_connections
+    for member in side.members:
+        row = member.as_dict()
+        connections = member.connections
+        capacity, source = configured, "MONGOPOOL_SERVER_MAX_CONNECTIONS"
+        if connections and "available" in connections:
+            capacity, source = connections["current"] + connections["available"], "serverStatus"
+        row["capacity"] = capacity
+        row["capacity_source"] = source if capacity is not None else None
+        row["utilisation_percent"] = (
+            budgets.percent(connections["current"], capacity) if connections else None
+        )
+        current = connections["current"] if connections else None
+        row["applications"] = (
+            None
+            if member.groups is None
+            else servers.applications(member.groups, current, top_hosts)
+        )
+        rows.append(row)
+    return rows
+
+
+def _applications(
+    side: _ServerSide, members: list[dict[str, Any]], top_hosts: int
+) -> dict[str, Any] | None:
+    asked = [m for m in side.members if m.groups is not None]
+    if not asked:
         return None
+    currents = [m.connections["current"] for m in asked if m.connections]
+    current = sum(currents) if len(currents) == len(asked) else None
+    totals = servers.applications([g for m in asked for g in m.groups or ()], current, top_hosts)
+    totals["members_asked"] = len(asked)
+    totals["members"] = len(members)
+    totals["top_hosts"] = top_hosts
+    return totals
 
 
 def _budget(
-    processes: int, hosts: int, pools_here: int, capacity: int | None, source: str | None
+    processes: int, hosts: int, pools_here: int, members: list[dict[str, Any]]
 ) -> dict[str, Any]:
     max_pool = get_config().max_pool_size
     fleet_per_server = budgets.fleet_per_server(processes, max_pool, pools_here)
+    per_member = [
+        {
+            "address": m["address"],
+            "capacity": m["capacity"],
+            "capacity_source": m["capacity_source"],
+            "fleet_ceiling": fleet_per_server,
+            "fleet_ceiling_percent": budgets.percent(fleet_per_server, m["capacity"]),
+        }
+        for m in members
+    ]
+    known = [m for m in per_member if m["capacity"] is not None]
+    tightest = min(known, key=lambda m: m["capacity"], default=None)
+    capacity = conf.server_max_connections if not members else None
+    source = "MONGOPOOL_SERVER_MAX_CONNECTIONS" if capacity is not None else None
+    if tightest is not None:
+        capacity, source = tightest["capacity"], tightest["capacity_source"]
     return {
         "processes": processes,
         "hosts": hosts,
@@ -161,7 +242,71 @@ def _budget(
         "server_capacity": capacity,
         "server_capacity_source": source,
         "fleet_ceiling_percent": budgets.percent(fleet_per_server, capacity),
+        "members": per_member,
     }
+
+
+def _summed(members: list[dict[str, Any]]) -> dict[str, int] | None:
+    answered = [m["connections"] for m in members if m["connections"]]
+    if not answered:
+        return None
+    keys = set.intersection(*(set(c) for c in answered))
+    return {k: sum(c[k] for c in answered) for k in sorted(keys)}
+
+
+def _fail_over(
+    limit: float | None,
+    accept_unknown: bool,
+    reachable: bool,
+    budget: dict[str, Any],
+    members: list[dict[str, Any]],
+) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "percent": limit,
+        "exceeded": [],
+        "unknown": [],
+        "accept_unknown_capacity": accept_unknown,
+        "evaluated": False,
+    }
+    if limit is None or not reachable:
+        return result
+    several = len(members) > 1
+    checked = 0
+    for member, planned in zip(members, budget["members"], strict=True):
+        at = f" on {member['address']}" if several else ""
+        if planned["fleet_ceiling_percent"] is None:
+            result["unknown"].append(
+                {
+                    "member": member["address"],
+                    "figure": "server capacity",
+                    "needed_for": "fleet ceiling",
+                    "how": CAPACITY_FIX,
+                }
+            )
+        else:
+            checked += 1
+            if planned["fleet_ceiling_percent"] > limit:
+                result["exceeded"].append(
+                    f"fleet ceiling{at} {planned['fleet_ceiling_percent']}% > {limit:g}%"
+                )
+        if member["utilisation_percent"] is None:
+            problem = member["status_problem"] or "not_reported"
+            result["unknown"].append(
+                {
+                    "member": member["address"],
+                    "figure": "current connections (serverStatus.connections)",
+                    "needed_for": "server utilisation",
+                    "how": _STATUS_FIXES.get(problem, problem),
+                }
+            )
+        else:
+            checked += 1
+            if member["utilisation_percent"] > limit:
+                result["exceeded"].append(
+                    f"server utilisation{at} {member['utilisation_percent']}% > {limit:g}%"
+                )
+    result["evaluated"] = checked > 0
+    return result
 
 
 def build_report(
@@ -169,65 +314,79 @@ def build_report(
     timeout: float | None = None,
     fail_over: float | None = None,
     include_fleet: bool = True,
+    *,
+    current_op: bool = True,
+    top_hosts: int = DEFAULT_TOP_HOSTS,
+    accept_unknown_capacity: bool = False,
+    cache_seconds: float | None = None,
+    role: str = "web",
 ) -> dict[str, Any]:
-    """Measure what is reachable; ``report["server"]["reachable"]`` says if the server answered."""
+    """Measure what is reachable; ``report["server"]["reachable"]`` says if the server answered.
+
+    ``role`` labels this process's own pool figures ("command" for the management
+    command: its pool is not a web process's).
+    """
     config = get_config()
     processes = processes or conf.processes
     timeout = timeout or config.seconds("serverSelectionTimeoutMS")
     process = pools.snapshot()
-    notes: list[str] = []
+    side = _server_side(timeout, current_op, cache_seconds)
+    notes: list[str] = list(side.notes)
     warnings: list[str] = []
-    server: dict[str, Any] = {
-        "reachable": False,
-        "connections": None,
-        "utilisation_percent": None,
-        "current_op": None,
-    }
-    topology = None
-    fleet = None
-    try:
-        with pymongo.timeout(timeout):
-            get_client().admin.command("ping")
-        server["reachable"] = True
-    except PyMongoError as exc:
-        notes.append(
-            f"The server could not be reached within {timeout:g}s ({type(exc).__name__}); "
-            "only the configuration is reported."
-        )
-    if server["reachable"]:
-        topology = _topology()
-        server["connections"] = _step(timeout, notes, "serverStatus", _server_status)
-        server["current_op"] = _step(timeout, notes, "$currentOp", _current_op)
-        if include_fleet:
-            fleet = _step(timeout, notes, "Heartbeats", _fleet)
+    fleet = _fleet_step(timeout, notes) if side.reachable and include_fleet else None
 
-    connections = server["connections"]
-    capacity, source = conf.server_max_connections, "MONGOPOOL_SERVER_MAX_CONNECTIONS"
-    if connections and "available" in connections:
-        capacity = int(connections["current"] + connections["available"])
-        source = "serverStatus"
-        server["utilisation_percent"] = budgets.percent(connections["current"], capacity)
-    if capacity is None:
-        source = None
+    members = _member_rows(side, top_hosts)
+    topology = side.topology
+    hosts = len(topology["servers"]) if topology and topology["servers"] else len(config.hosts)
+    budget = _budget(processes, hosts, process.pools, members)
+    if budget["server_capacity"] is None or any(
+        m["capacity"] is None and m["answered"] for m in members
+    ):
         notes.append(
             "Server capacity unknown: set MONGOPOOL_SERVER_MAX_CONNECTIONS (mongod's "
             "net.maxIncomingConnections) to compare the fleet ceiling with it."
         )
-    hosts = len(topology["servers"]) if topology and topology["servers"] else len(config.hosts)
-    budget = _budget(processes, hosts, process.pools, capacity, source)
+    utilisations = [
+        m["utilisation_percent"] for m in members if m["utilisation_percent"] is not None
+    ]
+    connections = _summed(members)
+    server: dict[str, Any] = {
+        "reachable": side.reachable,
+        "error": side.error,
+        "authentication_failed": side.authentication_failed,
+        "connections": connections,
+        "utilisation_percent": max(utilisations, default=None),
+        "members": members,
+        "current_op_requested": side.current_op,
+        "applications": _applications(side, members, top_hosts),
+    }
 
-    if budget["fleet_ceiling_percent"] is not None and budget["fleet_ceiling_percent"] > 100:
+    for planned in budget["members"]:
+        if planned["fleet_ceiling_percent"] is not None and planned["fleet_ceiling_percent"] > 100:
+            at = f" ({planned['address']})" if len(members) > 1 else ""
+            warnings.append(
+                f"Fleet ceiling above server capacity{at}: {processes} processes x "
+                f"({budget['pools_per_process']} pool(s) of {budget['max_pool_size']} + "
+                f"{budgets.MONITORS_PER_SERVER} monitor connections) = "
+                f"{budget['fleet_ceiling_per_server']} per server, but the server accepts "
+                f"{planned['capacity']}."
+            )
+    if not members and budget["fleet_ceiling_percent"] and budget["fleet_ceiling_percent"] > 100:
         warnings.append(
             f"Fleet ceiling above server capacity: {processes} processes x "
             f"({budget['pools_per_process']} pool(s) of {budget['max_pool_size']} + "
             f"{budgets.MONITORS_PER_SERVER} monitor connections) = "
-            f"{budget['fleet_ceiling_per_server']} per server, but the server accepts {capacity}."
+            f"{budget['fleet_ceiling_per_server']} per server, but the server accepts "
+            f"{budget['server_capacity']}."
         )
-    utilisation = server["utilisation_percent"]
-    if utilisation is not None and utilisation >= UTILISATION_WARNING:
-        warnings.append(f"The server is at {utilisation}% of its connection capacity.")
-    if connections and connections.get("rejected"):
-        warnings.append(f"The server has rejected {connections['rejected']} connections.")
+    for member in members:
+        at = "The server" if len(members) == 1 else f"Member {member['address']}"
+        utilisation = member["utilisation_percent"]
+        if utilisation is not None and utilisation >= UTILISATION_WARNING:
+            warnings.append(f"{at} is at {utilisation}% of its connection capacity.")
+        rejected = (member["connections"] or {}).get("rejected")
+        if rejected:
+            warnings.append(f"{at} has rejected {rejected} connections.")
     if fleet:
         for pid in fleet["saturated"]:
             warnings.append(
@@ -235,15 +394,6 @@ def build_report(
             )
         for pid in fleet["timing_out"]:
             warnings.append(f"Process {pid}: connection check-outs are timing out.")
-
-    exceeded = []
-    if fail_over is not None:
-        for name, value in (
-            ("fleet ceiling", budget["fleet_ceiling_percent"]),
-            ("server utilisation", utilisation),
-        ):
-            if value is not None and value > fail_over:
-                exceeded.append(f"{name} {value}% > {fail_over:g}%")
 
     return {
         "schema": SCHEMA,
@@ -260,12 +410,23 @@ def build_report(
         "budget": budget,
         "topology": topology,
         "server": server,
-        "process": {**process.as_dict(), "history": history.samples()},
+        "process": {**process.as_dict(), "role": role, "history": history.samples()},
         "fleet": fleet,
         "notes": notes,
         "warnings": warnings,
-        "fail_over": {"percent": fail_over, "exceeded": exceeded},
+        "fail_over": _fail_over(
+            fail_over, accept_unknown_capacity, side.reachable, budget, members
+        ),
     }
+
+
+def _fleet_step(timeout: float, notes: list[str]) -> dict[str, Any] | None:
+    try:
+        with pymongo.timeout(timeout):
+            return _fleet(notes)
+    except PyMongoError as exc:
+        notes.append(f"Heartbeats failed: {type(exc).__name__}: {servers.error_text(exc)}.")
+        return None
 
 
 def _jsonable(value: Any) -> Any:

@@ -155,6 +155,11 @@ SETTINGS: Mapping[str, Setting] = {
         Setting("MONGOPOOL_STRAY_CLIENTS", "warn", _mode("MONGOPOOL_STRAY_CLIENTS")),
         Setting("MONGOPOOL_ALLOWED_CLIENT_MODULES", (), _module_list),
         Setting("MONGOPOOL_LEAKED_SESSIONS", "warn", _mode("MONGOPOOL_LEAKED_SESSIONS")),
+        Setting(
+            "MONGOPOOL_SERVER_STATUS_CACHE_SECONDS",
+            5,
+            _number("MONGOPOOL_SERVER_STATUS_CACHE_SECONDS", 0, 3600, integer=False),
+        ),
     )
 }
 CLIENT_SETTINGS = frozenset(name for name, s in SETTINGS.items() if s.client)
@@ -270,6 +275,11 @@ class Conf:
     @property
     def leaked_sessions(self) -> Mode:
         return cast(Mode, self._get("MONGOPOOL_LEAKED_SESSIONS"))
+
+    @property
+    def server_status_cache_seconds(self) -> float:
+        """How long the page and /metrics reuse the server section of the report (0: never)."""
+        return float(self._get("MONGOPOOL_SERVER_STATUS_CACHE_SECONDS"))
 
 
 conf = Conf()

@@ -1,4 +1,14 @@
-"""The audit report in Prometheus' text exposition format (needs the ``prometheus`` extra)."""
+"""The audit report in Prometheus' text exposition format (needs the ``prometheus`` extra).
+
+Label values that come from the server (application names, client hosts, member
+addresses) pass through :func:`django_mongopool.terminal.safe` before
+prometheus_client escapes ``\\``, ``"`` and newlines: no control character reaches
+a scraper's or a terminal's output.
+
+The process's own pool figures are ``mongopool_pool_*`` in a web process and
+``mongopool_command_pool_*`` when the management command renders the report,
+so a command's pool is never mistaken for a web process's.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +16,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+
+from django_mongopool.terminal import safe
 
 try:
     from prometheus_client import CollectorRegistry, generate_latest
@@ -68,8 +80,104 @@ class _ReportCollector:
         self.report = report
         self.show_hosts = show_hosts
 
+    def _member(self, index: int, address: str) -> str:
+        return safe(address) if self.show_hosts else f"server{index}"
+
+    def _applications(self) -> Iterator[Metric]:
+        apps = self.report["server"].get("applications")
+        if not apps:
+            return
+        rows = apps["apps"]
+        for field, name, text in (
+            ("connections", "mongopool_app_connections", "Connections per application name"),
+            ("active", "mongopool_app_active_connections", "Active connections per application"),
+            ("idle", "mongopool_app_idle_connections", "Idle connections per application"),
+            ("hosts", "mongopool_app_client_hosts", "Distinct client hosts per application"),
+        ):
+            family = GaugeMetricFamily(name, f"{text} ($currentOp)", labels=["app"])
+            for row in rows:
+                family.add_metric([safe(row["app"])], float(row[field]))
+            yield family
+        share = GaugeMetricFamily(
+            "mongopool_app_share_ratio",
+            "Share of the server's current connections per application",
+            labels=["app"],
+        )
+        for row in rows:
+            if row["share_percent"] is not None:
+                share.add_metric([safe(row["app"])], row["share_percent"] / 100)
+        yield share
+        hosts = GaugeMetricFamily(
+            "mongopool_app_host_connections",
+            "Connections of an application's busiest client hosts ($currentOp, top N)",
+            labels=["app", "host"],
+        )
+        for row in rows:
+            for host in row["top_hosts"]:
+                hosts.add_metric([safe(row["app"]), safe(host["host"])], float(host["connections"]))
+        yield hosts
+        none = apps["no_appname"]
+        yield _gauge(
+            "mongopool_no_appname_connections",
+            "Connections that sent no application name ($currentOp)",
+            none["connections"] if none else 0,
+        )
+        per_member = GaugeMetricFamily(
+            "mongopool_member_app_connections",
+            "Connections per application name on each member ($currentOp)",
+            labels=["member", "app"],
+        )
+        for i, member in enumerate(self.report["server"]["members"]):
+            for row in (member.get("applications") or {}).get("apps", ()):
+                per_member.add_metric(
+                    [self._member(i, member["address"]), safe(row["app"])],
+                    float(row["connections"]),
+                )
+        yield per_member
+
+    def _members(self) -> Iterator[Metric]:
+        members = self.report["server"].get("members") or []
+        up = GaugeMetricFamily(
+            "mongopool_member_up", "1 when the member answered serverStatus", labels=["member"]
+        )
+        connections = GaugeMetricFamily(
+            "mongopool_member_connections",
+            "serverStatus.connections of each member",
+            labels=["member", "state"],
+        )
+        utilisation = GaugeMetricFamily(
+            "mongopool_member_utilisation_ratio",
+            "current / (current + available) on each member",
+            labels=["member"],
+        )
+        capacity = GaugeMetricFamily(
+            "mongopool_member_capacity_connections",
+            "Connections each member accepts (serverStatus or MONGOPOOL_SERVER_MAX_CONNECTIONS)",
+            labels=["member"],
+        )
+        ceiling = GaugeMetricFamily(
+            "mongopool_member_fleet_ceiling_ratio",
+            "The fleet's ceiling towards each member / its capacity",
+            labels=["member"],
+        )
+        planned = {m["address"]: m for m in self.report["budget"].get("members", [])}
+        for i, member in enumerate(members):
+            label = self._member(i, member["address"])
+            up.add_metric([label], 1.0 if member["answered"] else 0.0)
+            for state, value in sorted((member["connections"] or {}).items()):
+                connections.add_metric([label, safe(state)], float(value))
+            if member["utilisation_percent"] is not None:
+                utilisation.add_metric([label], member["utilisation_percent"] / 100)
+            if member["capacity"] is not None:
+                capacity.add_metric([label], float(member["capacity"]))
+            plan = planned.get(member["address"])
+            if plan and plan["fleet_ceiling_percent"] is not None:
+                ceiling.add_metric([label], plan["fleet_ceiling_percent"] / 100)
+        yield from (up, connections, utilisation, capacity, ceiling)
+
     def collect(self) -> Iterator[Metric]:
         report = self.report
+        yield from self._applications()  # who holds the connections, first
         budget = report["budget"]
         yield _gauge(
             "mongopool_processes_configured", "Processes the deployment runs", budget["processes"]
@@ -104,32 +212,37 @@ class _ReportCollector:
             "mongopool_server_connections", "serverStatus.connections", labels=["state"]
         )
         for state, value in sorted((server["connections"] or {}).items()):
-            family.add_metric([state], float(value))
+            family.add_metric([safe(state)], float(value))
         yield family
         yield _gauge(
             "mongopool_server_utilisation_ratio",
-            "serverStatus connections current / (current + available)",
+            "Highest member utilisation: current / (current + available)",
             None if server["utilisation_percent"] is None else server["utilisation_percent"] / 100,
         )
+        yield from self._members()
         process = report["process"]
+        command = process.get("role") == "command"
+        prefix = "mongopool_command" if command else "mongopool"
+        where = "the mongo_connections command's own process" if command else "this process"
         rows = [
-            ({"server": s["address"] if self.show_hosts else f"server{i}"}, s)
+            ({"server": safe(s["address"]) if self.show_hosts else f"server{i}"}, s)
             for i, s in enumerate(process["servers"])
         ]
-        yield from _pool_families("mongopool_pool", "this process", rows)
+        yield from _pool_families(f"{prefix}_pool", where, rows)
         yield _gauge(
-            "mongopool_sessions_started",
-            "Sessions started by this process",
+            f"{prefix}_sessions_started",
+            f"Sessions started by {where}",
             process["sessions_started"],
         )
         yield _gauge(
-            "mongopool_sessions_ended", "Sessions ended by this process", process["sessions_ended"]
+            f"{prefix}_sessions_ended", f"Sessions ended by {where}", process["sessions_ended"]
         )
-        yield _gauge(
-            "mongopool_unavailable_responses",
-            "503 responses sent because MongoDB was unavailable",
-            process["unavailable_responses"],
-        )
+        if not command:
+            yield _gauge(
+                "mongopool_unavailable_responses",
+                "503 responses sent because MongoDB was unavailable",
+                process["unavailable_responses"],
+            )
         fleet = report["fleet"]
         if fleet is not None:
             yield _gauge(

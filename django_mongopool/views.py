@@ -19,10 +19,19 @@ from django_mongopool.permissions import bearer_token, can_view_pool, token_matc
 PAGE_TIMEOUT = 2.0  # seconds per server query while answering a web request
 
 
-def web_report() -> dict[str, Any]:
-    """The audit report with server queries capped at PAGE_TIMEOUT (the page and /metrics)."""
+def web_report(current_op: bool = False) -> dict[str, Any]:
+    """The audit report for the page and /metrics: bounded cost, whatever the traffic.
+
+    Server queries are capped at PAGE_TIMEOUT; the server section is shared by every
+    request of the process for MONGOPOOL_SERVER_STATUS_CACHE_SECONDS; ``$currentOp``
+    runs only when ``current_op`` is asked for (the page's ``?current_op=1``).
+    """
     timeout = min(PAGE_TIMEOUT, get_config().seconds("serverSelectionTimeoutMS"))
-    return audit.build_report(timeout=timeout)
+    return audit.build_report(
+        timeout=timeout,
+        current_op=current_op,
+        cache_seconds=conf.server_status_cache_seconds,
+    )
 
 
 @never_cache

@@ -24,6 +24,31 @@ def _cursor(docs):
     return {"ok": 1, "cursor": {"id": 0, "ns": "admin.$cmd.aggregate", "firstBatch": docs}}
 
 
+def grouped(rows):
+    """What mongod's ``$group`` stage of the audit's pipeline returns for these $currentOp rows.
+
+    Mirrors django_mongopool.servers.current_op_pipeline: idle sessions and rows without a
+    client are dropped; the client's port is cut; one document per (appName, client host).
+    """
+    groups = {}
+    for row in rows:
+        client = row.get("client", row.get("client_s"))
+        if row.get("type") == "idleSession" or not isinstance(client, str):
+            continue
+        host = client.rsplit(":", 1)[0] if client.rsplit(":", 1)[-1].isdigit() else client
+        key = (row.get("appName"), host)
+        group = groups.setdefault(
+            key,
+            {"_id": {"app": key[0], "host": host}, "connections": 0, "active": 0, "drivers": []},
+        )
+        group["connections"] += 1
+        group["active"] += 1 if row.get("active") is True else 0
+        driver = ((row.get("clientMetadata") or {}).get("driver") or {}).get("name")
+        if driver not in group["drivers"]:
+            group["drivers"].append(driver)
+    return list(groups.values())
+
+
 @pytest.fixture
 def recorded(settings):
     """A mockupdb server answering like mongod; tests register the replies they need."""
@@ -72,7 +97,11 @@ def _json(*args: str) -> dict:
     ],
 )
 def test_server_status_connections(recorded, fixture, current, available, percent):
-    _serve(recorded, status=_reply(fixture), current_op=_cursor(_reply("currentop_mongod7.json")))
+    _serve(
+        recorded,
+        status=_reply(fixture),
+        current_op=_cursor(grouped(_reply("currentop_mongod7.json"))),
+    )
     report = _json()
     connections = report["server"]["connections"]
     assert connections["current"] == current and connections["available"] == available
@@ -83,44 +112,43 @@ def test_server_status_connections(recorded, fixture, current, available, percen
     assert report["budget"]["fleet_ceiling_per_server"] == 8 * (10 + 2)
 
 
-def test_current_op_grouped_by_app_driver_and_host(recorded):
+def test_current_op_totals_per_application(recorded):
     _serve(
         recorded,
         status=_reply("serverstatus_mongod7.json"),
-        current_op=_cursor(_reply("currentop_mongod7.json")),
+        current_op=_cursor(grouped(_reply("currentop_mongod7.json"))),
     )
-    groups = _json()["server"]["current_op"]
-    assert groups[0] == {
-        "app": "shop-web",
-        "driver": "PyMongo|django-mongopool",
-        "host": "10.0.1.11",
-        "connections": 6,
-        "active": 2,
-    }
-    assert {
-        "app": "billing-worker",
-        "driver": "nodejs",
-        "host": "10.0.2.20",
-        "connections": 4,
-        "active": 0,
-    } in groups
-    assert {
-        "app": "(no appname)",
-        "driver": "mongosh",
-        "host": "10.0.3.5",
-        "connections": 1,
-        "active": 1,
-    } in groups
-    assert (
-        sum(g["connections"] for g in groups) == 14
-    )  # internal threads and idle sessions excluded
+    apps = _json()["server"]["applications"]
+    assert apps["server_current"] == 796
+    first = apps["apps"][0]
+    assert first["app"] == "shop-web" and first["drivers"] == ["PyMongo|django-mongopool"]
+    assert first["top_hosts"][0] == {"host": "10.0.1.11", "connections": 6, "active": 2}
+    billing = next(a for a in apps["apps"] if a["app"] == "billing-worker")
+    assert billing["connections"] == 4 and billing["active"] == 0 and billing["idle"] == 4
+    assert billing["drivers"] == ["nodejs"] and billing["hosts"] == 1
+    assert apps["no_appname"]["connections"] == 1 and apps["no_appname"]["drivers"] == ["mongosh"]
+    # internal threads and idle sessions excluded
+    assert apps["connections"] == 14 == sum(a["connections"] for a in apps["apps"]) + 1
+    counts = [a["connections"] for a in apps["apps"]]
+    assert counts == sorted(counts, reverse=True)
+
+
+def test_grouping_runs_on_the_server(recorded):
+    sent = []
+    _serve(recorded, status=_reply("serverstatus_mongod7.json"), current_op=_cursor([]))
+    recorded.subscribe(lambda request: sent.append(request.doc) and None)
+    _json()
+    (aggregate,) = [doc for doc in sent if "aggregate" in doc]
+    stages = [next(iter(stage)) for stage in aggregate["pipeline"]]
+    assert stages[0] == "$currentOp" and stages[-1] == "$group"
+    assert aggregate["pipeline"][0]["$currentOp"] == {"allUsers": True, "idleConnections": True}
 
 
 def test_text_output_and_warnings(recorded):
     _serve(
         recorded,
         status=_reply("serverstatus_mongod7.json"),
-        current_op=_cursor(_reply("currentop_mongod7.json")),
+        current_op=_cursor(grouped(_reply("currentop_mongod7.json"))),
     )
     out = StringIO()
     call_command("mongo_connections", stdout=out)
@@ -135,7 +163,7 @@ def test_unauthorized_user_gets_plain_lines_and_the_rest(recorded):
     _serve(recorded, status=_reply("unauthorized.json"), current_op=_reply("unauthorized.json"))
     report = _json()
     assert report["server"]["reachable"] is True
-    assert report["server"]["connections"] is None and report["server"]["current_op"] is None
+    assert report["server"]["connections"] is None and report["server"]["applications"] is None
     notes = " ".join(report["notes"])
     assert "serverStatus: not authorized" in notes and "$currentOp: not authorized" in notes
     assert report["topology"]["type"] == "Single"

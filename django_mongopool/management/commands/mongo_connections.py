@@ -1,7 +1,13 @@
 """``manage.py mongo_connections``: audit connections of this process, the fleet and the server.
 
-Exit status: 0 fine, 1 ``--fail-over`` exceeded, 2 server unreachable (what was
-reachable is still reported).
+Exit status: 0 fine; 1 ``--fail-over`` exceeded; 2 server unreachable or refusing
+authentication (what was reachable is still reported); 3 ``--fail-over`` could not
+be evaluated (server capacity or current connections unknown on some member),
+unless ``--accept-unknown-capacity`` accepts the checks that could be made.
+
+Every string that did not come from the app itself (application and driver
+names, client hosts, heartbeat fields, server messages) goes through
+:func:`django_mongopool.terminal.safe` in text output.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from django_mongopool import audit, exposition
 from django_mongopool.heartbeat import SHOWN_OPTIONS
+from django_mongopool.terminal import safe
 
 FORMATS = ("text", "json", "prometheus")
 
@@ -29,6 +36,18 @@ def _positive_int(text: str) -> int:
         ) from None
     if not 1 <= value <= 100_000:
         raise argparse.ArgumentTypeError(f"must be from 1 to 100000, got {value}")
+    return value
+
+
+def _host_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of hosts, got {text!r}"
+        ) from None
+    if not 0 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1000, got {value}")
     return value
 
 
@@ -67,7 +86,21 @@ class Command(BaseCommand):
             "--fail-over",
             type=_bounded_float(0, 100_000, "a percentage"),
             metavar="PERCENT",
-            help="exit with status 1 when the fleet ceiling or the server's utilisation exceeds PERCENT",
+            help="exit with status 1 when the fleet ceiling or a member's utilisation exceeds "
+            "PERCENT; status 3 when a figure it needs is unknown",
+        )
+        parser.add_argument(
+            "--accept-unknown-capacity",
+            action="store_true",
+            help="with --fail-over: check only the figures that are known (e.g. the budget "
+            "against MONGOPOOL_SERVER_MAX_CONNECTIONS) instead of exiting with status 3",
+        )
+        parser.add_argument(
+            "--hosts",
+            type=_host_count,
+            default=audit.DEFAULT_TOP_HOSTS,
+            metavar="N",
+            help=f"client hosts shown per application (default: {audit.DEFAULT_TOP_HOSTS})",
         )
         parser.add_argument(
             "--watch",
@@ -89,6 +122,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["count"] and not options["watch"]:
             raise CommandError("--count only makes sense with --watch.")
+        if options["accept_unknown_capacity"] and options["fail_over"] is None:
+            raise CommandError("--accept-unknown-capacity only makes sense with --fail-over.")
         runs = 0
         try:
             while True:
@@ -97,6 +132,9 @@ class Command(BaseCommand):
                         processes=options["processes"],
                         timeout=options["timeout"],
                         fail_over=options["fail_over"],
+                        accept_unknown_capacity=options["accept_unknown_capacity"],
+                        top_hosts=options["hosts"],
+                        role="command",
                     )
                 except ImproperlyConfigured as exc:
                     raise CommandError(f"Configuration error: {exc}", returncode=2) from None
@@ -107,11 +145,25 @@ class Command(BaseCommand):
                 time.sleep(options["watch"])
         except KeyboardInterrupt:
             return
-        if not report["server"]["reachable"]:
-            raise CommandError("The MongoDB server could not be reached.", returncode=2)
-        if report["fail_over"]["exceeded"]:
+        server, gate = report["server"], report["fail_over"]
+        if server["authentication_failed"]:
             raise CommandError(
-                "Over the limit: " + "; ".join(report["fail_over"]["exceeded"]), returncode=1
+                "The MongoDB server refused authentication (AuthenticationFailed, code 18).",
+                returncode=2,
+            )
+        if not server["reachable"]:
+            raise CommandError("The MongoDB server could not be reached.", returncode=2)
+        if gate["exceeded"]:
+            raise CommandError(safe("Over the limit: " + "; ".join(gate["exceeded"])), returncode=1)
+        if gate["unknown"] and not gate["accept_unknown_capacity"]:
+            raise CommandError(
+                "--fail-over could not be evaluated: "
+                + "; ".join(
+                    safe(f"{u['figure']} of {u['member']} unknown") for u in gate["unknown"]
+                )
+                + " (see the fail-over section; --accept-unknown-capacity checks only the known "
+                "figures)",
+                returncode=3,
             )
 
     def emit(self, report: dict[str, Any], fmt: str) -> None:
@@ -124,27 +176,85 @@ class Command(BaseCommand):
         else:
             self.write_text(report)
 
-    # Text rendering ----------------------------------------------------------------
+    # Text rendering: every value from outside the app goes through safe() -------------
     def section(self, title: str) -> None:
         self.stdout.write("")
-        self.stdout.write(self.style.MIGRATE_HEADING(title))
+        self.stdout.write(self.style.MIGRATE_HEADING(safe(title)))
 
     def row(self, label: str, value: Any) -> None:
-        self.stdout.write(f"  {label:<22}{value}")
+        self.stdout.write(f"  {safe(label):<22}{safe(value)}")
 
     def table(self, headers: list[str], rows: list[list[Any]]) -> None:
-        cells = [headers] + [[str(c) for c in row] for row in rows]
-        widths = [max(len(str(row[i])) for row in cells) for i in range(len(headers))]
+        cells = [headers] + [[safe(c) for c in row] for row in rows]
+        widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
         for n, row in enumerate(cells):
-            line = "  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True))
+            line = "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
             self.stdout.write(self.style.SQL_FIELD(line.rstrip()) if n == 0 else line.rstrip())
 
     def write_text(self, report: dict[str, Any]) -> None:
-        config, budget, server = report["config"], report["budget"], report["server"]
         self.stdout.write(
-            self.style.SUCCESS(f"MongoDB connection audit ({report['generated_at']})")
+            self.style.SUCCESS(f"MongoDB connection audit ({safe(report['generated_at'])})")
         )
+        self.write_applications(report)
+        self.write_configuration(report)
+        self.write_budget(report)
+        self.write_server(report)
+        self.write_fleet(report)
+        self.write_fail_over(report)
+        if report["notes"]:
+            self.section("Notes")
+            for note in report["notes"]:
+                self.stdout.write(f"  - {safe(note)}")
+        if report["warnings"]:
+            self.section("Warnings")
+            for warning in report["warnings"]:
+                self.stdout.write(self.style.WARNING(f"  ! {safe(warning)}"))
 
+    def write_applications(self, report: dict[str, Any]) -> None:
+        apps = report["server"]["applications"]
+        if not apps:
+            return
+        of = f" of {apps['server_current']} current" if apps["server_current"] is not None else ""
+        members = (
+            f", {apps['members_asked']} of {apps['members']} members" if apps["members"] > 1 else ""
+        )
+        self.section(
+            f"Applications ({apps['connections']} connections{of}, from $currentOp{members})"
+        )
+        rows = list(apps["apps"])
+        if apps["no_appname"]:
+            rows.append({**apps["no_appname"], "app": "(no application name)"})
+        if not rows:
+            self.stdout.write("  No client connections reported.")
+            return
+        self.table(
+            ["APP", "CONNECTIONS", "ACTIVE", "IDLE", "SHARE", "HOSTS", "DRIVERS"],
+            [
+                [
+                    r["app"],
+                    r["connections"],
+                    r["active"],
+                    r["idle"],
+                    "-" if r["share_percent"] is None else f"{r['share_percent']}%",
+                    r["hosts"],
+                    ", ".join(r["drivers"]) or "-",
+                ]
+                for r in rows
+            ],
+        )
+        if apps["top_hosts"] and any(r["top_hosts"] for r in rows):
+            self.stdout.write(f"  Top {apps['top_hosts']} client hosts per application:")
+            for r in rows:
+                shown = ", ".join(
+                    f"{h['host']} {h['connections']} ({h['active']} active)" for h in r["top_hosts"]
+                )
+                more = r["hosts"] - len(r["top_hosts"])
+                self.stdout.write(
+                    f"    {safe(r['app'])}: {safe(shown)}" + (f", +{more} more" if more > 0 else "")
+                )
+
+    def write_configuration(self, report: dict[str, Any]) -> None:
+        config = report["config"]
         self.section("Configuration")
         self.row("URI", config["uri"])
         topology = report["topology"]
@@ -165,91 +275,153 @@ class Command(BaseCommand):
                 if n.lower() in options
             ),
         )
+        self.row("This process", f"{report['process'].get('role', 'web')} (not in fleet figures)")
 
+    def write_budget(self, report: dict[str, Any]) -> None:
+        budget = report["budget"]
         self.section("Budget")
         self.row(
             "Per process",
-            f"{budget['hosts']} host(s) x ({budget['max_pool_size']} pooled + {budget['monitors_per_server']} "
-            f"monitor) = {budget['per_process_ceiling']} connections",
+            f"{budget['hosts']} host(s) x ({budget['max_pool_size']} pooled + "
+            f"{budget['monitors_per_server']} monitor) = {budget['per_process_ceiling']} connections",
         )
         self.row(
             f"Fleet ({budget['processes']} processes)",
             f"{budget['fleet_ceiling']} connections, {budget['fleet_ceiling_per_server']} per server",
         )
-        if budget["server_capacity"] is not None:
+        members = budget["members"]
+        if len(members) > 1:
+            self.table(
+                ["MEMBER", "FLEET MAY OPEN", "CAPACITY", "SOURCE", "CEILING %"],
+                [
+                    [
+                        m["address"],
+                        m["fleet_ceiling"],
+                        "unknown" if m["capacity"] is None else m["capacity"],
+                        m["capacity_source"] or "-",
+                        "-"
+                        if m["fleet_ceiling_percent"] is None
+                        else f"{m['fleet_ceiling_percent']}%",
+                    ]
+                    for m in members
+                ],
+            )
+        elif budget["server_capacity"] is not None:
             self.row(
                 "Server capacity",
                 f"{budget['server_capacity']} ({budget['server_capacity_source']}); fleet ceiling is "
                 f"{budget['fleet_ceiling_percent']}% of it",
             )
 
+    def write_server(self, report: dict[str, Any]) -> None:
+        server = report["server"]
         self.section("Server")
         if not server["reachable"]:
-            self.row("Status", self.style.ERROR("unreachable"))
-        elif server["connections"]:
+            status = "authentication failed" if server["authentication_failed"] else "unreachable"
+            self.stdout.write(f"  {'Status':<22}" + self.style.ERROR(status))
+            return
+        if server["connections"]:
             c = server["connections"]
             self.row("Connections", "  ".join(f"{k} {v}" for k, v in sorted(c.items())))
             self.row("Utilisation", f"{server['utilisation_percent']}%")
         else:
             self.row("Connections", "not reported (see notes)")
-        if server["current_op"]:
-            self.stdout.write("  By application (from $currentOp):")
+        members = server["members"]
+        if len(members) > 1:
             self.table(
-                ["APP", "DRIVER", "CLIENT HOST", "CONNECTIONS", "ACTIVE"],
+                ["MEMBER", "TYPE", "STATUS", "CURRENT", "AVAILABLE", "UTILISATION", "REJECTED"],
                 [
-                    [g["app"], g["driver"], g["host"], g["connections"], g["active"]]
-                    for g in server["current_op"]
+                    [
+                        m["address"],
+                        m["type"],
+                        "ok" if m["connections"] else _problem(m),
+                        _figure(m, "current"),
+                        _figure(m, "available"),
+                        "-" if m["utilisation_percent"] is None else f"{m['utilisation_percent']}%",
+                        _figure(m, "rejected"),
+                    ]
+                    for m in members
                 ],
             )
+            for m in members:
+                apps = m["applications"]
+                if apps and apps["apps"]:
+                    top = ", ".join(f"{a['app']} {a['connections']}" for a in apps["apps"][:5])
+                    self.stdout.write(f"  On {safe(m['address'])}: {safe(top)}")
 
+    def write_fleet(self, report: dict[str, Any]) -> None:
         fleet = report["fleet"]
-        if fleet is not None:
-            self.section(f"Fleet ({fleet['alive']} live processes)")
-            if fleet["processes"]:
-                self.table(
-                    [
-                        "HOST",
-                        "PID",
-                        "APP",
-                        "POOL",
-                        "OPEN",
-                        "IN USE",
-                        "WAITING",
-                        "TIMEOUTS",
-                        "SESSIONS",
-                        "AGE",
-                    ],
-                    [
-                        [
-                            p["host"],
-                            p["pid"],
-                            p["app"],
-                            p["max_pool_size"],
-                            p["open"],
-                            p["in_use"],
-                            p["waiting"],
-                            p["checkout_timeouts"],
-                            f"{p['sessions_ended']}/{p['sessions_started']}",
-                            f"{p['age_seconds']}s",
-                        ]
-                        for p in fleet["processes"]
-                    ],
-                )
-                busiest = fleet["busiest"]
-                self.row(
-                    "Totals",
-                    f"open {fleet['open']}, in use {fleet['in_use']}, waiting {fleet['waiting']}",
-                )
-                self.row(
-                    "Busiest",
-                    f"{busiest['host']} pid {busiest['pid']} ({busiest['in_use']} in use)",
-                )
+        if fleet is None:
+            return
+        self.section(f"Fleet ({fleet['alive']} live processes)")
+        if not fleet["processes"]:
+            return
+        self.table(
+            [
+                "HOST",
+                "PID",
+                "APP",
+                "POOL",
+                "OPEN",
+                "IN USE",
+                "WAITING",
+                "TIMEOUTS",
+                "SESSIONS",
+                "AGE",
+            ],
+            [
+                [
+                    p["host"],
+                    p["pid"],
+                    p["app"],
+                    p["max_pool_size"],
+                    p["open"],
+                    p["in_use"],
+                    p["waiting"],
+                    p["checkout_timeouts"],
+                    f"{p['sessions_ended']}/{p['sessions_started']}",
+                    f"{p['age_seconds']}s",
+                ]
+                for p in fleet["processes"]
+            ],
+        )
+        busiest = fleet["busiest"]
+        self.row(
+            "Totals", f"open {fleet['open']}, in use {fleet['in_use']}, waiting {fleet['waiting']}"
+        )
+        self.row("Busiest", f"{busiest['host']} pid {busiest['pid']} ({busiest['in_use']} in use)")
 
-        if report["notes"]:
-            self.section("Notes")
-            for note in report["notes"]:
-                self.stdout.write(f"  - {note}")
-        if report["warnings"]:
-            self.section("Warnings")
-            for warning in report["warnings"]:
-                self.stdout.write(self.style.WARNING(f"  ! {warning}"))
+    def write_fail_over(self, report: dict[str, Any]) -> None:
+        gate = report["fail_over"]
+        if gate["percent"] is None or not report["server"]["reachable"]:
+            return
+        self.section(f"Fail-over gate ({gate['percent']:g}%)")
+        for line in gate["exceeded"]:
+            self.stdout.write(self.style.ERROR(f"  over: {safe(line)}"))
+        for unknown in gate["unknown"]:
+            self.stdout.write(
+                self.style.WARNING(
+                    safe(
+                        f"  not checked: {unknown['needed_for']} on {unknown['member']}: "
+                        f"{unknown['figure']} unknown; {unknown['how']}"
+                    )
+                )
+            )
+        if gate["unknown"] and gate["accept_unknown_capacity"]:
+            checked = "only the known figures" if gate["evaluated"] else "nothing"
+            self.stdout.write(f"  --accept-unknown-capacity: {checked} checked.")
+        elif not gate["exceeded"] and not gate["unknown"]:
+            self.stdout.write(self.style.SUCCESS("  within the limit"))
+
+
+def _figure(member: dict[str, Any], key: str) -> Any:
+    value = (member["connections"] or {}).get(key)
+    return "-" if value is None else value
+
+
+def _problem(member: dict[str, Any]) -> str:
+    return {
+        "no_answer": "NOT ANSWERING",
+        "unauthorized": "not authorized",
+        "not_reported": "not reported",
+    }.get(member["status_problem"] or "", "failed")

@@ -1,0 +1,364 @@
+"""The server side of the audit: every member's own connection counts and who holds them.
+
+For a replica set each member carries its own connections, and for a sharded
+cluster each mongos; so each host of the topology is asked directly (a client
+with ``directConnection=True``, the app's credentials, TLS and timeouts, one
+connection, closed after use). A standalone or load-balanced deployment is
+asked through the app's own client. Members are asked in parallel; one that
+does not answer is reported as such and does not stop the others.
+
+Connections per application come from ``$currentOp`` grouped on the server
+(``$group`` by application name and client host), so what crosses the wire is
+one document per (application, host), not one per connection.
+
+Everything the server replies is untrusted: a value of an unexpected type is
+left out and counted in a note, never fatal.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pymongo
+from pymongo import MongoClient
+from pymongo.errors import OperationFailure, PyMongoError
+
+from django_mongopool.budget import percent
+from django_mongopool.client import get_client, get_config
+from django_mongopool.redact import scrub
+
+UNAUTHORIZED = 13
+AUTHENTICATION_FAILED = 18
+MAX_PARALLEL = 8
+# Topologies asked through the app's own client (there is only one server to ask).
+_THROUGH_APP_CLIENT = frozenset({"Single", "LoadBalanced"})
+# URI options that make no sense for a direct connection to one member.
+_NOT_FOR_ONE_MEMBER = frozenset(
+    {"replicaset", "directconnection", "loadbalanced", "srvservicename", "srvmaxhosts"}
+)
+# The client host without its port ("10.0.1.11:40000" -> "10.0.1.11", "[::1]:5" -> "[::1]").
+_HOST = {
+    "$let": {
+        "vars": {"m": {"$regexFind": {"input": "$client", "regex": "^(.*):[0-9]+$"}}},
+        "in": {"$ifNull": [{"$arrayElemAt": ["$$m.captures", 0]}, "$client"]},
+    }
+}
+
+
+def current_op_pipeline(mongos: bool = False) -> list[dict[str, Any]]:
+    """``$currentOp`` grouped on the server by (application name, client host)."""
+    stage: dict[str, Any] = {"allUsers": True, "idleConnections": True}
+    if mongos:
+        stage["localOps"] = True  # the router's own client connections, not the shards'
+    return [
+        {"$currentOp": stage},
+        {"$match": {"type": {"$ne": "idleSession"}}},
+        {
+            "$project": {
+                "app": {"$ifNull": ["$appName", None]},
+                "driver": {"$ifNull": ["$clientMetadata.driver.name", None]},
+                "client": {"$ifNull": ["$client", "$client_s"]},
+                "active": {"$cond": [{"$eq": ["$active", True]}, 1, 0]},
+            }
+        },
+        {"$match": {"client": {"$type": "string"}}},  # internal threads hold no client connection
+        {
+            "$group": {
+                "_id": {"app": "$app", "host": _HOST},
+                "connections": {"$sum": 1},
+                "active": {"$sum": "$active"},
+                "drivers": {"$addToSet": "$driver"},
+            }
+        },
+    ]
+
+
+class MemberClient(MongoClient):  # type: ignore[type-arg]
+    """A direct connection to one member, built and closed by the audit itself."""
+
+    _mongopool_own = True  # the app's own: not a stray client
+
+
+def error_text(exc: BaseException) -> str:
+    """The server's (or pymongo's) first line, credentials removed."""
+    details = getattr(exc, "details", None) or {}
+    message = details.get("errmsg") if isinstance(details, Mapping) else None
+    lines = str(message or exc).splitlines() or [""]
+    return scrub(lines[0][:300], get_config().secrets)
+
+
+# Reading replies -----------------------------------------------------------------
+
+
+class _Odd(ValueError):
+    """A reply value of an unexpected type."""
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Odd(value)
+    if not math.isfinite(value) or value < 0:
+        raise _Odd(value)
+    return int(value)
+
+
+def parse_connections(status: Any, where: str, notes: list[str]) -> dict[str, int] | None:
+    """``serverStatus.connections`` as whole, finite, non-negative counts; None when unusable."""
+    connections = status.get("connections") if isinstance(status, Mapping) else None
+    if not isinstance(connections, Mapping) or "current" not in connections:
+        return None
+    counts: dict[str, int] = {}
+    odd: list[str] = []
+    for key, value in connections.items():
+        if isinstance(value, Mapping):
+            continue  # nested sections (establishmentRateLimit, ...)
+        try:
+            counts[str(key)] = _count(value)
+        except _Odd:
+            odd.append(str(key))
+    if odd:
+        notes.append(
+            f"{where}: serverStatus.connections.{', '.join(sorted(odd))} not a finite count "
+            "(left out)."
+        )
+    return counts if "current" in counts else None
+
+
+def _label(value: Any) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+def _group(doc: Any) -> dict[str, Any]:
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("_id"), Mapping):
+        raise _Odd(doc)
+    key = doc["_id"]
+    app = key.get("app")
+    host = key.get("host")
+    connections = _count(doc.get("connections"))
+    active = min(_count(doc.get("active", 0)), connections)
+    drivers = doc.get("drivers")
+    return {
+        "app": None if app is None or app == "" else _label(app),
+        "host": "(unknown)" if host is None else _label(host),
+        "connections": connections,
+        "active": active,
+        "drivers": sorted({_label(d) for d in drivers if d is not None})
+        if isinstance(drivers, list)
+        else [],
+    }
+
+
+def parse_groups(docs: Iterable[Any], where: str, notes: list[str]) -> list[dict[str, Any]]:
+    """The ``$group`` documents this app can read; the others are counted in a note."""
+    groups, odd = [], 0
+    for doc in docs:
+        try:
+            groups.append(_group(doc))
+        except (_Odd, TypeError, ValueError, OverflowError):
+            odd += 1
+    if odd:
+        notes.append(
+            f"{where}: {odd} $currentOp group(s) with unexpected types left out of the totals."
+        )
+    return groups
+
+
+def applications(
+    groups: Iterable[Mapping[str, Any]], current: int | None, top_hosts: int
+) -> dict[str, Any]:
+    """Totals per application name, largest first, each with its busiest client hosts."""
+    apps: dict[str | None, dict[str, Any]] = {}
+    for group in groups:
+        app = apps.setdefault(
+            group["app"],
+            {"connections": 0, "active": 0, "hosts": {}, "drivers": set()},
+        )
+        app["connections"] += group["connections"]
+        app["active"] += group["active"]
+        app["drivers"].update(group["drivers"])
+        host = app["hosts"].setdefault(group["host"], {"connections": 0, "active": 0})
+        host["connections"] += group["connections"]
+        host["active"] += group["active"]
+    rows = []
+    for name, app in apps.items():
+        hosts = sorted(app["hosts"].items(), key=lambda item: (-item[1]["connections"], item[0]))
+        rows.append(
+            {
+                "app": name,
+                "connections": app["connections"],
+                "active": app["active"],
+                "idle": app["connections"] - app["active"],
+                "share_percent": percent(app["connections"], current),
+                "hosts": len(hosts),
+                "drivers": sorted(app["drivers"]),
+                "top_hosts": [
+                    {"host": host, **counts} for host, counts in hosts[: max(top_hosts, 0)]
+                ],
+            }
+        )
+    named = sorted(
+        (r for r in rows if r["app"] is not None), key=lambda r: (-r["connections"], r["app"])
+    )
+    return {
+        "connections": sum(r["connections"] for r in rows),
+        "active": sum(r["active"] for r in rows),
+        "server_current": current,
+        "apps": named,
+        "no_appname": next((r for r in rows if r["app"] is None), None),
+    }
+
+
+# Asking the members ----------------------------------------------------------------
+
+
+@dataclass
+class Member:
+    """What one member said (or that it did not answer)."""
+
+    address: str
+    type: str
+    answered: bool = False
+    connections: dict[str, int] | None = None
+    # Why connections is None: "unauthorized", "not_reported", "no_answer" or "failed".
+    status_problem: str | None = None
+    error: str | None = None
+    groups: list[dict[str, Any]] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "type": self.type,
+            "answered": self.answered,
+            "connections": self.connections,
+            "status_problem": self.status_problem,
+            "error": self.error,
+        }
+
+
+def _address(host: str, port: int | None) -> str:
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{port or 27017}"
+
+
+def _member_uri(uri: str, address: str) -> tuple[str, bool]:
+    """The app's URI pointed at one member (credentials and options kept); and was it SRV?"""
+    scheme, _, rest = uri.partition("://")
+    host_part, slash, path = rest.partition("/")
+    if not slash:
+        host_part, question, options = host_part.partition("?")
+        path = f"?{options}" if question else ""
+    userinfo, at, _hosts = host_part.rpartition("@")
+    database, question, options = path.partition("?")
+    kept = [
+        option
+        for option in options.replace(";", "&").split("&")
+        if option and option.split("=", 1)[0].lower() not in _NOT_FOR_ONE_MEMBER
+    ]
+    query = f"?{'&'.join(kept)}" if kept else ""
+    credentials = f"{userinfo}@" if at else ""
+    return f"mongodb://{credentials}{address}/{database}{query}", scheme == "mongodb+srv"
+
+
+def member_client(address: str, timeout: float) -> MemberClient:
+    """A one-connection direct client to ``address`` with the app's credentials, TLS and timeouts."""
+    config = get_config()
+    uri, srv = _member_uri(config.uri, address)
+    kwargs = {
+        k: v
+        for k, v in config.kwargs.items()
+        if k != "event_listeners" and k.lower() not in _NOT_FOR_ONE_MEMBER
+    }
+    if srv and config.option("tls") is None and config.option("ssl") is None:
+        kwargs["tls"] = True  # SRV implies TLS
+    kwargs.update(
+        directConnection=True,
+        maxPoolSize=1,
+        minPoolSize=0,
+        serverSelectionTimeoutMS=max(int(timeout * 1000), 1),
+        connect=False,
+    )
+    return MemberClient(uri, **kwargs)
+
+
+def _ask(
+    member: Member, client: MongoClient, timeout: float, current_op: bool, top_level: bool
+) -> None:  # type: ignore[type-arg]
+    where = "serverStatus" if top_level else f"Member {member.address}"
+    try:
+        with pymongo.timeout(timeout):
+            status = client.admin.command("serverStatus")
+        member.answered = True
+        member.connections = parse_connections(status, where, member.notes)
+        if member.connections is None:
+            member.status_problem = "not_reported"
+    except OperationFailure as exc:
+        member.answered = exc.code != AUTHENTICATION_FAILED
+        member.status_problem = "unauthorized" if exc.code == UNAUTHORIZED else "failed"
+        member.error = f"{error_text(exc)} (code {exc.code})"
+    except PyMongoError as exc:
+        member.status_problem = "no_answer"
+        # pymongo appends the whole topology description: keep the reason only.
+        reason = error_text(exc).split(" (configured timeouts")[0].split(", Timeout:")[0]
+        member.error = f"{type(exc).__name__}: {reason}"
+        return
+    if not top_level:
+        description = client.topology_description.server_descriptions()
+        for server in description.values():
+            if server.server_type_name != "Unknown":
+                member.type = server.server_type_name
+    if not current_op or not member.answered:
+        return
+    try:
+        with pymongo.timeout(timeout):
+            docs = list(client.admin.aggregate(current_op_pipeline(member.type == "Mongos")))
+    except OperationFailure as exc:
+        if exc.code == UNAUTHORIZED:
+            member.notes.append(
+                f"{'$currentOp' if top_level else f'$currentOp on {member.address}'}: not "
+                "authorized (needs the inprog privilege, e.g. clusterMonitor); connections per "
+                "application are unavailable."
+            )
+        else:
+            member.notes.append(
+                f"The server{'' if top_level else f' {member.address}'} does not support "
+                f"$currentOp ({error_text(exc)}); connections per application are unavailable."
+            )
+        return
+    except PyMongoError as exc:
+        member.notes.append(f"$currentOp on {member.address} failed: {error_text(exc)}.")
+        return
+    member.groups = parse_groups(docs, where, member.notes)
+
+
+def _ask_directly(member: Member, timeout: float, current_op: bool) -> Member:
+    client = member_client(member.address, timeout)
+    try:
+        _ask(member, client, timeout, current_op, top_level=False)
+    finally:
+        client.close()
+    return member
+
+
+def topology() -> dict[str, Any]:
+    description = get_client().topology_description
+    servers = [
+        {"address": _address(host, port), "type": server.server_type_name}
+        for (host, port), server in sorted(description.server_descriptions().items())
+    ]
+    return {"type": description.topology_type_name, "servers": servers}
+
+
+def ask_members(shape: Mapping[str, Any], timeout: float, current_op: bool) -> list[Member]:
+    """Each member's serverStatus.connections (and $currentOp groups when asked), in parallel."""
+    members = [Member(s["address"], s["type"]) for s in shape["servers"]]
+    if shape["type"] in _THROUGH_APP_CLIENT or not members:
+        one = members[0] if members else Member("(unknown)", "Unknown")
+        _ask(one, get_client(), timeout, current_op, top_level=True)
+        return [one]
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(members))) as pool:
+        return list(pool.map(lambda m: _ask_directly(m, timeout, current_op), members))
