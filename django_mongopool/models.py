@@ -4,7 +4,13 @@ from django.db import models
 
 
 class PoolHealth(models.Model):
-    """No table: this unmanaged model only carries the page's permission and its admin entry."""
+    """No table: this unmanaged model only carries the page's permission and its admin entry.
+
+    Its primary key is a CharField so that ``migrate`` passes on every backend, including
+    django-mongodb-backend, whose check mongodb.E001 rejects AutoField.
+    """
+
+    id = models.CharField(primary_key=True, max_length=32, editable=False)
 
     class Meta:
         managed = False

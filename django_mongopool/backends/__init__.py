@@ -1,0 +1,1 @@
+"""Django database backends that use the app's process client."""

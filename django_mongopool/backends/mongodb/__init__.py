@@ -1,0 +1,1 @@
+"""``ENGINE: "django_mongopool.backends.mongodb"``: django-mongodb-backend on the app's client."""
