@@ -16,7 +16,7 @@ _hooks_installed = False
 
 def settings_changed(*, setting: str, **kwargs: Any) -> None:
     """Drop cached settings; a change to a client setting retires the clients."""
-    from django_mongopool import async_client, client, stray
+    from django_mongopool import async_client, client, shares, stray
     from django_mongopool.conf import CLIENT_SETTINGS, SETTINGS, conf
 
     if setting not in SETTINGS:
@@ -25,16 +25,18 @@ def settings_changed(*, setting: str, **kwargs: Any) -> None:
     if setting in CLIENT_SETTINGS:
         client.reset_client()
         async_client.reset_async_clients()
+        shares.forget()
     if setting == "MONGOPOOL_STRAY_CLIENTS":
         stray.sync_with_settings()
 
 
 def _after_fork_in_child() -> None:
-    from django_mongopool import async_client, client, heartbeat
+    from django_mongopool import async_client, client, heartbeat, shares
 
     client.after_fork_in_child()
     async_client.forget_all()
     heartbeat.forget_after_fork()
+    shares.forget()  # a new worker starts at the minimum share until it has seen the fleet
 
 
 def install_process_hooks() -> None:

@@ -49,6 +49,12 @@ def forget_all() -> None:
     _clients.clear()
 
 
+def loop_clients() -> list[PooledAsyncMongoClient]:
+    """Every event loop's client that is open now."""
+    with _lock:
+        return [client for _loop, client in _clients.values()]
+
+
 def loop_pools() -> list[PoolMetrics]:
     """The pool figures of every event loop's client that is open now."""
     with _lock:

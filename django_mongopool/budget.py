@@ -44,3 +44,21 @@ def is_saturated(pool: Mapping[str, Any], max_pool_size: int) -> bool:
     waiting = pool.get("waiting", 0)
     in_use = pool.get("in_use", 0)
     return bool(waiting > 0 or (max_pool_size and in_use >= max_pool_size))
+
+
+def fleet_share(budget: int, live_processes: int, max_pool_size: int, pools: int = 1) -> int:
+    """Pooled connections per server each pool of one process may hold under a fleet budget.
+
+    The budget (per server, monitors included) is split evenly among the live processes;
+    each process's part, less its monitors, is split among its pools. Never above
+    maxPoolSize; never below one connection (a budget that small is reported, not enforced
+    by starving every request).
+    """
+    per_process = budget // max(live_processes, 1)
+    pooled = per_process - MONITORS_PER_SERVER
+    return max(1, min(max_pool_size, pooled // max(pools, 1)))
+
+
+def smallest_budget(processes: int) -> int:
+    """The smallest fleet budget that gives each of ``processes`` one pooled connection."""
+    return processes * per_server(1)

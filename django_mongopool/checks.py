@@ -99,7 +99,8 @@ def check_pool(app_configs: Any = None, **kwargs: Any) -> Messages:
     capacity = conf.server_max_connections
     processes = conf.processes
     per_server = budget.fleet_per_server(processes, config.max_pool_size)
-    if capacity is not None and per_server > capacity:
+    messages += _fleet_budget(processes, capacity)
+    if capacity is not None and per_server > capacity and conf.fleet_budget is None:
         messages.append(
             checks.Error(
                 f"The fleet can open {processes} processes x (maxPoolSize "
@@ -129,6 +130,45 @@ def check_pool(app_configs: Any = None, **kwargs: Any) -> Messages:
                 "$currentOp, the server's logs and mongo_connections.",
                 hint="Set MONGOPOOL_CLIENT_OPTIONS['appname'] to your project's name.",
                 id="django_mongopool.W003",
+            )
+        )
+    return messages
+
+
+def _fleet_budget(processes: int, capacity: int | None) -> Messages:
+    fleet_budget = conf.fleet_budget
+    if fleet_budget is None:
+        return []
+    messages: Messages = []
+    smallest = budget.smallest_budget(processes)
+    if fleet_budget < smallest:
+        messages.append(
+            checks.Error(
+                f"MONGOPOOL_FLEET_BUDGET = {fleet_budget} cannot give each of the "
+                f"{processes} processes (MONGOPOOL_PROCESSES) one pooled connection plus its "
+                f"{budget.MONITORS_PER_SERVER} monitor connections: that needs {smallest}.",
+                hint=f"Raise MONGOPOOL_FLEET_BUDGET to at least {smallest}, or run fewer processes.",
+                id="django_mongopool.E006",
+            )
+        )
+    if not conf.heartbeat_seconds:
+        messages.append(
+            checks.Error(
+                "MONGOPOOL_FLEET_BUDGET is set but MONGOPOOL_HEARTBEAT_SECONDS is 0: the processes "
+                "learn about each other only from heartbeats, so every process would stay at "
+                "MONGOPOOL_FLEET_MIN_SHARE.",
+                hint="Set MONGOPOOL_HEARTBEAT_SECONDS (e.g. 5).",
+                id="django_mongopool.E007",
+            )
+        )
+    if capacity is not None and fleet_budget > capacity:
+        messages.append(
+            checks.Warning(
+                f"MONGOPOOL_FLEET_BUDGET = {fleet_budget} is above the server's capacity "
+                f"MONGOPOOL_SERVER_MAX_CONNECTIONS = {capacity}: the budget would not stop the "
+                "server from refusing connections.",
+                hint=f"Lower MONGOPOOL_FLEET_BUDGET to at most {capacity} (leave room for other clients).",
+                id="django_mongopool.W006",
             )
         )
     return messages

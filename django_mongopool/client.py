@@ -334,6 +334,12 @@ def sync_pool() -> PoolMetrics:
     return _process.pool
 
 
+def built_client() -> PooledMongoClient | None:
+    """This process's client if it has been built (never builds one)."""
+    _process.current()
+    return _process.client
+
+
 def database_name(name: str | None, caller: str = "get_database") -> str:
     """``name``, else ``MONGOPOOL_DATABASE`` or the URI's database; says how to fix neither."""
     name = name or conf.database

@@ -129,6 +129,18 @@ SETTINGS: Mapping[str, Setting] = {
             _boolean("MONGOPOOL_COMMAND_METRICS"),
             client=True,
         ),
+        Setting(
+            "MONGOPOOL_FLEET_BUDGET",
+            None,
+            _optional(_number("MONGOPOOL_FLEET_BUDGET", 1, 10_000_000, integer=True)),
+            client=True,  # with a budget the client starts at the minimum share
+        ),
+        Setting(
+            "MONGOPOOL_FLEET_MIN_SHARE",
+            1,
+            _number("MONGOPOOL_FLEET_MIN_SHARE", 1, 10_000, integer=True),
+            client=True,
+        ),
         Setting("MONGOPOOL_DATABASE", None, _database),
         Setting(
             "MONGOPOOL_RETRY_AFTER", 5, _number("MONGOPOOL_RETRY_AFTER", 1, 3600, integer=True)
@@ -222,6 +234,11 @@ class Conf:
             self.raw("MONGOPOOL_URI"),
             self.raw("MONGOPOOL_CLIENT_OPTIONS"),
             command_metrics=self._get("MONGOPOOL_COMMAND_METRICS"),
+            starting_pool_size=(
+                self._get("MONGOPOOL_FLEET_MIN_SHARE")
+                if self._get("MONGOPOOL_FLEET_BUDGET") is not None
+                else None
+            ),
         )
         self._cache[_CLIENT_CONFIG] = config
         return config
@@ -259,6 +276,16 @@ class Conf:
     @property
     def metrics_token(self) -> str | None:
         return cast("str | None", self._get("MONGOPOOL_METRICS_TOKEN"))
+
+    @property
+    def fleet_budget(self) -> int | None:
+        """Connections per server all live processes may hold together (None: no budget)."""
+        return cast("int | None", self._get("MONGOPOOL_FLEET_BUDGET"))
+
+    @property
+    def fleet_min_share(self) -> int:
+        """Pooled connections per server a process uses before it has seen the fleet."""
+        return cast(int, self._get("MONGOPOOL_FLEET_MIN_SHARE"))
 
     @property
     def readiness_timeout(self) -> float:

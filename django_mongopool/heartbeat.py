@@ -23,7 +23,7 @@ import pymongo
 from pymongo.collection import Collection
 from pymongo.errors import OperationFailure, PyMongoError
 
-from django_mongopool import __version__, fleet, history, pools
+from django_mongopool import __version__, fleet, history, pools, shares
 from django_mongopool.client import (
     active_test_clients,
     connected_before_fork,
@@ -72,6 +72,7 @@ def build_document(started_at: dt.datetime, previous_timeouts: int) -> dict[str,
         "options": {name: config.option(name) for name in SHOWN_OPTIONS},
         "max_pool_size": config.max_pool_size,
         "recent_checkout_timeouts": snapshot["checkout_timeouts"] - previous_timeouts,
+        "fleet_budget": shares.report(),
         **{key: value for key, value in snapshot.items() if key not in {"pid", "taken_at"}},
     }
 
@@ -119,27 +120,39 @@ class Publisher(threading.Thread):
             target.replace_one({"_id": document["_id"]}, document, upsert=True)
         self.previous_timeouts += document["recent_checkout_timeouts"]
         self.beats += 1
+        if conf.fleet_budget is not None:
+            self._recompute_share(document["_id"])
+
+    def _recompute_share(self, own_id: str) -> None:
+        """The fleet budget's share from the live processes, this one included."""
+        with pymongo.timeout(max(1.0, min(conf.heartbeat_seconds, 5.0))):
+            live = read_fleet().processes
+        shares.update(len(live) + (own_id not in {p["id"] for p in live}))
 
     def run(self) -> None:
-        next_beat = 0.0
+        next_beat = next_sample = 0.0
         while not self.stop_event.is_set():
             try:
-                history.sample()
+                now = time.monotonic()
+                if now >= next_sample:
+                    next_sample = now + history.SAMPLE_SECONDS
+                    history.sample()
                 interval = conf.heartbeat_seconds
-                if interval and time.monotonic() >= next_beat:
-                    next_beat = time.monotonic() + interval
+                if interval and now >= next_beat:
+                    next_beat = now + interval
                     self.beat()
+                if conf.fleet_budget is not None:
+                    shares.trim()
             except PyMongoError as exc:
                 self.failures += 1
-                logger.warning(
-                    "Heartbeat skipped: %s: %s",
-                    type(exc).__name__,
-                    scrub(str(exc), get_config().secrets)[:300],
-                )
+                reason = f"{type(exc).__name__}: {scrub(str(exc), get_config().secrets)[:300]}"
+                logger.warning("Heartbeat skipped: %s", reason)
+                shares.fleet_unreadable(reason)
             except Exception:  # never let the thread die on an unexpected error
                 self.failures += 1
                 logger.exception("Heartbeat failed")
-            self.stop_event.wait(history.SAMPLE_SECONDS)
+            budget_active = conf.fleet_budget is not None
+            self.stop_event.wait(shares.TRIM_SECONDS if budget_active else history.SAMPLE_SECONDS)
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -24,6 +24,9 @@ from typing import Any
 from pymongo import monitoring
 
 WAIT_SAMPLES = 1024  # recent check-out waits kept per server for percentiles
+BUDGET_WAIT_SECONDS = (
+    0.005  # a check-out that waited longer, while the pool was held below maxPoolSize
+)
 
 
 def value(counter: itertools.count[int]) -> int:
@@ -37,6 +40,7 @@ class _ServerCounters:
     checked_out: itertools.count[int] = field(default_factory=itertools.count)
     checked_in: itertools.count[int] = field(default_factory=itertools.count)
     waits_ms: deque[float] = field(default_factory=lambda: deque(maxlen=WAIT_SAMPLES))
+    budget_waits: itertools.count[int] = field(default_factory=itertools.count)
     # Rare events, under the lock:
     created: int = 0
     closed: int = 0
@@ -44,6 +48,7 @@ class _ServerCounters:
     checkout_failed: int = 0
     failed_by_reason: Counter[str] = field(default_factory=Counter)
     pool_cleared: int = 0
+    budget_refusals: int = 0
     peak_open: int = 0
     peak_in_use: int = 0
 
@@ -67,6 +72,8 @@ class ServerPoolSnapshot:
     wait_ms_p95: float | None
     wait_ms_p99: float | None
     wait_ms_max: float | None
+    budget_waits: int = 0
+    budget_refusals: int = 0
 
     @property
     def checkout_failures_total(self) -> int:
@@ -90,6 +97,7 @@ class PoolMetrics:
 
     def __init__(self, name: str = "sync") -> None:
         self.name = name
+        self.limited = False  # True while a fleet budget holds this pool below maxPoolSize
         self._lock = threading.Lock()
         self._servers: dict[Any, _ServerCounters] = {}
 
@@ -136,6 +144,8 @@ class PoolMetrics:
             wait_ms_p95=_percentile(waits, 0.95),
             wait_ms_p99=_percentile(waits, 0.99),
             wait_ms_max=round(waits[-1], 3) if waits else None,
+            budget_waits=value(c.budget_waits),
+            budget_refusals=c.budget_refusals,
         )
 
     # Rare events (locked).
@@ -156,6 +166,8 @@ class PoolMetrics:
         with self._lock:
             c.checkout_failed += 1
             c.failed_by_reason[reason] += 1
+            if self.limited and reason == "timeout":
+                c.budget_refusals += 1
 
     def pool_cleared(self, address: Any) -> None:
         c = self.server(address)
@@ -205,6 +217,8 @@ class PoolListener(monitoring.ConnectionPoolListener):
         duration = event.duration
         if duration is not None:
             c.waits_ms.append(duration * 1000)
+            if duration > BUDGET_WAIT_SECONDS and self.metrics.limited:
+                next(c.budget_waits)
 
     def connection_checked_in(self, event: monitoring.ConnectionCheckedInEvent) -> None:
         next(self._server(event.address).checked_in)

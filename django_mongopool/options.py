@@ -287,8 +287,18 @@ def _secrets(uri: Any, user_options: Mapping[str, Any]) -> tuple[str, ...]:
     )
 
 
-def build_config(uri: Any, client_options: Any, *, command_metrics: bool = False) -> ClientConfig:
-    """Validate the URI and client options now. Raises ``ImproperlyConfigured``."""
+def build_config(
+    uri: Any,
+    client_options: Any,
+    *,
+    command_metrics: bool = False,
+    starting_pool_size: int | None = None,
+) -> ClientConfig:
+    """Validate the URI and client options now. Raises ``ImproperlyConfigured``.
+
+    ``starting_pool_size`` (a fleet budget's minimum share) caps the pool the client is
+    built with; the process's share then raises it up to maxPoolSize (see ``shares``).
+    """
     user_options = _user_options(client_options)
     secrets = _secrets(uri, user_options)
     parsed = _parse_uri(uri, secrets)
@@ -315,6 +325,12 @@ def build_config(uri: Any, client_options: Any, *, command_metrics: bool = False
     given = {key.lower() for key in (*uri_options, *user_options)}
     kwargs = {k: v for k, v in DEFAULT_CLIENT_OPTIONS.items() if k.lower() not in given}
     kwargs.update(user_options)
+    if starting_pool_size is not None:
+        kwargs = {
+            k: v for k, v in kwargs.items() if k.lower() not in {"maxpoolsize", "minpoolsize"}
+        }
+        kwargs["maxPoolSize"] = min(starting_pool_size, validated["maxpoolsize"][1])
+        kwargs["minPoolSize"] = min(validated["minpoolsize"][1], kwargs["maxPoolSize"])
 
     is_srv = uri.startswith("mongodb+srv://")
     return ClientConfig(

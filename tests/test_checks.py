@@ -167,7 +167,7 @@ def test_ids_are_documented_in_the_readme():
     import re
 
     ids = set(re.findall(r'id="(django_mongopool\.[EW]\d{3})"', source))
-    assert len(ids) == 13
+    assert len(ids) == 16
     for check_id in ids:
         assert f"`{check_id}`" in readme, check_id
 

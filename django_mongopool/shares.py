@@ -1,0 +1,192 @@
+"""This process's share of ``MONGOPOOL_FLEET_BUDGET``, applied to its pools.
+
+How the share is enforced: by resizing the pools pymongo already has. pymongo's
+pool admits a check-out only while fewer than ``pool.max_pool_size`` connections
+are checked out or being created, and otherwise waits (at most
+``waitQueueTimeoutMS``) for one to come back. With a budget the client is built
+with ``maxPoolSize`` = ``MONGOPOOL_FLEET_MIN_SHARE``, so every pool starts small,
+and each heartbeat sets every pool's limit to the process's share (up to the
+configured ``maxPoolSize``), waking waiters when it grows. A request above the
+share waits like any request on a full pool and gets the usual 503 +
+``Retry-After`` after ``waitQueueTimeoutMS``; requests in flight keep their
+connections. Idle connections above a shrunken share are closed by the
+background thread within :data:`TRIM_SECONDS`. No request is dropped or hangs
+because the share changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pymongo.monitoring import ConnectionClosedReason
+
+from django_mongopool import budget, pools
+from django_mongopool.async_client import loop_clients
+from django_mongopool.client import built_client
+from django_mongopool.conf import conf
+
+logger = logging.getLogger("django_mongopool")
+
+TRIM_SECONDS = 0.5  # how often the background thread closes idle connections above the share
+
+
+@dataclass
+class ShareState:
+    budget: int | None = None
+    share: int | None = None  # pooled connections per server, per pool
+    max_pool_size: int | None = None
+    live_processes: int | None = None
+    source: str = "no budget"
+    updated_at: float | None = None
+
+
+_lock = threading.Lock()
+_state = ShareState()
+_warned_unreadable = False
+
+
+def _client_pools(client: Any) -> list[Any]:
+    """pymongo's pool objects of one client (one per known server); empty before it connects."""
+    topology = getattr(client, "_topology", None)
+    servers = getattr(topology, "_servers", None) or {}
+    return [server.pool for server in list(servers.values()) if hasattr(server, "pool")]
+
+
+def _all_pools() -> list[tuple[Any, bool]]:
+    """(pool, is_sync) for the sync client and every event loop's async client of this process."""
+    found: list[tuple[Any, bool]] = []
+    sync = built_client()
+    if sync is not None:
+        found += [(pool, True) for pool in _client_pools(sync)]
+    for loop_client in loop_clients():
+        found += [(pool, False) for pool in _client_pools(loop_client)]
+    return found
+
+
+def _pool_count() -> int:
+    return 1 + len(loop_clients())
+
+
+def apply(share: int) -> None:
+    """Set every pool's limit to ``share``; wake waiters when it grows; trim when it shrinks."""
+    for pool, is_sync in _all_pools():
+        if is_sync:
+            with pool.size_cond:
+                grew = share > pool.max_pool_size
+                pool.max_pool_size = share
+                if grew:
+                    pool.size_cond.notify_all()
+        else:
+            # An asyncio condition cannot be notified from this thread: waiters re-check
+            # on the next check-in, or give up after waitQueueTimeoutMS.
+            pool.max_pool_size = share
+    _mark_limited(share)
+    trim()
+
+
+def _mark_limited(share: int) -> None:
+    limited = share < (_state.max_pool_size or share)
+    for metrics in pools.all_pools():
+        metrics.limited = limited
+
+
+def trim() -> int:
+    """Close idle connections of sync pools above their limit; return how many were closed."""
+    closed = 0
+    for pool, is_sync in _all_pools():
+        if not is_sync:
+            continue  # async pools shed idle connections through maxIdleTimeMS
+        extra = []
+        with pool.lock:
+            while pool.conns and len(pool.conns) + pool.active_sockets > pool.max_pool_size:
+                extra.append(pool.conns.pop())
+        for conn in extra:
+            conn.close_conn(ConnectionClosedReason.IDLE)
+        closed += len(extra)
+    return closed
+
+
+def update(live_processes: int) -> int | None:
+    """Recompute the share from the live processes seen in the heartbeats, and apply it."""
+    global _warned_unreadable
+    fleet_budget = conf.fleet_budget
+    if fleet_budget is None:
+        return None
+    max_pool = conf.client_config.max_pool_size
+    share = budget.fleet_share(fleet_budget, live_processes, max_pool, _pool_count())
+    with _lock:
+        _state.budget, _state.max_pool_size = fleet_budget, max_pool
+        _state.share, _state.live_processes = share, live_processes
+        _state.source, _state.updated_at = "fleet", time.time()
+        if _warned_unreadable:
+            logger.warning(
+                "Fleet budget: heartbeats readable again; share %d from the fleet.", share
+            )
+        _warned_unreadable = False
+    apply(share)
+    return share
+
+
+def fleet_unreadable(reason: str) -> int | None:
+    """The heartbeats cannot be read: keep the last known share, or the minimum share."""
+    global _warned_unreadable
+    fleet_budget = conf.fleet_budget
+    if fleet_budget is None:
+        return None
+    with _lock:
+        known = _state.share is not None and _state.source != "minimum"
+        _state.budget = fleet_budget
+        _state.max_pool_size = conf.client_config.max_pool_size
+        if not known:
+            _state.share = min(conf.fleet_min_share, _state.max_pool_size)
+        _state.source = (
+            "last known share (heartbeats unreadable)"
+            if known
+            else "minimum share (heartbeats unreadable)"
+        )
+        share = _state.share
+        first = not _warned_unreadable
+        _warned_unreadable = True
+    if first:
+        logger.warning(
+            "Fleet budget: the heartbeat collection cannot be read (%s); keeping %s of %d "
+            "pooled connection(s) per server until it can.",
+            reason,
+            "the last known share" if known else "the minimum share",
+            share,
+        )
+    assert share is not None
+    apply(share)
+    return share
+
+
+def report() -> dict[str, Any] | None:
+    """The budget section of the page, JSON, metrics and heartbeats (None without a budget)."""
+    fleet_budget = conf.fleet_budget
+    if fleet_budget is None:
+        return None
+    with _lock:
+        state = asdict(_state)
+    if state["share"] is None:
+        state.update(
+            budget=fleet_budget,
+            share=min(conf.fleet_min_share, conf.client_config.max_pool_size),
+            max_pool_size=conf.client_config.max_pool_size,
+            source="minimum share (fleet not seen yet)",
+        )
+    snapshot = pools.snapshot()
+    state["waits"] = sum(s.budget_waits for s in snapshot.servers)
+    state["refusals"] = sum(s.budget_refusals for s in snapshot.servers)
+    return state
+
+
+def forget() -> None:
+    """A new client (settings change, fork): the share is unknown again."""
+    global _state, _warned_unreadable
+    with _lock:
+        _state = ShareState()
+        _warned_unreadable = False
