@@ -177,15 +177,13 @@ def test_audit_with_a_wrong_password_shows_no_password(secure, settings, form):
         assert password not in output and password not in error
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the audit reports AuthenticationFailed as 'could not be reached (OperationFailure)'",
-)
 def test_audit_names_an_authentication_failure(secure, settings):
-    settings.MONGOPOOL_URI = _with_password(secure.url, f"wr0ng-{secrets.token_hex(8)}")
-    output, _error = _audit("--format", "text")
+    password = f"wr0ng-{secrets.token_hex(8)}"
+    settings.MONGOPOOL_URI = _with_password(secure.url, password)
+    output, error = _audit("--format", "text")
     assert "could not be reached" not in output
-    assert "authentication failed" in output.lower()
+    assert "authentication failed" in output.lower() and "code 18" in output
+    assert "refused authentication" in error and password not in output + error
 
 
 def _deploy_warnings() -> set[str]:
