@@ -27,5 +27,5 @@ def test_documented_defaults_are_the_real_ones():
             continue  # documented in words ("none", "the URI's /database", ...)
         shown = re.findall(r"`([^`]*)`", table[name])
         assert shown, name
-        allowed = {repr(setting.default), str(setting.default), f"\"{setting.default}\""}
+        allowed = {repr(setting.default), str(setting.default), f'"{setting.default}"'}
         assert shown[0] in allowed, (name, shown[0])
