@@ -85,3 +85,5 @@ MONGOPOOL_HEARTBEAT_SECONDS = env.float("MONGODB_HEARTBEAT_SECONDS", default=10)
 # How many web processes the deployment runs in all (for the fleet connection budget).
 MONGOPOOL_PROCESSES = env.int("WEB_PROCESSES", default=1)
 MONGOPOOL_SERVER_MAX_CONNECTIONS = env.int("MONGODB_SERVER_MAX_CONNECTIONS", default=None)
+# Connections per server all live web processes may hold together (unset: no fleet budget).
+MONGOPOOL_FLEET_BUDGET = env.int("MONGODB_FLEET_BUDGET", default=None)
