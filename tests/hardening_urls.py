@@ -59,6 +59,13 @@ def thread_with_context(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok")
 
 
+def query(request: HttpRequest) -> HttpResponse:
+    from django_mongopool import get_database
+
+    get_database()["items"].find_one({}, session=request.mongo_session)
+    return HttpResponse("ok")
+
+
 def ok(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok")
 
@@ -68,6 +75,7 @@ urlpatterns = [
     path("h/unavailable/", unavailable),
     path("h/orm-wrapped/", orm_wrapped),
     path("h/ok/", ok),
+    path("h/query/", query),
     path("h/thread-leak/", thread_leak),
     path("h/thread-with-context/", thread_with_context),
     path("mongopool/", include("django_mongopool.urls")),

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import logging
+import socket
 import time
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 
 from django_mongopool.exceptions import LeakedSessionError
 from django_mongopool.stray import StrayClientError, StrayClientWarning
+from tests.helpers import closed_port
 
 # --- 13: a stray client is reported once per source location (every time in "raise") ---
 
@@ -218,3 +223,192 @@ def test_sessions_ended_in_threads_are_not_reported(settings, offline, recwarn):
     assert Client().get("/h/thread-with-context/?end=1").status_code == 200
     gc.collect()
     assert not recwarn.list
+
+
+# --- A silent server: accepts TCP connections and never answers ---
+
+
+@pytest.fixture
+def silent_server():
+    """A loopback port whose kernel completes the TCP handshake; nothing is ever read or sent."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+
+
+@pytest.fixture
+def fresh_503_log():
+    """The 503 line is rate-limited per process: start each test with a line to spare."""
+    with contextlib.suppress(ImportError, AttributeError):
+        from django_mongopool import unavailable
+
+        unavailable.log_unavailable.last = float("-inf")
+
+
+def _503_lines(caplog) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("django_mongopool") and r.levelno == logging.WARNING
+    ]
+
+
+# --- 2: the 503 log line names pymongo's reason, without the password ---
+
+
+@pytest.mark.urls("tests.hardening_urls")
+def test_503_log_line_says_connection_refused(settings, caplog, fresh_503_log):
+    port = closed_port()
+    settings.MONGOPOOL_URI = f"mongodb://alice:{PASSWORD}@127.0.0.1:{port}/shop"
+    settings.MONGOPOOL_CLIENT_OPTIONS = {"serverSelectionTimeoutMS": 300}
+    with caplog.at_level(logging.WARNING, logger="django_mongopool"):
+        assert Client().get("/h/query/").status_code == 503
+    (line,) = _503_lines(caplog)
+    assert "refused" in line.lower(), line
+    assert f"127.0.0.1:{port}" in line
+    assert PASSWORD not in caplog.text
+
+
+@pytest.mark.urls("tests.hardening_urls")
+def test_503_log_line_says_timed_out(settings, caplog, fresh_503_log, silent_server):
+    settings.MONGOPOOL_URI = f"mongodb://alice:{PASSWORD}@127.0.0.1:{silent_server}/shop"
+    settings.MONGOPOOL_CLIENT_OPTIONS = {"serverSelectionTimeoutMS": 400, "connectTimeoutMS": 200}
+    with caplog.at_level(logging.WARNING, logger="django_mongopool"):
+        assert Client().get("/h/query/").status_code == 503
+    (line,) = _503_lines(caplog)
+    assert "timed out" in line.lower(), line
+    assert "refused" not in line.lower()
+    assert PASSWORD not in caplog.text
+
+
+# --- 6: URI options split as pymongo splits them; what is shown is what the client uses ---
+
+
+@pytest.mark.parametrize(
+    ("query", "pool", "wait_ms"),
+    [
+        ("maxPoolSize=3;waitQueueTimeoutMS=100", 3, 100),
+        ("maxPoolSize=3&waitQueueTimeoutMS=100", 3, 100),
+        ("maxpoolsize=3;WAITQUEUETIMEOUTMS=100", 3, 100),
+    ],
+)
+def test_uri_options_shown_are_the_options_the_client_uses(settings, query, pool, wait_ms):
+    from django_mongopool.client import get_client, get_config
+
+    settings.MONGOPOOL_CLIENT_OPTIONS = {}
+    settings.MONGOPOOL_URI = f"mongodb://127.0.0.1:9/shop?{query}"
+    config = get_config()
+    assert config.option("maxPoolSize") == pool
+    assert config.option("waitQueueTimeoutMS") == wait_ms
+    options = get_client().options.pool_options
+    assert options.max_pool_size == pool
+    assert options.wait_queue_timeout == wait_ms / 1000
+
+
+def test_repeated_uri_option_last_wins_as_in_pymongo(settings):
+    from django_mongopool.client import get_client, get_config
+
+    settings.MONGOPOOL_CLIENT_OPTIONS = {}
+    settings.MONGOPOOL_URI = "mongodb://127.0.0.1:9/shop?maxPoolSize=3;MAXPOOLSIZE=4"
+    with pytest.warns(UserWarning, match="Duplicate URI option"):  # pymongo's own warning
+        assert get_config().option("maxPoolSize") == 4
+        assert get_client().options.pool_options.max_pool_size == 4
+
+
+def test_uri_options_after_a_semicolon_are_held_to_the_caps(settings):
+    from django_mongopool.client import get_config
+
+    settings.MONGOPOOL_URI = "mongodb://127.0.0.1:9/shop?appname=x;maxPoolSize=0"
+    with pytest.raises(ImproperlyConfigured, match="maxPoolSize"):
+        get_config()
+
+
+# --- 7: a string where a number belongs is refused ---
+
+
+@pytest.mark.parametrize("option", ["maxPoolSize", "waitQueueTimeoutMS", "socketTimeoutMS"])
+def test_numbers_given_as_strings_are_refused(settings, option):
+    from django_mongopool.client import get_config
+
+    settings.MONGOPOOL_URI = "mongodb://127.0.0.1:9/shop"
+    settings.MONGOPOOL_CLIENT_OPTIONS = {option: "10"}
+    with pytest.raises(ImproperlyConfigured, match=rf"{option}.*must be a number"):
+        get_config()
+
+
+# --- 9: the probe answers within its timeout; POST is 405 ---
+
+
+@pytest.mark.urls("tests.hardening_urls")
+def test_probe_answers_within_its_timeout_against_a_silent_server(settings, silent_server):
+    settings.MONGOPOOL_URI = f"mongodb://127.0.0.1:{silent_server}/shop"
+    settings.MONGOPOOL_CLIENT_OPTIONS = {"serverSelectionTimeoutMS": 5000}
+    settings.MONGOPOOL_READINESS_TIMEOUT = 0.2
+    client = Client()
+    for _ in range(3):  # also while an earlier ping is still in flight
+        started = time.monotonic()
+        response = client.get("/mongopool/ready")
+        elapsed = time.monotonic() - started
+        assert response.status_code == 503
+        assert elapsed < 1.0, elapsed
+
+
+@pytest.mark.urls("tests.hardening_urls")
+def test_probe_is_not_rounded_up_to_pymongos_half_second_selection_loop(settings, silent_server):
+    """pymongo's server selection re-checks its deadline every 0.5 s: a probe that relied on
+    pymongo.timeout() alone answered after 0.5 s whatever its timeout (0.51 s for 0.2 s)."""
+    settings.MONGOPOOL_URI = f"mongodb://127.0.0.1:{silent_server}/shop"
+    settings.MONGOPOOL_CLIENT_OPTIONS = {"serverSelectionTimeoutMS": 5000}
+    settings.MONGOPOOL_READINESS_TIMEOUT = 0.05
+    client = Client()
+    for _ in range(3):
+        started = time.monotonic()
+        assert client.get("/mongopool/ready").status_code == 503
+        assert time.monotonic() - started < 0.4
+
+
+@pytest.mark.urls("tests.hardening_urls")
+def test_post_to_the_probe_is_405(settings):
+    client = Client(enforce_csrf_checks=True)
+    assert client.post("/mongopool/ready").status_code == 405
+    assert client.get("/mongopool/ready").status_code in (200, 503)
+
+
+# --- 11: TLS decided as pymongo decides it; W101 says what is exposed ---
+
+
+@pytest.mark.parametrize("option", ["tlsCAFile", "tlsCertificateKeyFile"])
+def test_tls_turned_on_by_a_file_option_gives_no_w101(settings, tmp_path, option):
+    from django_mongopool import checks
+
+    pem = tmp_path / "file.pem"
+    pem.write_text("not read by the check\n")
+    settings.MONGOPOOL_URI = f"mongodb://alice:{PASSWORD}@db.example.com/shop?{option}={pem}"
+    assert "django_mongopool.W101" not in {m.id for m in checks.check_deploy()}
+
+
+def test_w101_without_credentials_does_not_speak_of_credentials(settings):
+    from django_mongopool import checks
+
+    settings.MONGOPOOL_URI = "mongodb://db.example.com/shop"
+    (w101,) = [m for m in checks.check_deploy() if m.id == "django_mongopool.W101"]
+    assert "credential" not in w101.msg.lower() and "password" not in w101.msg.lower()
+    settings.MONGOPOOL_URI = f"mongodb://alice:{PASSWORD}@db.example.com/shop"
+    (w101,) = [m for m in checks.check_deploy() if m.id == "django_mongopool.W101"]
+    assert "password" in w101.msg and PASSWORD not in w101.msg
+
+
+# --- 12: an ORM's DatabaseError raised from a pymongo timeout is a 503, like pymongo's own ---
+
+
+@pytest.mark.urls("tests.hardening_urls")
+def test_database_error_from_a_pymongo_timeout_is_503(settings, offline, mailoutbox, fresh_503_log):
+    settings.ADMINS = [("Ops", "ops@example.com")]
+    response = Client(raise_request_exception=False).get("/h/orm-wrapped/")
+    assert response.status_code == 503
+    assert response["Retry-After"]
+    assert mailoutbox == []

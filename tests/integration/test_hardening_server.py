@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import json
 import threading
 import time
 from collections import Counter
@@ -9,6 +12,7 @@ from collections import Counter
 import pytest
 from django.test import Client
 from django.test.utils import override_settings
+from pymongo import monitoring
 
 pytestmark = [pytest.mark.server]
 
@@ -49,3 +53,81 @@ def test_changing_client_options_under_load_never_gives_500(mongo, settings):
     assert flips > 20
     assert statuses[200] > 20, statuses
     assert set(statuses) <= {200, 503}, (statuses, errors[:3])
+
+
+# --- 5: a heartbeat dated in the future is not live, and the publisher prunes it ---
+
+
+def test_a_beat_dated_an_hour_ahead_is_not_live_and_is_pruned(mongo, settings):
+    from django_mongopool import fleet, heartbeat
+
+    settings.MONGOPOOL_HEARTBEAT_SECONDS = 5
+    publisher = heartbeat.Publisher()
+    future = heartbeat.build_document(publisher.started_at, 0)
+    future["_id"] = "elsewhere:4242:0"
+    future["updated_at"] = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    heartbeat.collection().insert_one(future)
+
+    reading = fleet.read(heartbeat.collection().find({}))
+    assert [p["id"] for p in reading.processes] == []
+    assert fleet.summary(reading)["alive"] == 0
+
+    publisher.beat()
+    assert heartbeat.collection().find_one({"_id": future["_id"]}) is None
+    live = [p["id"] for p in fleet.read(heartbeat.collection().find({})).processes]
+    assert live == [heartbeat.build_document(publisher.started_at, 0)["_id"]]
+
+
+# --- 8: figures per pool: the sync pool and a loop's pool are never added up ---
+
+
+def _pool_listener(client):
+    (listener,) = [
+        listener
+        for listener in client.options.event_listeners
+        if type(listener).__name__ == "PoolListener"
+    ]
+    return listener
+
+
+def _check_out(listener, address, n: int) -> None:
+    for number in range(n):
+        listener.connection_check_out_started(monitoring.ConnectionCheckOutStartedEvent(address))
+        listener.connection_checked_out(
+            monitoring.ConnectionCheckedOutEvent(address, 1000 + number, 0.0)
+        )
+
+
+def _check_in(listener, address, n: int) -> None:
+    for number in range(n):
+        listener.connection_checked_in(monitoring.ConnectionCheckedInEvent(address, 1000 + number))
+
+
+async def test_probe_judges_each_pool_by_itself(mongo, settings):
+    from django_mongopool import get_async_client, get_client
+
+    settings.MONGOPOOL_CLIENT_OPTIONS = {"maxPoolSize": 2, "serverSelectionTimeoutMS": 3000}
+    settings.MONGOPOOL_READINESS_TIMEOUT = 2.0
+    sync_client, async_client = get_client(), get_async_client()
+    await asyncio.to_thread(sync_client.admin.command, "ping")
+    await async_client.admin.command("ping")
+    (address,) = sync_client.nodes
+    sync_listener, loop_listener = _pool_listener(sync_client), _pool_listener(async_client)
+
+    def probe() -> tuple[int, dict]:
+        response = Client().get("/mongopool/ready")
+        return response.status_code, json.loads(response.content)
+
+    _check_out(sync_listener, address, 1)  # half of the sync pool
+    _check_out(loop_listener, address, 1)  # half of the loop's pool: two pools, none full
+    try:
+        assert await asyncio.to_thread(probe) == (200, {"status": "ok"})
+        _check_out(loop_listener, address, 1)  # now the loop's pool is full
+        try:
+            status, body = await asyncio.to_thread(probe)
+            assert (status, body["reason"]) == (503, "pool saturated")
+        finally:
+            _check_in(loop_listener, address, 1)
+    finally:
+        _check_in(sync_listener, address, 1)
+        _check_in(loop_listener, address, 1)
