@@ -2,6 +2,7 @@
 
     python bench/run.py                       # full run (about 10 minutes on 2 cores)
     python bench/run.py --smoke               # one variant, few requests (used by the tests)
+    python bench/run.py --smoke --variants orm_stock,orm_pooled   # the ORM variants, smoke only
     MONGOPOOL_TEST_URL=mongodb://... python bench/run.py   # against a real MongoDB
     python bench/run.py --server-mode tls_scram   # TLS + SCRAM server: client per request
                                                   # vs. django-mongopool (about 9 minutes)
@@ -45,7 +46,11 @@ VARIANTS = [
     "mongopool",
     "mongopool_asgi",
     "mongoengine",
+    "orm_stock",
+    "orm_pooled",
 ]
+# Django ORM on django-mongodb-backend: its own client (orm_stock) or the app's (orm_pooled).
+ORM_VARIANTS = ("orm_stock", "orm_pooled")
 CONCURRENCY = [1, 16, 64, 256]
 THREADS = 32
 POOL = 10
@@ -193,6 +198,16 @@ def run_one(server: Server, variant: str, concurrency: int, requests: int) -> di
         peak_rss_mb_server=round(sampler.server_rss, 1) if before else None,
     )
     return result
+
+
+def orm_available() -> str | None:
+    try:
+        import django_mongodb_backend  # noqa: F401
+    except ImportError as exc:
+        return (
+            f'django-mongodb-backend is not installed ({exc}): pip install "django-mongopool[orm]"'
+        )
+    return None
 
 
 def mongoengine_available() -> str | None:
@@ -456,11 +471,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     tls_scram = args.server_mode == "tls_scram"
-    if args.variants is None:
+    chosen = args.variants is not None
+    if not chosen:
         args.variants = ",".join(TLS_SCRAM_VARIANTS if tls_scram else VARIANTS)
     if args.smoke:
         args.requests, args.concurrency = 40, "4"
-        args.variants = "client_per_request,mongopool" if tls_scram else "mongopool"
+        if not chosen:
+            args.variants = "client_per_request,mongopool" if tls_scram else "mongopool"
     return args
 
 
@@ -538,6 +555,11 @@ def main(argv: list[str] | None = None) -> int:
     if "mongoengine" in variants and (reason := mongoengine_available()):
         variants.remove("mongoengine")
         skipped["mongoengine"] = reason
+    if any(v in variants for v in ORM_VARIANTS) and (reason := orm_available()):
+        for variant in ORM_VARIANTS:
+            if variant in variants:
+                variants.remove(variant)
+                skipped[variant] = reason
     server = Server(args.server_mode)
     try:
         if args.ratios_only:

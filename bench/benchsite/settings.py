@@ -1,4 +1,4 @@
-"""Settings of the benchmark site: one view, five ways of reaching MongoDB (BENCH_VARIANT)."""
+"""Settings of the benchmark site: one view, several ways of reaching MongoDB (BENCH_VARIANT)."""
 
 import os
 
@@ -29,6 +29,24 @@ MONGOPOOL_CLIENT_OPTIONS = {
     "waitQueueTimeoutMS": int(os.environ.get("BENCH_WAIT_QUEUE_TIMEOUT_MS", "10000")),
     "appname": "bench-mongopool",
 }
+# The ORM variants: the same insert + _id lookup through Django's ORM on django-mongodb-backend,
+# with its own client (orm_stock) or on the app's client (orm_pooled).
+if VARIANT in ("orm_stock", "orm_pooled"):
+    INSTALLED_APPS = [*INSTALLED_APPS, "benchsite"]
+    DEFAULT_AUTO_FIELD = "django_mongodb_backend.fields.ObjectIdAutoField"
+    DATABASES = {
+        "default": (
+            {
+                "ENGINE": "django_mongodb_backend",
+                "HOST": BENCH_URL,
+                "NAME": BENCH_DB,
+                "OPTIONS": {"maxPoolSize": BENCH_POOL, "appname": "bench-orm-stock"},
+            }
+            if VARIANT == "orm_stock"
+            else {"ENGINE": "django_mongopool.backends.mongodb"}
+        )
+    }
+
 if os.environ.get("BENCH_HOLD_MS"):
     from benchsite.hold import HoldListener
 

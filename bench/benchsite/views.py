@@ -73,6 +73,16 @@ def mongoengine(request):
     return HttpResponse("ok" if found else "missing", status=200 if found else 500)
 
 
+# 6. Django's ORM on django-mongodb-backend: the stock engine's own client (orm_stock) or
+# ENGINE "django_mongopool.backends.mongodb" on the app's client (orm_pooled).
+def orm(request):
+    from benchsite.models import OrmItem
+
+    item = OrmItem.objects.create()
+    found = OrmItem.objects.get(pk=item.pk)  # an _id lookup (ObjectId)
+    return HttpResponse("ok" if found else "missing", status=200 if found else 500)
+
+
 # 4b. django-mongopool under ASGI: this event loop's AsyncMongoClient.
 async def mongopool_asgi(request):
     from django_mongopool import get_async_database
@@ -112,4 +122,6 @@ VARIANTS = {
     "mongopool": mongopool,
     "mongopool_asgi": mongopool_asgi,
     "mongoengine": mongoengine,
+    "orm_stock": orm,
+    "orm_pooled": orm,
 }
