@@ -171,11 +171,13 @@ class MongoSessionMiddleware:
                     response.streaming_content,  # type: ignore[arg-type]
                     sessions.aend,
                     sessions.end,
+                    sessions.clients,
                 )
             else:
                 response.streaming_content = ClosingIterator(
                     response.streaming_content,  # type: ignore[arg-type]
                     sessions.end,
+                    sessions.clients,
                 )
         else:
             sessions.end(request, may_raise=True)

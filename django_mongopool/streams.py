@@ -1,26 +1,43 @@
-"""Wrappers for streamed responses that end the request's sessions when the stream ends or closes."""
+"""Wrappers for streamed responses that end the request's sessions when the stream ends or closes.
+
+While a chunk is produced, the request's clients are current again
+(:class:`~django_mongopool.client.RequestClients`), so a stream that uses
+``request.mongo_session`` keeps the client that session came from even if a
+settings change retired it after the view returned.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
+from django_mongopool.client import RequestClients, request_clients
+
 
 class ClosingIterator:
     """Wraps a sync stream; calls ``on_close`` on exhaustion, error or ``close()``."""
 
-    def __init__(self, iterator: Iterator[bytes], on_close: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        iterator: Iterator[bytes],
+        on_close: Callable[[], None],
+        clients: RequestClients | None = None,
+    ) -> None:
         self._iterator = iterator
         self._on_close = on_close
+        self._clients = clients
 
     def __iter__(self) -> ClosingIterator:
         return self
 
     def __next__(self) -> bytes:
+        token = request_clients.set(self._clients)
         try:
             return next(self._iterator)
         except BaseException:
             self.close()
             raise
+        finally:
+            request_clients.reset(token)
 
     def close(self) -> None:
         try:
@@ -39,20 +56,25 @@ class AsyncClosingIterator:
         iterator: AsyncIterator[bytes],
         on_end: Callable[[], Awaitable[None]],
         on_close: Callable[[], None],
+        clients: RequestClients | None = None,
     ) -> None:
         self._iterator = iterator
         self._on_end = on_end
         self._on_close = on_close
+        self._clients = clients
 
     def __aiter__(self) -> AsyncClosingIterator:
         return self
 
     async def __anext__(self) -> bytes:
+        token = request_clients.set(self._clients)
         try:
             return await self._iterator.__anext__()
         except BaseException:
             await self._on_end()
             raise
+        finally:
+            request_clients.reset(token)
 
     def close(self) -> None:
         self._on_close()

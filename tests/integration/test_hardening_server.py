@@ -55,6 +55,22 @@ def test_changing_client_options_under_load_never_gives_500(mongo, settings):
     assert set(statuses) <= {200, 503}, (statuses, errors[:3])
 
 
+def test_a_stream_keeps_its_client_across_a_settings_change(mongo, settings):
+    from django_mongopool.client import get_client
+
+    response = Client().get("/t/stream/")  # the view returned; its chunks are not made yet
+    before = get_client()
+    settings.MONGOPOOL_CLIENT_OPTIONS = {"maxPoolSize": 3}  # retires the client
+    assert get_client() is not before
+    chunks = b"".join(response.streaming_content)  # each chunk queries with mongo_session
+    assert chunks.count(b"chunk") == 5
+    response.close()
+    deadline = time.monotonic() + 5
+    while not before._closed and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert before._closed  # closed once the stream (its request) was finished
+
+
 # --- 5: a heartbeat dated in the future is not live, and the publisher prunes it ---
 
 
