@@ -68,6 +68,9 @@ def test_threads_share_one_client_within_the_pool(mongo_server):
     assert figures["peak"] <= bound, figures
     assert "django-mongodb-backend" in figures["driver"]  # the ORM named in the handshake
     assert figures["items"] == 20
+    # The ORM's traffic is on the pool page: 3 ORM + 2 raw operations per round.
+    assert figures["page_checkouts"] >= THREADS * 20 * 5
+    assert figures["page_peak_open"] <= POOL
 
 
 def test_stock_engine_for_comparison(mongo_server):

@@ -91,7 +91,12 @@ def threads(count: int = 16, rounds: int = 20) -> dict[str, Any]:
     sampler.join()
     client = get_client()
     driver = client._options.pool_options.metadata["driver"]["name"]
+    from django_mongopool import pools
+
+    servers = pools.snapshot().servers  # what the pool page shows
     return {
+        "page_checkouts": sum(server.checkouts for server in servers),
+        "page_peak_open": max((server.peak_open for server in servers), default=0),
         "errors": errors,
         "built": BUILT,
         "orm_clients": len(clients),
