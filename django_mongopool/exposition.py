@@ -275,5 +275,5 @@ def render(report: dict[str, Any], show_hosts: bool = True) -> str:
     if not prometheus_available():
         raise ImproperlyConfigured(MISSING_EXTRA)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_ReportCollector(report, show_hosts))  # type: ignore[arg-type]
+    registry.register(_ReportCollector(report, show_hosts))
     return generate_latest(registry).decode()

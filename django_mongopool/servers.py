@@ -275,6 +275,13 @@ def member_client(address: str, timeout: float) -> MemberClient:
     }
     if srv and config.option("tls") is None and config.option("ssl") is None:
         kwargs["tls"] = True  # SRV implies TLS
+    # The app's client knows where the user is defined (the URI's database, authSource, or
+    # an SRV TXT record that a rewritten URI would lose): use the same.
+    pool_options = getattr(get_client().options, "pool_options", None)
+    credentials = getattr(pool_options, "_credentials", None)
+    source = getattr(credentials, "source", None)
+    if isinstance(source, str) and getattr(credentials, "username", None):
+        kwargs["authSource"] = source
     kwargs.update(
         directConnection=True,
         maxPoolSize=1,
@@ -286,8 +293,12 @@ def member_client(address: str, timeout: float) -> MemberClient:
 
 
 def _ask(
-    member: Member, client: MongoClient, timeout: float, current_op: bool, top_level: bool
-) -> None:  # type: ignore[type-arg]
+    member: Member,
+    client: MongoClient[dict[str, Any]],
+    timeout: float,
+    current_op: bool,
+    top_level: bool,
+) -> None:
     where = "serverStatus" if top_level else f"Member {member.address}"
     try:
         with pymongo.timeout(timeout):

@@ -432,3 +432,30 @@ def test_member_clients_pass_stray_detection(replica_set, settings, recwarn):
     settings.MONGOPOOL_STRAY_CLIENTS = "raise"
     report = _json()
     assert len([m for m in report["server"]["members"] if m["answered"]]) == 2
+
+
+@pytest.mark.parametrize(
+    ("uri", "member", "srv"),
+    [
+        (
+            "mongodb://u:p%40ss@a:1,b:2/shop?replicaSet=rs0&appname=x",
+            "mongodb://u:p%40ss@b:2/shop?appname=x",
+            False,
+        ),
+        (
+            "mongodb://a,b/?directConnection=false;tls=true;REPLICASET=rs0",
+            "mongodb://b:2/?tls=true",
+            False,
+        ),
+        ("mongodb://a:1?replicaSet=rs0", "mongodb://b:2/", False),
+        (
+            "mongodb+srv://u:p@cluster.example.net/shop?srvMaxHosts=2&w=majority",
+            "mongodb://u:p@b:2/shop?w=majority",
+            True,
+        ),
+    ],
+)
+def test_member_uri_keeps_credentials_and_options_but_not_the_topology(uri, member, srv):
+    from django_mongopool.servers import _member_uri
+
+    assert _member_uri(uri, "b:2") == (member, srv)

@@ -81,6 +81,9 @@ def test_unreachable_server_exits_2_quickly_with_the_configuration(settings):
         (["--format", "xml"], "invalid choice"),
         (["--watch", "abc"], "number of seconds"),
         (["--count", "2"], "only makes sense with --watch"),
+        (["--hosts", "-1"], "must be from 0 to 1000"),
+        (["--hosts", "all"], "whole number of hosts"),
+        (["--accept-unknown-capacity"], "only makes sense with --fail-over"),
     ],
 )
 def test_bad_arguments_are_usage_errors(args, needle):
@@ -101,3 +104,26 @@ def test_configuration_error_is_a_message_not_a_traceback(settings):
     ) as info:
         call_command("mongo_connections", stdout=StringIO())
     assert info.value.returncode == 2
+
+
+def test_fail_over_cannot_pass_by_accident(mongo, mongo_server, settings):
+    """Without the server's capacity and current connections, --fail-over exits 3, not 0."""
+    if not mongo_server.is_ferretdb:
+        pytest.skip("a real mongod reports serverStatus.connections")
+    with pytest.raises(CommandError, match="could not be evaluated") as info:
+        _run("--fail-over", "90")
+    assert info.value.returncode == 3
+    settings.MONGOPOOL_SERVER_MAX_CONNECTIONS = 1000
+    text = _run("--fail-over", "90", "--accept-unknown-capacity")
+    assert "only the known figures checked" in text
+    with pytest.raises(CommandError, match="fleet ceiling 120.0% > 90%") as info:
+        _run("--fail-over", "90", "--accept-unknown-capacity", "--processes", "100")
+    assert info.value.returncode == 1
+
+
+def test_json_reports_the_member_and_the_commands_own_process(mongo):
+    report = json.loads(_run("--format", "json"))
+    (member,) = report["server"]["members"]
+    assert member["answered"] is True
+    assert report["budget"]["members"][0]["fleet_ceiling"] == 12
+    assert report["process"]["role"] == "command"

@@ -275,7 +275,8 @@ class Command(BaseCommand):
                 if n.lower() in options
             ),
         )
-        self.row("This process", f"{report['process'].get('role', 'web')} (not in fleet figures)")
+        if report["process"].get("role") == "command":
+            self.row("This process", "the command itself (its pool is not in the fleet figures)")
 
     def write_budget(self, report: dict[str, Any]) -> None:
         budget = report["budget"]
