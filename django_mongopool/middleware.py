@@ -172,12 +172,14 @@ class MongoSessionMiddleware:
                     sessions.aend,
                     sessions.end,
                     sessions.clients,
+                    sessions.tracked,
                 )
             else:
                 response.streaming_content = ClosingIterator(
                     response.streaming_content,  # type: ignore[arg-type]
                     sessions.end,
                     sessions.clients,
+                    sessions.tracked,
                 )
         else:
             sessions.end(request, may_raise=True)

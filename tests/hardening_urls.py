@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextvars
 import threading
+from collections.abc import Iterator
 
 from django.conf import settings
 from django.db import DatabaseError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.urls import include, path
 from pymongo.errors import ServerSelectionTimeoutError
 
@@ -66,6 +67,15 @@ def query(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok")
 
 
+def stream_leak(request: HttpRequest) -> StreamingHttpResponse:
+    def chunks() -> Iterator[str]:
+        yield "first\n"
+        _start_and_forget()  # while the response is being sent
+        yield "second\n"
+
+    return StreamingHttpResponse(chunks(), content_type="text/plain")
+
+
 def ok(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok")
 
@@ -75,6 +85,7 @@ urlpatterns = [
     path("h/unavailable/", unavailable),
     path("h/orm-wrapped/", orm_wrapped),
     path("h/ok/", ok),
+    path("h/stream-leak/", stream_leak),
     path("h/query/", query),
     path("h/thread-leak/", thread_leak),
     path("h/thread-with-context/", thread_with_context),

@@ -217,6 +217,17 @@ def test_a_thread_given_the_request_context_is_tracked_with_the_request(settings
 
 
 @pytest.mark.urls("tests.hardening_urls")
+def test_a_session_leaked_while_a_stream_is_sent_is_reported_when_it_ends(settings, offline):
+    from django_mongopool.exceptions import LeakedSessionWarning
+
+    settings.DEBUG = True
+    response = Client().get("/h/stream-leak/")
+    with pytest.warns(LeakedSessionWarning, match="during a streamed response") as caught:
+        assert b"".join(response.streaming_content) == b"first\nsecond\n"
+    assert caught[0].lineno == _thread_leak_line()
+
+
+@pytest.mark.urls("tests.hardening_urls")
 def test_sessions_ended_in_threads_are_not_reported(settings, offline, recwarn):
     settings.DEBUG = True
     settings.MONGOPOOL_LEAKED_SESSIONS = "raise"
