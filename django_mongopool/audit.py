@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pymongo
+from pymongo import ReadPreference
 from pymongo.errors import OperationFailure, PyMongoError
 
 from django_mongopool import budget as budgets
@@ -62,7 +63,8 @@ def _measure(timeout: float, current_op: bool) -> _ServerSide:
     side = _ServerSide(current_op=current_op)
     try:
         with pymongo.timeout(timeout):
-            get_client().admin.command("ping")
+            # Any member will do: a replica set during an election is still audited.
+            get_client().admin.command("ping", read_preference=ReadPreference.NEAREST)
         side.reachable = True
     except OperationFailure as exc:
         if exc.code == servers.AUTHENTICATION_FAILED:

@@ -459,3 +459,20 @@ def test_member_uri_keeps_credentials_and_options_but_not_the_topology(uri, memb
     from django_mongopool.servers import _member_uri
 
     assert _member_uri(uri, "b:2") == (member, srv)
+
+
+def test_replica_set_without_a_primary_is_still_audited(point_at):
+    first, second = _start(2)
+    down = f"localhost:{closed_port()}"
+    hosts = [first.address, second.address, down]
+    base = {"setName": "rs0", "setVersion": 1, "hosts": hosts, "ismaster": False, "secondary": True}
+    first.serve({**base, "me": first.address}, _status(10, 990), _cursor([]))
+    second.serve({**base, "me": second.address}, _status(20, 980), _cursor([]))
+    point_at(f"mongodb://{first.address}/shop?replicaSet=rs0", [first, second])
+    report = _json()
+    assert report["server"]["reachable"] is True
+    assert report["topology"]["type"] == "ReplicaSetNoPrimary"
+    answered = sorted(
+        m["utilisation_percent"] for m in report["server"]["members"] if m["answered"]
+    )
+    assert answered == [1.0, 2.0]
