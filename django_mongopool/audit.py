@@ -25,7 +25,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from django_mongopool import budget as budgets
 from django_mongopool import fleet as fleets
-from django_mongopool import heartbeat, history, pools, servers
+from django_mongopool import heartbeat, history, pools, servers, shares
 from django_mongopool.client import active_test_clients, get_client, get_config
 from django_mongopool.conf import conf
 from django_mongopool.options import ClientConfig
@@ -414,11 +414,26 @@ def build_report(
         "server": server,
         "process": {**process.as_dict(), "role": role, "history": history.samples()},
         "fleet": fleet,
+        "fleet_budget": _fleet_budget(role, fleet),
         "notes": notes,
         "warnings": warnings,
         "fail_over": _fail_over(
             fail_over, accept_unknown_capacity, side.reachable, budget, members
         ),
+    }
+
+
+def _fleet_budget(role: str, fleet: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The fleet budget, this web process's share, and what the live processes hold under it."""
+    if conf.fleet_budget is None:
+        return None
+    shares_seen = [p["share"] for p in (fleet or {}).get("processes", []) if p["share"] is not None]
+    return {
+        "budget": conf.fleet_budget,
+        "min_share": conf.fleet_min_share,
+        "this_process": shares.report() if role == "web" else None,
+        "processes_reporting": len(shares_seen),
+        "fleet_may_hold_per_server": sum(budgets.per_server(share) for share in shares_seen),
     }
 
 

@@ -268,6 +268,44 @@ class _ReportCollector:
                 "Processes whose pool is saturated",
                 len(fleet["saturated"]),
             )
+        yield from _fleet_budget(report.get("fleet_budget"))
+
+
+def _fleet_budget(section: dict[str, Any] | None) -> Iterator[Metric]:
+    if section is None:
+        return
+    yield _gauge(
+        "mongopool_fleet_budget_connections",
+        "MONGOPOOL_FLEET_BUDGET: connections per server all live processes may hold",
+        section["budget"],
+    )
+    yield _gauge(
+        "mongopool_fleet_budget_held_connections",
+        "Connections per server the live processes may hold at their current shares",
+        section["fleet_may_hold_per_server"],
+    )
+    mine = section["this_process"]
+    if mine is not None:
+        yield _gauge(
+            "mongopool_fleet_share_connections",
+            "This process's share: pooled connections per server, per pool",
+            mine["share"],
+        )
+        yield _gauge(
+            "mongopool_fleet_live_processes",
+            "Live processes this process split the budget among",
+            mine["live_processes"],
+        )
+        yield _gauge(
+            "mongopool_fleet_share_waits",
+            "Check-outs that waited because the share held the pool below maxPoolSize",
+            mine["waits"],
+        )
+        yield _gauge(
+            "mongopool_fleet_share_refusals",
+            "Check-outs refused (503) because the share held the pool below maxPoolSize",
+            mine["refusals"],
+        )
 
 
 def render(report: dict[str, Any], show_hosts: bool = True) -> str:

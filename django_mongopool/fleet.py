@@ -75,6 +75,19 @@ def _servers(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _share(doc: Mapping[str, Any]) -> int | None:
+    """The process's share of the fleet budget, if it published one (None otherwise)."""
+    published = doc.get("fleet_budget")
+    if published is None:
+        return None
+    if not isinstance(published, Mapping):
+        raise Unreadable("fleet_budget")
+    share = published.get("share")
+    if share is None:
+        return None
+    return _count(published, "share")
+
+
 def _iso(value: dt.datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
@@ -105,6 +118,7 @@ def parse(doc: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
         "max_pool_size": max_pool,
         **{key: _count(doc, key) for key in _COUNTS},
         "servers": servers,
+        "share": _share(doc),
     }
     process["saturated"] = any(is_saturated(s, max_pool) for s in servers)
     return process

@@ -172,3 +172,38 @@ def test_unreadable_heartbeats_keep_the_last_share_and_say_so_once(budgeted, mon
     assert _pool().max_pool_size == 4
     assert shares.report()["source"] == "last known share (heartbeats unreadable)"
     assert sum("cannot be read" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_budget_and_share_are_shown_everywhere(budgeted, admin_client, settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.urls import reverse
+
+    settings.MONGOPOOL_METRICS_TOKEN = "a-token-of-sixteen-chars"
+    _other_processes(1)
+    publisher = _beat()  # 2 live: 24 // 2 - 2 = 10, capped at 8
+    publisher.beat()  # a beat publishes the share computed at the previous one
+    own = heartbeat.collection().find_one({"pid": __import__("os").getpid()})
+    assert own["fleet_budget"]["share"] == MAX_POOL and own["fleet_budget"]["budget"] == BUDGET
+
+    page = admin_client.get(reverse("admin:django_mongopool_poolhealth_changelist"))
+    assert b"Fleet budget" in page.content and b"mp-fleet-budget" in page.content
+    report = admin_client.get(
+        reverse("admin:django_mongopool_poolhealth_changelist") + "?format=json"
+    ).json()
+    assert report["fleet_budget"]["budget"] == BUDGET
+    assert report["fleet_budget"]["this_process"]["share"] == MAX_POOL
+    assert report["fleet_budget"]["processes_reporting"] == 1  # the fake process published none
+
+    metrics = Client().get(
+        reverse("mongopool:metrics"), headers={"Authorization": "Bearer a-token-of-sixteen-chars"}
+    )
+    text = metrics.content.decode()
+    assert f"mongopool_fleet_budget_connections {float(BUDGET)}" in text
+    assert f"mongopool_fleet_share_connections {float(MAX_POOL)}" in text
+
+    out = StringIO()
+    call_command("mongo_connections", stdout=out)
+    assert "Fleet budget" in out.getvalue() and "SHARE" in out.getvalue()
+    assert publisher.beats == 2

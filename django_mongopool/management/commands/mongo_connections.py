@@ -313,6 +313,14 @@ class Command(BaseCommand):
                 f"{budget['server_capacity']} ({budget['server_capacity_source']}); fleet ceiling is "
                 f"{budget['fleet_ceiling_percent']}% of it",
             )
+        fleet_budget = report.get("fleet_budget")
+        if fleet_budget is not None:
+            self.row(
+                "Fleet budget",
+                f"{fleet_budget['budget']} connections per server (MONGOPOOL_FLEET_BUDGET); "
+                f"{fleet_budget['processes_reporting']} live process(es) report a share, holding "
+                f"up to {fleet_budget['fleet_may_hold_per_server']} per server",
+            )
 
     def write_server(self, report: dict[str, Any]) -> None:
         server = report["server"]
@@ -363,6 +371,7 @@ class Command(BaseCommand):
                 "PID",
                 "APP",
                 "POOL",
+                "SHARE",
                 "OPEN",
                 "IN USE",
                 "WAITING",
@@ -376,6 +385,7 @@ class Command(BaseCommand):
                     p["pid"],
                     p["app"],
                     p["max_pool_size"],
+                    "-" if p.get("share") is None else p["share"],
                     p["open"],
                     p["in_use"],
                     p["waiting"],
