@@ -41,6 +41,7 @@ def test_json_schema_is_stable(mongo):
         "server",
         "process",
         "fleet",
+        "fleet_budget",
         "notes",
         "warnings",
         "fail_over",
