@@ -20,7 +20,6 @@ session started there belongs to no request. Two ways it is still found:
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import warnings
 from collections.abc import Iterator
@@ -66,15 +65,15 @@ def record(session: Any, frame: FrameType | None) -> None:
     tracked = current.get()
     if tracked is not None:
         tracked.append(Tracked(session, *site))
-    elif hasattr(session, "_mongopool_orphan"):
+    elif hasattr(session, "_mongopool_site"):
         # No request to check it at its end: the session reports itself if it is
         # garbage-collected without having been ended (sessions.py, __del__).
-        session._mongopool_orphan = functools.partial(collected_unended, Tracked(None, *site))
+        session._mongopool_site = site
 
 
-def collected_unended(tracked: Tracked) -> None:
+def collected_unended(site: tuple[str, int, str]) -> None:
     """A session started outside any request was garbage-collected without being ended."""
-    report([tracked], OUTSIDE_REQUESTS, may_raise=False)
+    report([Tracked(None, *site)], OUTSIDE_REQUESTS, may_raise=False)
 
 
 def leaked(tracked: list[Tracked]) -> list[Tracked]:

@@ -9,13 +9,13 @@ session as started at that moment and as ended when it ends, so a
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.client_session import ClientSession
 from pymongo.client_session_shared import SessionOptions, _EmptyServerSession
 
+from django_mongopool import leaks
 from django_mongopool.metrics import ProcessCounters
 
 
@@ -26,17 +26,17 @@ def _ran_a_command(session: Any) -> bool:
 
 class _Counting:
     _mongopool_counters: ProcessCounters
-    # Set by leaks.record() for a session started outside any request: called if the
-    # session is garbage-collected without having been ended.
-    _mongopool_orphan: Callable[[], None] | None = None
+    # Set by leaks.record() for a session started outside any request (file, line, module):
+    # reported if the session is garbage-collected without having been ended.
+    _mongopool_site: tuple[str, int, str] | None = None
 
     def __del__(self) -> None:
-        report = self._mongopool_orphan
-        if report is None or self.has_ended:  # type: ignore[attr-defined]
+        site = self._mongopool_site
+        if site is None or self.has_ended:  # type: ignore[attr-defined]
             return
         try:
             self._mongopool_counters.count("leaked_sessions")
-            report()
+            leaks.collected_unended(site)
         except Exception:  # never raise from a finalizer (e.g. warnings turned into errors)
             logging.getLogger("django_mongopool").warning(
                 "A MongoDB session started outside any request was not ended.", exc_info=True
@@ -65,9 +65,14 @@ class CountedAsyncClientSession(_Counting, AsyncClientSession):
             next(self._mongopool_counters.sessions_ended)
 
 
+# pymongo only reads a session's options: the default ones can be shared (the request path).
+_DEFAULT_OPTIONS = SessionOptions()
+
+
 def start(is_async: bool, client: Any, counters: ProcessCounters, **options: Any) -> Any:
     """A new explicit session of the app's ``client`` that counts itself (no I/O)."""
     cls = CountedAsyncClientSession if is_async else CountedClientSession
-    session = cls(client, _EmptyServerSession(), SessionOptions(**options), False)
+    opts = SessionOptions(**options) if options else _DEFAULT_OPTIONS
+    session = cls(client, _EmptyServerSession(), opts, False)
     session._mongopool_counters = counters
     return session
