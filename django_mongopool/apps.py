@@ -31,12 +31,29 @@ def settings_changed(*, setting: str, **kwargs: Any) -> None:
 
 
 def _after_fork_in_child() -> None:
-    from django_mongopool import async_client, client, heartbeat, shares
+    from django_mongopool import (
+        async_client,
+        audit,
+        client,
+        heartbeat,
+        history,
+        readiness,
+        shares,
+        stray,
+        unavailable,
+    )
 
+    # Only what another thread of the parent may have held or filled: nothing here takes a
+    # lock (a lock held at fork time would never be released in the child).
     client.after_fork_in_child()
     async_client.forget_all()
     heartbeat.forget_after_fork()
-    shares.forget()  # a new worker starts at the minimum share until it has seen the fleet
+    history.forget_after_fork()
+    readiness.forget_after_fork()
+    audit.forget_after_fork()
+    stray.forget_after_fork()
+    unavailable.forget_after_fork()
+    shares.forget_after_fork()  # a new worker starts at the minimum share until it sees the fleet
 
 
 def install_process_hooks() -> None:

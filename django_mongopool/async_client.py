@@ -46,6 +46,8 @@ _loop_numbers = itertools.count(1)
 
 def forget_all() -> None:
     """In a forked child: the parent's clients are neither used nor closed here."""
+    global _lock
+    _lock = threading.Lock()  # it may have been held by another thread at fork time
     _clients.clear()
 
 

@@ -124,6 +124,14 @@ _cache: dict[bool, _Cached] = {}
 _cache_lock = threading.Lock()
 
 
+def forget_after_fork() -> None:
+    """In a forked child: the parent's measurement is not this process's, and its lock may
+    have been held (it is held during I/O) at fork time."""
+    global _cache_lock
+    _cache_lock = threading.Lock()
+    _cache.clear()
+
+
 def _server_side(timeout: float, current_op: bool, cache_seconds: float | None) -> _ServerSide:
     """Measured now, or (with ``cache_seconds``) shared by every caller of the process for that long."""
     if not cache_seconds:
@@ -427,13 +435,17 @@ def _fleet_budget(role: str, fleet: dict[str, Any] | None) -> dict[str, Any] | N
     """The fleet budget, this web process's share, and what the live processes hold under it."""
     if conf.fleet_budget is None:
         return None
-    shares_seen = [p["share"] for p in (fleet or {}).get("processes", []) if p["share"] is not None]
+    shares_seen = [
+        (p["share"], p["pools"])
+        for p in (fleet or {}).get("processes", [])
+        if p["share"] is not None
+    ]
     return {
         "budget": conf.fleet_budget,
         "min_share": conf.fleet_min_share,
         "this_process": shares.report() if role == "web" else None,
         "processes_reporting": len(shares_seen),
-        "fleet_may_hold_per_server": sum(budgets.per_server(share) for share in shares_seen),
+        "fleet_may_hold_per_server": sum(budgets.per_server(s, pools) for s, pools in shares_seen),
     }
 
 

@@ -14,8 +14,9 @@ MONITORS_PER_SERVER = 2
 
 
 def per_server(max_pool_size: int, pools: int = 1) -> int:
-    """Connections one process may open to one server: its pools plus the monitors."""
-    return pools * max_pool_size + MONITORS_PER_SERVER
+    """Connections one process may open to one server: each pool is a client with its own
+    monitors (the sync client, and one async client per running event loop)."""
+    return pools * (max_pool_size + MONITORS_PER_SERVER)
 
 
 def per_process(max_pool_size: int, hosts: int, pools: int = 1) -> int:
@@ -49,14 +50,18 @@ def is_saturated(pool: Mapping[str, Any], max_pool_size: int) -> bool:
 def fleet_share(budget: int, live_processes: int, max_pool_size: int, pools: int = 1) -> int:
     """Pooled connections per server each pool of one process may hold under a fleet budget.
 
-    The budget (per server, monitors included) is split evenly among the live processes;
-    each process's part, less its monitors, is split among its pools. Never above
-    maxPoolSize; never below one connection (a budget that small is reported, not enforced
-    by starving every request).
+    The budget (per server, monitors included) is split evenly among the live processes,
+    and each process's part among its pools (each pool is a client with its own monitors).
+    Never above maxPoolSize; never below one connection: a budget too small for the live
+    processes is reported (:func:`too_small`), not enforced by starving every request.
     """
-    per_process = budget // max(live_processes, 1)
-    pooled = per_process - MONITORS_PER_SERVER
-    return max(1, min(max_pool_size, pooled // max(pools, 1)))
+    per_pool = budget // max(live_processes, 1) // max(pools, 1)
+    return max(1, min(max_pool_size, per_pool - MONITORS_PER_SERVER))
+
+
+def too_small(budget: int, live_processes: int, pools: int = 1) -> bool:
+    """True when even one connection per pool takes the live processes over the budget."""
+    return live_processes * per_server(1, pools) > budget
 
 
 def smallest_budget(processes: int) -> int:

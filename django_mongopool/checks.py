@@ -14,6 +14,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
 from django_mongopool import budget
+from django_mongopool.client import connected_before_fork
 from django_mongopool.conf import conf
 from django_mongopool.options import ClientConfig
 
@@ -175,8 +176,6 @@ def _fleet_budget(processes: int, capacity: int | None) -> Messages:
 
 
 def check_fork(app_configs: Any = None, **kwargs: Any) -> Messages:
-    from django_mongopool.client import connected_before_fork
-
     if connected_before_fork():
         return [
             checks.Warning(

@@ -125,10 +125,6 @@ class PooledClientMixin:
                 target=self._close_retired, name="django-mongopool-retire", daemon=True
             ).start()
 
-    @property
-    def retired(self) -> bool:
-        return self._mongopool_retired
-
     def retire(self, close: Callable[[], Any], grace: float = RETIRE_GRACE_SECONDS) -> None:
         """No new requests; ``close()`` once none is in flight, or after ``grace`` seconds."""
         self._mongopool_closer = close

@@ -14,13 +14,12 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, cast
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-if TYPE_CHECKING:
-    from django_mongopool.options import ClientConfig
+from django_mongopool.options import ClientConfig, build_config
 
 Mode = Literal["off", "warn", "raise"]
 MODES: tuple[Mode, ...] = ("off", "warn", "raise")
@@ -225,11 +224,9 @@ class Conf:
     def client_config(self) -> ClientConfig:
         """The validated client configuration (URI, options, listeners). Raises ImproperlyConfigured."""
         try:
-            return cast("ClientConfig", self._cache[_CLIENT_CONFIG])
+            return cast(ClientConfig, self._cache[_CLIENT_CONFIG])
         except KeyError:
             pass
-        from django_mongopool.options import build_config
-
         config = build_config(
             self.raw("MONGOPOOL_URI"),
             self.raw("MONGOPOOL_CLIENT_OPTIONS"),

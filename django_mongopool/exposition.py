@@ -58,7 +58,7 @@ def _pool_families(
         "pool_clears": "Times the pool was cleared after a network error",
         "connections_created": "Connections created since start",
     }
-    label_names = list(rows[0][0]) if rows else ["server"]
+    label_names = list(rows[0][0]) if rows else ["pool", "server"]
     for field, text in fields.items():
         family = GaugeMetricFamily(f"{prefix}_{field}", f"{text} ({doc})", labels=label_names)
         for labels, server in rows:
@@ -225,7 +225,13 @@ class _ReportCollector:
         prefix = "mongopool_command" if command else "mongopool"
         where = "the mongo_connections command's own process" if command else "this process"
         rows = [
-            ({"server": safe(s["address"]) if self.show_hosts else f"server{i}"}, s)
+            (
+                {
+                    "pool": safe(s.get("pool", "sync")),
+                    "server": safe(s["address"]) if self.show_hosts else f"server{i}",
+                },
+                s,
+            )
             for i, s in enumerate(process["servers"])
         ]
         yield from _pool_families(f"{prefix}_pool", where, rows)

@@ -13,7 +13,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bson.codec_options import CodecOptions, DatetimeConversion
+from bson.errors import BSONError
+
 from django_mongopool.budget import is_saturated
+
+# How documents written by others are decoded: a date outside Python's range stays a
+# DatetimeMS (and is then refused as a date) and invalid UTF-8 is replaced, instead of
+# failing the whole read with InvalidBSON.
+UNTRUSTED_CODEC_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(
+    tz_aware=True,
+    unicode_decode_error_handler="replace",
+    datetime_conversion=DatetimeConversion.DATETIME_AUTO,
+)
 
 LIVE_FACTOR = 3  # a process is alive while its last beat is younger than 3 intervals
 MAX_SKEW_SECONDS = 5.0  # clocks of the fleet may differ this much
@@ -119,8 +131,10 @@ def parse(doc: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
         **{key: _count(doc, key) for key in _COUNTS},
         "servers": servers,
         "share": _share(doc),
+        "pools": max(1, _count(doc, "pools")),
     }
-    process["saturated"] = any(is_saturated(s, max_pool) for s in servers)
+    limit = process["share"] or max_pool  # under a fleet budget a pool is full at its share
+    process["saturated"] = any(is_saturated(s, limit) for s in servers)
     return process
 
 
@@ -135,19 +149,26 @@ def read(docs: Iterable[Mapping[str, Any]], now: dt.datetime | None = None) -> R
     """The live processes among ``docs``; the rest is counted (and future beats listed)."""
     now = now or dt.datetime.now(dt.UTC)
     reading = Reading()
-    for doc in docs:
-        try:
-            process = parse(doc, now)
-        except (Unreadable, TypeError, ValueError, OverflowError):
-            reading.unreadable += 1
-            continue
-        age = process["age_seconds"]
-        if age < -MAX_SKEW_SECONDS:
-            reading.future.append(doc.get("_id"))
-        elif age <= LIVE_FACTOR * process["interval"] + 1:
-            reading.processes.append(process)
+    try:
+        for doc in docs:
+            _read_one(doc, now, reading)
+    except BSONError:  # a document pymongo cannot decode at all: the rest of its batch is lost
+        reading.unreadable += 1
     reading.processes.sort(key=lambda p: (p["host"], p["pid"]))
     return reading
+
+
+def _read_one(doc: Mapping[str, Any], now: dt.datetime, reading: Reading) -> None:
+    try:
+        process = parse(doc, now)
+    except (Unreadable, TypeError, ValueError, OverflowError):
+        reading.unreadable += 1
+        return
+    age = process["age_seconds"]
+    if age < -MAX_SKEW_SECONDS:
+        reading.future.append(doc.get("_id"))
+    elif age <= LIVE_FACTOR * process["interval"] + 1:
+        reading.processes.append(process)
 
 
 def summary(reading: Reading) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from typing import Any
 
 import pymongo
@@ -55,13 +56,19 @@ def expire_after(interval: float) -> int:
     return int(max(60, fleet.LIVE_FACTOR * interval * 2))
 
 
-def build_document(started_at: dt.datetime, previous_timeouts: int) -> dict[str, Any]:
+def beat_id() -> str:
+    """One publisher's document id: host and pid, plus a random part (pids repeat across
+    containers that share a host name, and across restarts)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def build_document(beat: str, started_at: dt.datetime, previous_timeouts: int) -> dict[str, Any]:
     config = get_config()
     snapshot = pools.snapshot().as_dict()
     host = socket.gethostname()
     pid = os.getpid()
     return {
-        "_id": f"{host}:{pid}:{int(started_at.timestamp())}",
+        "_id": beat,
         "host": host,
         "pid": pid,
         "app": config.appname,
@@ -71,7 +78,12 @@ def build_document(started_at: dt.datetime, previous_timeouts: int) -> dict[str,
         "interval": conf.heartbeat_seconds,
         "options": {name: config.option(name) for name in SHOWN_OPTIONS},
         "max_pool_size": config.max_pool_size,
-        "recent_checkout_timeouts": snapshot["checkout_timeouts"] - previous_timeouts,
+        # Counters restart with a new client (settings change, closed loop): then all are new.
+        "recent_checkout_timeouts": (
+            snapshot["checkout_timeouts"] - previous_timeouts
+            if snapshot["checkout_timeouts"] >= previous_timeouts
+            else snapshot["checkout_timeouts"]
+        ),
         "fleet_budget": shares.report(),
         **{key: value for key, value in snapshot.items() if key not in {"pid", "taken_at"}},
     }
@@ -82,6 +94,7 @@ class Publisher(threading.Thread):
         super().__init__(name="django-mongopool-heartbeat", daemon=True)
         self.stop_event = threading.Event()
         self.started_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        self.beat_id = beat_id()
         self.previous_timeouts = 0
         self.beats = 0
         self.failures = 0
@@ -95,7 +108,7 @@ class Publisher(threading.Thread):
 
     def _beat(self) -> None:
         interval = conf.heartbeat_seconds
-        document = build_document(self.started_at, self.previous_timeouts)
+        document = build_document(self.beat_id, self.started_at, self.previous_timeouts)
         with pymongo.timeout(max(1.0, min(interval, 5.0))):
             target = collection()
             if self.ttl_index is None:
@@ -118,7 +131,7 @@ class Publisher(threading.Thread):
                 prune = {"$or": [prune, {"updated_at": {"$lt": stale}}]}
             target.delete_many(prune)
             target.replace_one({"_id": document["_id"]}, document, upsert=True)
-        self.previous_timeouts += document["recent_checkout_timeouts"]
+        self.previous_timeouts = document["checkout_timeouts"]
         self.beats += 1
         if conf.fleet_budget is not None:
             self._recompute_share(document["_id"])
@@ -166,8 +179,11 @@ running_here = False
 
 
 def forget_after_fork() -> None:
-    global running_here
+    """In a forked child: no thread runs here yet; a lock held at fork time is replaced."""
+    global running_here, _lock, _publisher
     running_here = False
+    _lock = threading.Lock()
+    _publisher = None
 
 
 def ensure_started() -> Publisher | None:
@@ -213,7 +229,9 @@ def stop() -> None:
 
 def read_fleet(now: dt.datetime | None = None) -> fleet.Reading:
     """Read every heartbeat; malformed ones are counted, future-dated ones listed."""
-    return fleet.read(collection().find({}), now)
+    return fleet.read(
+        collection().with_options(codec_options=fleet.UNTRUSTED_CODEC_OPTIONS).find({}), now
+    )
 
 
 def wait_for_beats(count: int, timeout: float = 30.0) -> bool:

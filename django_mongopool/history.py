@@ -37,6 +37,9 @@ def samples() -> list[dict[str, float]]:
     return [{"t": t, "open": o, "in_use": u, "waiting": w} for t, o, u, w in items]
 
 
-def clear() -> None:
-    with _lock:
-        _samples.clear()
+def forget_after_fork() -> None:
+    """In a forked child: the parent's samples are not this process's history."""
+    global _lock, _pid
+    _lock = threading.Lock()
+    _samples.clear()
+    _pid = os.getpid()

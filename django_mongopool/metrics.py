@@ -122,6 +122,8 @@ class PoolMetrics:
 
     def _server_snapshot(self, address: str, c: _ServerCounters) -> ServerPoolSnapshot:
         waits = sorted(c.waits_ms)
+        # Started first: a check-out that starts and ends between the reads is not "waiting".
+        started = value(c.checkout_started)
         checked_out, checked_in = value(c.checked_out), value(c.checked_in)
         open_ = c.created - c.closed
         in_use = max(0, checked_out - checked_in)
@@ -132,7 +134,7 @@ class PoolMetrics:
             open=open_,
             in_use=in_use,
             idle=max(0, open_ - in_use),
-            waiting=max(0, value(c.checkout_started) - checked_out - c.checkout_failed),
+            waiting=max(0, started - checked_out - c.checkout_failed),
             checkouts=checked_out,
             checkout_failures=dict(c.failed_by_reason),
             connections_created=c.created,
@@ -276,6 +278,7 @@ class ProcessSnapshot:
     taken_at: float
     servers: tuple[ServerPoolSnapshot, ...]
     counters: dict[str, int]
+    pool_count: int = 1  # the sync client's pool and one per running event loop's client
 
     @property
     def open(self) -> int:
@@ -307,7 +310,7 @@ class ProcessSnapshot:
 
     @property
     def pools(self) -> int:
-        return len({server.pool for server in self.servers}) or 1
+        return self.pool_count
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form used by heartbeats, the command and the page."""
@@ -330,5 +333,9 @@ class ProcessSnapshot:
 def process_snapshot(counters: ProcessCounters, pools: list[PoolMetrics]) -> ProcessSnapshot:
     servers = tuple(server for pool in pools for server in pool.snapshot())
     return ProcessSnapshot(
-        pid=counters.pid, taken_at=time.time(), servers=servers, counters=counters.as_dict()
+        pid=counters.pid,
+        taken_at=time.time(),
+        servers=servers,
+        counters=counters.as_dict(),
+        pool_count=len(pools),
     )

@@ -280,10 +280,15 @@ def _uses_tls(validated: Mapping[str, tuple[str, Any, str]], is_srv: bool) -> bo
     return is_srv
 
 
-def _secrets(uri: Any, user_options: Mapping[str, Any]) -> tuple[str, ...]:
+def credential_values(uri: Any, client_options: Any) -> tuple[str, ...]:
+    """Every credential in the URI and the client options, whatever else is wrong with them."""
     found = tuple(uri_secrets(uri)) if isinstance(uri, str) else ()
+    if not isinstance(client_options, Mapping):
+        return found
     return found + tuple(
-        str(value) for key, value in user_options.items() if key.lower() in SECRET_OPTIONS and value
+        str(value)
+        for key, value in client_options.items()
+        if isinstance(key, str) and key.lower() in SECRET_OPTIONS and value
     )
 
 
@@ -300,7 +305,7 @@ def build_config(
     built with; the process's share then raises it up to maxPoolSize (see ``shares``).
     """
     user_options = _user_options(client_options)
-    secrets = _secrets(uri, user_options)
+    secrets = credential_values(uri, user_options)
     parsed = _parse_uri(uri, secrets)
     if parsed.get("password"):
         secrets += (parsed["password"],)
@@ -330,7 +335,9 @@ def build_config(
             k: v for k, v in kwargs.items() if k.lower() not in {"maxpoolsize", "minpoolsize"}
         }
         kwargs["maxPoolSize"] = min(starting_pool_size, validated["maxpoolsize"][1])
-        kwargs["minPoolSize"] = min(validated["minpoolsize"][1], kwargs["maxPoolSize"])
+        # pymongo would refill minPoolSize above a shrunken share, and the trim would close
+        # them again: under a fleet budget the pool keeps no idle minimum.
+        kwargs["minPoolSize"] = 0
 
     is_srv = uri.startswith("mongodb+srv://")
     return ClientConfig(

@@ -14,7 +14,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 import pymongo
 from pymongo.errors import PyMongoError
 
-from django_mongopool import pools
+from django_mongopool import pools, shares
 from django_mongopool.budget import is_saturated
 from django_mongopool.client import get_client, get_config
 
@@ -32,6 +32,13 @@ def _ping(future: Future[None], timeout: float) -> None:
         future.set_result(None)
 
 
+def forget_after_fork() -> None:
+    """In a forked child: the parent's ping in flight never finishes here."""
+    global _lock, _in_flight
+    _lock = threading.Lock()
+    _in_flight = None
+
+
 def _shared_ping(timeout: float) -> Future[None]:
     global _in_flight
     with _lock:
@@ -45,9 +52,9 @@ def _shared_ping(timeout: float) -> Future[None]:
 
 def saturated() -> bool:
     """True when a pool of this process (sync or any loop's) has requests waiting or no room."""
-    max_pool = get_config().max_pool_size
+    limit = shares.pool_limit(get_config().max_pool_size)
     return any(
-        is_saturated({"waiting": s.waiting, "in_use": s.in_use}, max_pool)
+        is_saturated({"waiting": s.waiting, "in_use": s.in_use}, limit)
         for s in pools.snapshot().servers
     )
 

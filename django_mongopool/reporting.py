@@ -39,7 +39,9 @@ from typing import Any
 
 from django.views.debug import SafeExceptionReporterFilter
 
-from django_mongopool.redact import SECRET_OPTIONS, redact_uri, scrub, uri_secrets
+from django_mongopool.conf import conf
+from django_mongopool.options import credential_values
+from django_mongopool.redact import SECRET_OPTIONS, redact_uri, scrub
 
 _URI = re.compile(r"mongodb(?:\+srv)?://\S+", re.IGNORECASE)
 _MARK = "_mongopool_redacts"
@@ -48,22 +50,12 @@ _lock = threading.Lock()
 
 def configured_secrets() -> tuple[str, ...]:
     """The credentials of the configured client, even when its settings do not validate."""
-    from django_mongopool.conf import conf
-
     try:
         if conf.uri_is_set:
             return conf.client_config.secrets
     except Exception:  # an invalid setting must not break the error page that reports it
         pass
-    found = list(uri_secrets(conf.raw("MONGOPOOL_URI")))
-    options = conf.raw("MONGOPOOL_CLIENT_OPTIONS")
-    if isinstance(options, dict):
-        found += [
-            str(value)
-            for key, value in options.items()
-            if isinstance(key, str) and key.lower() in SECRET_OPTIONS and value
-        ]
-    return tuple(found)
+    return credential_values(conf.raw("MONGOPOOL_URI"), conf.raw("MONGOPOOL_CLIENT_OPTIONS"))
 
 
 def mask_text(text: str, secrets: Iterable[str] = ()) -> str:
@@ -78,7 +70,9 @@ def is_secret_key(key: object) -> bool:
 
 
 def _mask_value(value: Any, secrets: tuple[str, ...], substitute: Any) -> Any:
-    """Strings masked; plain dicts, lists and tuples rebuilt with their contents masked."""
+    """Strings masked; plain dicts, lists and tuples rebuilt with their contents masked;
+    anything else (bytes, pymongo's credential tuples, objects) shown as its masked repr
+    whenever its repr carries a credential."""
     if isinstance(value, str):
         return mask_text(value, secrets)
     if type(value) is dict:
@@ -88,7 +82,12 @@ def _mask_value(value: Any, secrets: tuple[str, ...], substitute: Any) -> Any:
         }
     if type(value) in (list, tuple):
         return type(value)(_mask_value(v, secrets, substitute) for v in value)
-    return value
+    try:
+        shown = repr(value)
+    except Exception:  # a broken __repr__ is Django's to report, not ours
+        return value
+    masked = mask_text(shown, secrets)
+    return value if masked == shown else masked
 
 
 def _wrap_cleanse_setting(original: Callable[..., Any]) -> Callable[..., Any]:

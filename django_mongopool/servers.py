@@ -18,17 +18,21 @@ left out and counted in a note, never fatal.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import pymongo
+from bson.errors import BSONError
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure, PyMongoError
+from pymongo.uri_parser_shared import _validate_uri
 
 from django_mongopool.budget import percent
 from django_mongopool.client import get_client, get_config
+from django_mongopool.fleet import UNTRUSTED_CODEC_OPTIONS
 from django_mongopool.redact import scrub
 
 UNAUTHORIZED = 13
@@ -245,38 +249,42 @@ def _address(host: str, port: int | None) -> str:
     return f"{host}:{port or 27017}"
 
 
-def _member_uri(uri: str, address: str) -> tuple[str, bool]:
-    """The app's URI pointed at one member (credentials and options kept); and was it SRV?"""
-    scheme, _, rest = uri.partition("://")
-    host_part, slash, path = rest.partition("/")
-    if not slash:
-        host_part, question, options = host_part.partition("?")
-        path = f"?{options}" if question else ""
-    userinfo, at, _hosts = host_part.rpartition("@")
-    database, question, options = path.partition("?")
-    kept = [
-        option
-        for option in options.replace(";", "&").split("&")
-        if option and option.split("=", 1)[0].lower() not in _NOT_FOR_ONE_MEMBER
-    ]
-    query = f"?{'&'.join(kept)}" if kept else ""
-    credentials = f"{userinfo}@" if at else ""
-    return f"mongodb://{credentials}{address}/{database}{query}", scheme == "mongodb+srv"
+_HOSTNAME = re.compile(
+    r"^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9_])?|\[[0-9A-Fa-f:.]+\])$"
+)
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """``host:port`` of a topology member, checked: the server names the members, so a host
+    that could smuggle URI syntax or options is refused (``ValueError``)."""
+    host, colon, port = address.rpartition(":")
+    if not colon or not _HOSTNAME.match(host) or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"not a host:port: {address!r}")
+    return host.strip("[]"), int(port)
 
 
 def member_client(address: str, timeout: float) -> MemberClient:
-    """A one-connection direct client to ``address`` with the app's credentials, TLS and timeouts."""
+    """A one-connection direct client to ``address`` with the app's credentials, TLS and timeouts.
+
+    No URI is built from the member's name: host and port are passed apart, the
+    credentials and options are the validated ones of the app's client.
+    """
     config = get_config()
-    uri, srv = _member_uri(config.uri, address)
-    kwargs = {
+    host, port = split_address(address)
+    parsed = _validate_uri(config.uri, validate=False, warn=True, normalize=False)
+    kwargs: dict[str, Any] = {
         k: v
-        for k, v in config.kwargs.items()
+        for k, v in config.effective.items()
         if k != "event_listeners" and k.lower() not in _NOT_FOR_ONE_MEMBER
     }
-    if srv and config.option("tls") is None and config.option("ssl") is None:
+    kwargs.update({k: v for k, v in config.kwargs.items() if k.lower() not in _NOT_FOR_ONE_MEMBER})
+    kwargs.pop("event_listeners", None)
+    if parsed.get("username"):
+        kwargs.update(username=parsed["username"], password=parsed.get("password"))
+    if config.is_srv and config.option("tls") is None and config.option("ssl") is None:
         kwargs["tls"] = True  # SRV implies TLS
     # The app's client knows where the user is defined (the URI's database, authSource, or
-    # an SRV TXT record that a rewritten URI would lose): use the same.
+    # an SRV TXT record that a member connection would lose): use the same.
     pool_options = getattr(get_client().options, "pool_options", None)
     credentials = getattr(pool_options, "_credentials", None)
     source = getattr(credentials, "source", None)
@@ -289,7 +297,7 @@ def member_client(address: str, timeout: float) -> MemberClient:
         serverSelectionTimeoutMS=max(int(timeout * 1000), 1),
         connect=False,
     )
-    return MemberClient(uri, **kwargs)
+    return MemberClient(host=host, port=port, **kwargs)
 
 
 def _ask(
@@ -302,7 +310,7 @@ def _ask(
     where = "serverStatus" if top_level else f"Member {member.address}"
     try:
         with pymongo.timeout(timeout):
-            status = client.admin.command("serverStatus")
+            status = client.admin.command("serverStatus", codec_options=UNTRUSTED_CODEC_OPTIONS)
         member.answered = True
         member.connections = parse_connections(status, where, member.notes)
         if member.connections is None:
@@ -311,7 +319,7 @@ def _ask(
         member.answered = exc.code != AUTHENTICATION_FAILED
         member.status_problem = "unauthorized" if exc.code == UNAUTHORIZED else "failed"
         member.error = f"{error_text(exc)} (code {exc.code})"
-    except PyMongoError as exc:
+    except (PyMongoError, BSONError) as exc:
         member.status_problem = "no_answer"
         # pymongo appends the whole topology description: keep the reason only.
         reason = error_text(exc).split(" (configured timeouts")[0].split(", Timeout:")[0]
@@ -326,7 +334,8 @@ def _ask(
         return
     try:
         with pymongo.timeout(timeout):
-            docs = list(client.admin.aggregate(current_op_pipeline(member.type == "Mongos")))
+            admin = client.admin.with_options(codec_options=UNTRUSTED_CODEC_OPTIONS)
+            docs = list(admin.aggregate(current_op_pipeline(member.type == "Mongos")))
     except OperationFailure as exc:
         if exc.code == UNAUTHORIZED:
             member.notes.append(
@@ -340,14 +349,19 @@ def _ask(
                 f"$currentOp ({error_text(exc)}); connections per application are unavailable."
             )
         return
-    except PyMongoError as exc:
+    except (PyMongoError, BSONError) as exc:
         member.notes.append(f"$currentOp on {member.address} failed: {error_text(exc)}.")
         return
     member.groups = parse_groups(docs, where, member.notes)
 
 
 def _ask_directly(member: Member, timeout: float, current_op: bool) -> Member:
-    client = member_client(member.address, timeout)
+    try:
+        client = member_client(member.address, timeout)
+    except (ValueError, PyMongoError) as exc:  # a member name no client can be built for
+        member.status_problem = "no_answer"
+        member.error = f"not asked: {scrub(str(exc)[:200], get_config().secrets)}"
+        return member
     try:
         _ask(member, client, timeout, current_op, top_level=False)
     finally:

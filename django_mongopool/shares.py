@@ -42,11 +42,13 @@ class ShareState:
     live_processes: int | None = None
     source: str = "no budget"
     updated_at: float | None = None
+    too_small: bool = False  # even one connection per pool takes the fleet over the budget
 
 
 _lock = threading.Lock()
 _state = ShareState()
 _warned_unreadable = False
+_warned_too_small = False
 
 
 def _client_pools(client: Any) -> list[Any]:
@@ -68,7 +70,7 @@ def _all_pools() -> list[tuple[Any, bool]]:
 
 
 def _pool_count() -> int:
-    return 1 + len(loop_clients())
+    return len(pools.all_pools())
 
 
 def apply(share: int) -> None:
@@ -112,16 +114,29 @@ def trim() -> int:
 
 def update(live_processes: int) -> int | None:
     """Recompute the share from the live processes seen in the heartbeats, and apply it."""
-    global _warned_unreadable
+    global _warned_unreadable, _warned_too_small
     fleet_budget = conf.fleet_budget
     if fleet_budget is None:
         return None
     max_pool = conf.client_config.max_pool_size
-    share = budget.fleet_share(fleet_budget, live_processes, max_pool, _pool_count())
+    pools_here = _pool_count()
+    share = budget.fleet_share(fleet_budget, live_processes, max_pool, pools_here)
+    too_small = budget.too_small(fleet_budget, live_processes, pools_here)
+    if too_small and not _warned_too_small:
+        logger.warning(
+            "Fleet budget: %d live processes with %d pool(s) each need at least %d connections "
+            "per server, more than MONGOPOOL_FLEET_BUDGET = %d; each pool keeps one connection.",
+            live_processes,
+            pools_here,
+            live_processes * budget.per_server(1, pools_here),
+            fleet_budget,
+        )
+    _warned_too_small = too_small
     with _lock:
         _state.budget, _state.max_pool_size = fleet_budget, max_pool
         _state.share, _state.live_processes = share, live_processes
         _state.source, _state.updated_at = "fleet", time.time()
+        _state.too_small = too_small
         if _warned_unreadable:
             logger.warning(
                 "Fleet budget: heartbeats readable again; share %d from the fleet.", share
@@ -138,7 +153,7 @@ def fleet_unreadable(reason: str) -> int | None:
     if fleet_budget is None:
         return None
     with _lock:
-        known = _state.share is not None and _state.source != "minimum"
+        known = _state.share is not None and not _state.source.startswith("minimum")
         _state.budget = fleet_budget
         _state.max_pool_size = conf.client_config.max_pool_size
         if not known:
@@ -164,6 +179,14 @@ def fleet_unreadable(reason: str) -> int | None:
     return share
 
 
+def pool_limit(max_pool_size: int) -> int:
+    """What a pool of this process may hold now: its share under a budget, else maxPoolSize."""
+    if conf.fleet_budget is None:
+        return max_pool_size
+    share = _state.share
+    return min(conf.fleet_min_share, max_pool_size) if share is None else share
+
+
 def report() -> dict[str, Any] | None:
     """The budget section of the page, JSON, metrics and heartbeats (None without a budget)."""
     fleet_budget = conf.fleet_budget
@@ -185,8 +208,16 @@ def report() -> dict[str, Any] | None:
 
 
 def forget() -> None:
-    """A new client (settings change, fork): the share is unknown again."""
+    """A new client (settings change): the share is unknown again."""
     global _state, _warned_unreadable
     with _lock:
         _state = ShareState()
         _warned_unreadable = False
+
+
+def forget_after_fork() -> None:
+    """In a forked child: a lock held at fork time is replaced, never acquired."""
+    global _lock, _state, _warned_unreadable, _warned_too_small
+    _lock = threading.Lock()
+    _state = ShareState()
+    _warned_unreadable = _warned_too_small = False

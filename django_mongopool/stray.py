@@ -120,5 +120,12 @@ def sync_with_settings() -> None:
                 _wrap(cls)
 
 
+def forget_after_fork() -> None:
+    """In a forked child: report each source location again, once, in this process."""
+    global _lock
+    _lock = threading.Lock()
+    _reported.clear()
+
+
 def installed() -> bool:
     return bool(_PATCHED)

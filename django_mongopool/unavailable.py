@@ -72,6 +72,11 @@ class _RateLimitedLog:
 log_unavailable = _RateLimitedLog(LOG_EVERY_SECONDS)
 
 
+def forget_after_fork() -> None:
+    """In a forked child: the limiter's lock may have been held at fork time."""
+    log_unavailable.lock = threading.Lock()
+
+
 def reason(exc: BaseException, secrets: tuple[str, ...]) -> str:
     """pymongo's own reason, on one line, without credentials (for logs and the audit)."""
     text = " ".join(str(exc).split())[:500]

@@ -435,30 +435,56 @@ def test_member_clients_pass_stray_detection(replica_set, settings, recwarn):
 
 
 @pytest.mark.parametrize(
-    ("uri", "member", "srv"),
+    ("uri", "username", "options"),
     [
-        (
-            "mongodb://u:p%40ss@a:1,b:2/shop?replicaSet=rs0&appname=x",
-            "mongodb://u:p%40ss@b:2/shop?appname=x",
-            False,
-        ),
-        (
-            "mongodb://a,b/?directConnection=false;tls=true;REPLICASET=rs0",
-            "mongodb://b:2/?tls=true",
-            False,
-        ),
-        ("mongodb://a:1?replicaSet=rs0", "mongodb://b:2/", False),
-        (
-            "mongodb+srv://u:p@cluster.example.net/shop?srvMaxHosts=2&w=majority",
-            "mongodb://u:p@b:2/shop?w=majority",
-            True,
-        ),
+        ("mongodb://u:p%40ss@a:1,b:2/shop?replicaSet=rs0&appname=x", "u", {"appname": "x"}),
+        ("mongodb://a,b/?directConnection=false;tls=true;REPLICASET=rs0", None, {"tls": True}),
+        ("mongodb://a:1?replicaSet=rs0", None, {}),
     ],
 )
-def test_member_uri_keeps_credentials_and_options_but_not_the_topology(uri, member, srv):
-    from django_mongopool.servers import _member_uri
+def test_member_clients_keep_credentials_and_options_but_not_the_topology(
+    settings, uri, username, options
+):
+    from django_mongopool.servers import member_client
 
-    assert _member_uri(uri, "b:2") == (member, srv)
+    settings.MONGOPOOL_URI = uri
+    settings.MONGOPOOL_CLIENT_OPTIONS = (
+        {"tlsAllowInvalidCertificates": True} if "tls" in uri else {}
+    )
+    client = member_client("b:2", timeout=0.5)
+    try:
+        assert client._topology_settings.seeds == {("b", 2)}
+        assert client.options.replica_set_name is None
+        assert client.options.direct_connection is True
+        assert client.options.pool_options.max_pool_size == 1
+        credentials = client.options.pool_options._credentials
+        assert (credentials.username if credentials else None) == username
+        if username:
+            assert credentials.password == "p@ss"
+        for name, value in options.items():
+            assert client.options._options[name.lower()] == value
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "evil/?authMechanism=PLAIN&tls=false:27017",
+        "a@b:27017",
+        "host:99999",
+        "host",
+        "ho st:1",
+        "%2F:1",
+    ],
+)
+def test_member_names_that_could_smuggle_uri_syntax_are_refused(address):
+    from django_mongopool.servers import Member, _ask_directly, split_address
+
+    with pytest.raises(ValueError):
+        split_address(address)
+    member = _ask_directly(Member(address=address, type="Unknown"), timeout=0.1, current_op=False)
+    assert member.status_problem == "no_answer" and member.error.startswith("not asked")
 
 
 def test_replica_set_without_a_primary_is_still_audited(point_at):

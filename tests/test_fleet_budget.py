@@ -15,7 +15,8 @@ from django_mongopool.conf import conf
         (24, 2, 5, 1, 5),  # 12 per process - 2 monitors = 10, capped at maxPoolSize
         (24, 8, 5, 1, 1),  # 3 per process - 2 monitors
         (24, 4, 10, 1, 4),
-        (24, 4, 10, 2, 2),  # two pools (sync + one event loop) split the process's part
+        (24, 4, 10, 2, 1),  # two clients (sync + one event loop), each with its monitors
+        (48, 2, 10, 2, 10),  # 24 per process, 12 per client, less 2 monitors
         (24, 30, 10, 1, 1),  # too small a budget: one connection, never zero (check E006)
         (100, 1, 10, 1, 10),
     ],
@@ -24,11 +25,13 @@ def test_share(fleet_budget, live, max_pool, pools, share):
     assert budget.fleet_share(fleet_budget, live, max_pool, pools) == share
 
 
-def test_shares_of_the_fleet_stay_within_the_budget():
+@pytest.mark.parametrize("pools", [1, 2, 3])
+def test_shares_of_the_fleet_stay_within_the_budget(pools):
     for fleet_budget in range(3, 200, 7):
-        for live in range(1, fleet_budget // 3 + 1):
-            share = budget.fleet_share(fleet_budget, live, 10_000)
-            assert live * budget.per_server(share) <= fleet_budget
+        for live in range(1, 60):
+            share = budget.fleet_share(fleet_budget, live, 10_000, pools)
+            within = live * budget.per_server(share, pools) <= fleet_budget
+            assert within or budget.too_small(fleet_budget, live, pools), (fleet_budget, live)
 
 
 def _ids(**overrides) -> set[str]:
@@ -74,7 +77,7 @@ def test_a_budgeted_client_starts_at_the_minimum_share(settings):
     settings.MONGOPOOL_FLEET_MIN_SHARE = 2
     config = conf.client_config
     assert config.max_pool_size == 20  # what the share may grow to
-    assert (config.kwargs["maxPoolSize"], config.kwargs["minPoolSize"]) == (2, 2)
+    assert (config.kwargs["maxPoolSize"], config.kwargs["minPoolSize"]) == (2, 0)
     settings.MONGOPOOL_FLEET_BUDGET = None
     assert conf.client_config.kwargs["maxPoolSize"] == 20
 

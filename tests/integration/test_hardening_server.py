@@ -78,7 +78,7 @@ def test_a_beat_dated_an_hour_ahead_is_not_live_and_is_pruned(mongo, settings):
 
     settings.MONGOPOOL_HEARTBEAT_SECONDS = 5
     publisher = heartbeat.Publisher()
-    future = heartbeat.build_document(publisher.started_at, 0)
+    future = heartbeat.build_document("x", publisher.started_at, 0)
     future["_id"] = "elsewhere:4242:0"
     future["updated_at"] = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
     heartbeat.collection().insert_one(future)
@@ -90,7 +90,7 @@ def test_a_beat_dated_an_hour_ahead_is_not_live_and_is_pruned(mongo, settings):
     publisher.beat()
     assert heartbeat.collection().find_one({"_id": future["_id"]}) is None
     live = [p["id"] for p in fleet.read(heartbeat.collection().find({})).processes]
-    assert live == [heartbeat.build_document(publisher.started_at, 0)["_id"]]
+    assert live == [publisher.beat_id]
 
 
 # --- 8: figures per pool: the sync pool and a loop's pool are never added up ---
@@ -137,6 +137,19 @@ async def test_probe_judges_each_pool_by_itself(mongo, settings):
     _check_out(loop_listener, address, 1)  # half of the loop's pool: two pools, none full
     try:
         assert await asyncio.to_thread(probe) == (200, {"status": "ok"})
+        # Prometheus: one series per pool, never two samples with the same labels.
+        from prometheus_client.parser import text_string_to_metric_families
+
+        from django_mongopool import audit, exposition
+
+        text = exposition.render(await asyncio.to_thread(audit.build_report))
+        (family,) = [
+            f for f in text_string_to_metric_families(text) if f.name == "mongopool_pool_in_use"
+        ]
+        labels = [tuple(sorted(sample.labels.items())) for sample in family.samples]
+        assert len(labels) == len(set(labels)) == 2
+        pools = {dict(label)["pool"] for label in labels}
+        assert "sync" in pools and len(pools) == 2  # the sync pool and the loop's pool
         _check_out(loop_listener, address, 1)  # now the loop's pool is full
         try:
             status, body = await asyncio.to_thread(probe)

@@ -71,7 +71,7 @@
     draw(report.process.history || [], report.budget.max_pool_size);
     if (report.process.servers.length) {
       rows("mp-servers", report.process.servers, function (s) {
-        return [s.address, s.open, s.in_use, s.idle, s.waiting, s.checkouts, reasons(s.checkout_failures),
+        return [s.pool, s.address, s.open, s.in_use, s.idle, s.waiting, s.checkouts, reasons(s.checkout_failures),
                 dash(s.wait_ms_p50) + " / " + dash(s.wait_ms_p95) + " / " + dash(s.wait_ms_p99),
                 s.connections_created, reasons(s.connections_closed), s.pool_clears];
       });
