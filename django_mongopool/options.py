@@ -16,7 +16,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from pymongo import common
 from pymongo.errors import ConfigurationError, InvalidURI
-from pymongo.uri_parser_shared import _validate_uri
+from pymongo.uri_parser_shared import _validate_uri, split_options
 
 from django_mongopool.redact import MASK, SECRET_OPTIONS, redact_uri, scrub, uri_secrets
 
@@ -126,10 +126,19 @@ def _parse_uri(uri: Any, secrets: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _uri_raw_options(uri: str) -> dict[str, Any]:
-    """The URI's options as written, split the way pymongo splits them (``&`` or ``;``)."""
+    """The URI's options as written, split the way pymongo splits them (``&`` or ``;``).
+
+    Only the options part is split here (as pymongo's ``_validate_uri`` does it), without
+    pymongo's checks across options: those ran on the validated parse already, and on raw
+    strings they misread ``directConnection=false`` as true.
+    """
+    _scheme, _, scheme_free = uri.partition("://")
+    _hosts_and_db, _, query = scheme_free.partition("?")
+    if not query:
+        return {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a repeated key: the last wins, as in pymongo
-        options = _validate_uri(uri, validate=False, warn=True, normalize=False)["options"]
+        options = split_options(query, validate=False, warn=True, normalize=False)
     return {options.cased_key(key): value for key, value in options.items()}
 
 

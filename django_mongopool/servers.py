@@ -271,7 +271,7 @@ def member_client(address: str, timeout: float) -> MemberClient:
     """
     config = get_config()
     host, port = split_address(address)
-    parsed = _validate_uri(config.uri, validate=False, warn=True, normalize=False)
+    parsed = _validate_uri(config.uri, validate=True, warn=False, normalize=True)
     kwargs: dict[str, Any] = {
         k: v
         for k, v in config.effective.items()

@@ -147,3 +147,10 @@ def test_bad_database_name(settings, name):
 def test_bad_app_settings(settings, name, value):
     message = _error(settings, MONGOPOOL_URI="mongodb://h/", **{name: value})
     assert name in message
+
+
+def test_direct_connection_false_with_several_hosts_is_valid(settings):
+    settings.MONGOPOOL_URI = "mongodb://a:1,b:2/?directConnection=false;replicaSet=rs0"
+    config = load_config()
+    assert config.hosts == ("a:1", "b:2")
+    assert config.option("directConnection") == "false"

@@ -34,8 +34,10 @@ def budgeted(mongo, settings):
     settings.MONGOPOOL_FLEET_BUDGET = BUDGET
     settings.MONGOPOOL_HEARTBEAT_SECONDS = 1
     get_database()["items"].insert_one({"_id": "warm-up"})  # the pool exists from here
+    _publishers.clear()
     yield hold
     hold.release.set()
+    _publishers.clear()
     heartbeat.collection().drop()
 
 
@@ -61,10 +63,15 @@ def _other_processes(count: int) -> None:
     )
 
 
+_publishers: list[heartbeat.Publisher] = []
+
+
 def _beat() -> heartbeat.Publisher:
-    publisher = heartbeat.Publisher()
-    publisher.beat()
-    return publisher
+    """Beat as this process's one publisher (one heartbeat document per process)."""
+    if not _publishers:
+        _publishers.append(heartbeat.Publisher())
+    _publishers[0].beat()
+    return _publishers[0]
 
 
 def test_a_new_process_starts_at_the_minimum_share(budgeted):
@@ -162,7 +169,7 @@ def test_unreadable_heartbeats_keep_the_last_share_and_say_so_once(budgeted, mon
         raise OperationFailure("not authorized on test to execute command { find }", code=13)
 
     monkeypatch.setattr(heartbeat, "read_fleet", refuse)
-    publisher = heartbeat.Publisher()
+    publisher = _publishers[0]
     with caplog.at_level(logging.WARNING, logger="django_mongopool"):
         for _ in range(3):
             try:
