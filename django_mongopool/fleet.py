@@ -133,7 +133,8 @@ def parse(doc: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
         "share": _share(doc),
         "pools": max(1, _count(doc, "pools")),
     }
-    limit = process["share"] or max_pool  # under a fleet budget a pool is full at its share
+    share = process["share"]
+    limit = share if isinstance(share, int) and share else max_pool  # a budget: full at the share
     process["saturated"] = any(is_saturated(s, limit) for s in servers)
     return process
 

@@ -139,7 +139,7 @@ def _uri_raw_options(uri: str) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a repeated key: the last wins, as in pymongo
         options = split_options(query, validate=False, warn=True, normalize=False)
-    return {options.cased_key(key): value for key, value in options.items()}
+    return {options.cased_key(key): value for key, value in options.items()}  # type: ignore[attr-defined]
 
 
 def _user_options(raw: Any) -> dict[str, Any]:

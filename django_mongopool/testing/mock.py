@@ -61,7 +61,10 @@ def _mongomock() -> Any:
 
 
 def _drop_session(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``session=`` is accepted and ignored; so are codec options (mongomock refuses most of
+    them, and its documents never need the app's defensive decoding)."""
     kwargs.pop("session", None)
+    kwargs.pop("codec_options", None)
     return kwargs
 
 
