@@ -49,18 +49,10 @@ sys.path.insert(0, str(ROOT))
 from pymongo import monitoring  # noqa: E402
 from servers import MODES, Server, machine  # noqa: E402
 
+from django_mongopool.options import DEFAULT_CLIENT_OPTIONS  # noqa: E402
+
 # Every option the app would otherwise default, spelled out, so the plain client gets the same.
-CLIENT_OPTIONS: dict[str, Any] = {
-    "maxPoolSize": 10,
-    "minPoolSize": 0,
-    "maxIdleTimeMS": 60_000,
-    "maxConnecting": 2,
-    "waitQueueTimeoutMS": 2_000,
-    "connectTimeoutMS": 5_000,
-    "socketTimeoutMS": 30_000,
-    "serverSelectionTimeoutMS": 5_000,
-    "appname": "bench-cpu",
-}
+CLIENT_OPTIONS: dict[str, Any] = {**DEFAULT_CLIENT_OPTIONS, "appname": "bench-cpu"}
 TARGETS = {"app": 3.0, "middleware": 2.0}  # percent over the baseline
 MIDDLEWARE = "django_mongopool.middleware.MongoSessionMiddleware"
 COMPARED_OPTIONS = [

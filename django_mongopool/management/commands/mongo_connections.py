@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -27,31 +28,22 @@ from django_mongopool.terminal import safe
 FORMATS = ("text", "json", "prometheus")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a whole number of processes, got {text!r}"
-        ) from None
-    if not 1 <= value <= 100_000:
-        raise argparse.ArgumentTypeError(f"must be from 1 to 100000, got {value}")
-    return value
+def _whole_number(low: int, high: int, what: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number of {what}, got {text!r}"
+            ) from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
+        return value
+
+    return parse
 
 
-def _host_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a whole number of hosts, got {text!r}"
-        ) from None
-    if not 0 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"must be from 0 to 1000, got {value}")
-    return value
-
-
-def _bounded_float(low: float, high: float, what: str):  # type: ignore[no-untyped-def]
+def _bounded_float(low: float, high: float, what: str) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
             value = float(text)
@@ -79,7 +71,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--processes",
-            type=_positive_int,
+            type=_whole_number(1, 100_000, "processes"),
             help="processes the deployment runs (default: MONGOPOOL_PROCESSES); threads do not count",
         )
         parser.add_argument(
@@ -97,7 +89,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--hosts",
-            type=_host_count,
+            type=_whole_number(0, 1000, "hosts"),
             default=audit.DEFAULT_TOP_HOSTS,
             metavar="N",
             help=f"client hosts shown per application (default: {audit.DEFAULT_TOP_HOSTS})",
@@ -110,7 +102,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--count",
-            type=_positive_int,
+            type=_whole_number(1, 1_000_000, "repetitions"),
             help="with --watch: stop after this many reports",
         )
         parser.add_argument(
