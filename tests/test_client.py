@@ -107,3 +107,31 @@ def test_a_session_that_never_ran_a_command_counts_nothing(offline):
     session.end_session()
     snapshot = pools.snapshot()
     assert (snapshot.sessions_started, snapshot.sessions_ended) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MONGOPOOL_PROCESSES", 7),
+        ("MONGOPOOL_HEARTBEAT_SECONDS", 5),
+        ("MONGOPOOL_METRICS_TOKEN", "a-metrics-token-of-16+"),
+        ("MONGOPOOL_STRAY_CLIENTS", "off"),
+        ("MONGOPOOL_RETRY_AFTER", 9),
+        ("MONGOPOOL_DATABASE", "other"),
+        ("MONGOPOOL_READINESS_TIMEOUT", 0.5),
+    ],
+)
+def test_an_app_only_setting_change_keeps_the_same_client(offline, name, value):
+    from django_mongopool.conf import CLIENT_SETTINGS
+
+    assert name not in CLIENT_SETTINGS
+    client = get_client()
+    setattr(offline, name, value)
+    assert get_client() is client and not client._mongopool_closed
+
+
+@pytest.mark.parametrize("name", ["MONGOPOOL_CLIENT_OPTIONS", "MONGOPOOL_FLEET_BUDGET"])
+def test_a_client_setting_change_builds_a_new_client(offline, name):
+    client = get_client()
+    setattr(offline, name, {"maxPoolSize": 3} if name == "MONGOPOOL_CLIENT_OPTIONS" else 60)
+    assert get_client() is not client
