@@ -318,10 +318,39 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(results: dict, path: Path) -> None:
+    """Bars of CPU per unit for each arm, with the target line over each baseline."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, unit, title in (
+        (axes[0], "mongodb", "start/insert/find/end session"),
+        (axes[1], "view", "view without MongoDB"),
+    ):
+        arms = results[unit]["arms"]
+        names = list(arms)
+        values = [arms[name]["process_us"] for name in names]
+        ax.bar(names, values, color=["#999"] + ["#2a6ebb"] * (len(names) - 1))
+        baseline = arms[results[unit]["baseline"]]["process_us"]
+        target = baseline * (1 + results[unit]["target_percent"] / 100)
+        ax.axhline(target, color="#c0392b", linestyle="--", label="target")
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel("client CPU us per unit")
+        ax.legend(fontsize=8)
+    fig.suptitle(f"django-mongopool: client-process CPU ({results['machine']['cpu']})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def write_outputs(results: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "cpu.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "cpu.md").write_text(markdown(results))
+    plot(results, out / "cpu.png")
 
 
 # --- main --------------------------------------------------------------------------------
