@@ -371,24 +371,20 @@ def build_report(
         "applications": _applications(side, members, top_hosts),
     }
 
+    def over_capacity(capacity: Any, where: str) -> str:
+        return (
+            f"Fleet ceiling above server capacity{where}: {processes} processes x "
+            f"{budget['pools_per_process']} client(s) x ({budget['max_pool_size']} pooled + "
+            f"{budgets.MONITORS_PER_SERVER} monitor connections) = "
+            f"{budget['fleet_ceiling_per_server']} per server, but the server accepts {capacity}."
+        )
+
     for planned in budget["members"]:
         if planned["fleet_ceiling_percent"] is not None and planned["fleet_ceiling_percent"] > 100:
             at = f" ({planned['address']})" if len(members) > 1 else ""
-            warnings.append(
-                f"Fleet ceiling above server capacity{at}: {processes} processes x "
-                f"({budget['pools_per_process']} pool(s) of {budget['max_pool_size']} + "
-                f"{budgets.MONITORS_PER_SERVER} monitor connections) = "
-                f"{budget['fleet_ceiling_per_server']} per server, but the server accepts "
-                f"{planned['capacity']}."
-            )
+            warnings.append(over_capacity(planned["capacity"], at))
     if not members and budget["fleet_ceiling_percent"] and budget["fleet_ceiling_percent"] > 100:
-        warnings.append(
-            f"Fleet ceiling above server capacity: {processes} processes x "
-            f"({budget['pools_per_process']} pool(s) of {budget['max_pool_size']} + "
-            f"{budgets.MONITORS_PER_SERVER} monitor connections) = "
-            f"{budget['fleet_ceiling_per_server']} per server, but the server accepts "
-            f"{budget['server_capacity']}."
-        )
+        warnings.append(over_capacity(budget["server_capacity"], ""))
     for member in members:
         at = "The server" if len(members) == 1 else f"Member {member['address']}"
         utilisation = member["utilisation_percent"]

@@ -51,6 +51,11 @@ def collection() -> Collection[dict[str, Any]]:
     return get_database()[conf.heartbeat_collection]
 
 
+def _io_timeout() -> float:
+    """How long one beat's writes and reads may take: the interval, within 1 to 5 s."""
+    return max(1.0, min(conf.heartbeat_seconds, 5.0))
+
+
 def expire_after(interval: float) -> int:
     """Seconds after which a beat is deleted (well past the liveness window)."""
     return int(max(60, fleet.LIVE_FACTOR * interval * 2))
@@ -109,7 +114,7 @@ class Publisher(threading.Thread):
     def _beat(self) -> None:
         interval = conf.heartbeat_seconds
         document = build_document(self.beat_id, self.started_at, self.previous_timeouts)
-        with pymongo.timeout(max(1.0, min(interval, 5.0))):
+        with pymongo.timeout(_io_timeout()):
             target = collection()
             if self.ttl_index is None:
                 try:
@@ -138,7 +143,7 @@ class Publisher(threading.Thread):
 
     def _recompute_share(self, own_id: str) -> None:
         """The fleet budget's share from the live processes, this one included."""
-        with pymongo.timeout(max(1.0, min(conf.heartbeat_seconds, 5.0))):
+        with pymongo.timeout(_io_timeout()):
             live = read_fleet().processes
         shares.update(len(live) + (own_id not in {p["id"] for p in live}))
 
