@@ -64,20 +64,43 @@ def loop_pools() -> list[PoolMetrics]:
 
 
 def _close_with_loop(loop: asyncio.AbstractEventLoop, client: PooledAsyncMongoClient) -> None:
+    """Close ``client`` when ``loop`` winds down: before its async generators are shut down
+    (``asyncio.run`` and pytest-asyncio do that first; a client closed after it is left
+    half-open by some pymongo versions), or at the latest in ``loop.close()``."""
     original_close = loop.close
+    original_shutdown = loop.shutdown_asyncgens
+    closed = False
 
-    @functools.wraps(original_close)
-    def close() -> None:
+    def forget() -> None:
         with _lock:
             entry = _clients.get(id(loop))
             if entry is not None and entry[1] is client:
                 del _clients[id(loop)]
-        if not loop.is_closed() and not loop.is_running():
+
+    async def close_client() -> None:
+        nonlocal closed
+        if not closed:
+            closed = True
+            forget()
             with contextlib.suppress(Exception):  # the loop is going away anyway
-                loop.run_until_complete(client.close())
+                await client.close()
+
+    @functools.wraps(original_shutdown)
+    async def shutdown_asyncgens() -> None:
+        await close_client()
+        loop.shutdown_asyncgens = original_shutdown  # type: ignore[method-assign]
+        await original_shutdown()
+
+    @functools.wraps(original_close)
+    def close() -> None:
+        forget()
+        if not closed and not loop.is_closed() and not loop.is_running():
+            loop.run_until_complete(close_client())
         loop.close = original_close  # type: ignore[method-assign]
+        loop.shutdown_asyncgens = original_shutdown  # type: ignore[method-assign]
         original_close()
 
+    loop.shutdown_asyncgens = shutdown_asyncgens  # type: ignore[method-assign]
     loop.close = close  # type: ignore[method-assign]
 
 
