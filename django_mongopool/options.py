@@ -224,7 +224,7 @@ def _check_ranges(validated: dict[str, tuple[str, Any, str]]) -> None:
     for lower in POSITIVE_MS:
         key, value, source = validated[lower]
         # pymongo's validators turn milliseconds into seconds.
-        if value is None or not 0 < value * 1000 <= MAX_TIMEOUT_MS:
+        if value is None or not 1 <= value * 1000 <= MAX_TIMEOUT_MS:
             raise ImproperlyConfigured(
                 f"{_where(key, source)} is not allowed: use a number of milliseconds from 1 to "
                 f"{MAX_TIMEOUT_MS} (None or 0 would let a worker wait forever)."
@@ -239,7 +239,7 @@ def _check_ranges(validated: dict[str, tuple[str, Any, str]]) -> None:
     for lower in OPTIONAL_MS:
         if lower in validated:
             key, value, source = validated[lower]
-            if value is not None and value * 1000 > MAX_TIMEOUT_MS:
+            if value and not 1 <= value * 1000 <= MAX_TIMEOUT_MS:
                 raise ImproperlyConfigured(
                     f"{_where(key, source)} is not allowed: use a number of milliseconds from 1 to "
                     f"{MAX_TIMEOUT_MS}, or 0/None for no limit."

@@ -24,7 +24,10 @@ MAX_POOL = 8
 
 
 @pytest.fixture
-def budgeted(mongo, settings):
+def budgeted(mongo, settings, monkeypatch):
+    # The test's own publisher is this process's only one: no background thread beats too.
+    heartbeat.stop()
+    monkeypatch.setattr(heartbeat, "running_here", True)
     hold = HoldConnection()
     settings.MONGOPOOL_CLIENT_OPTIONS = {
         "maxPoolSize": MAX_POOL,
@@ -191,7 +194,7 @@ def test_budget_and_share_are_shown_everywhere(budgeted, admin_client, settings)
     _other_processes(1)
     publisher = _beat()  # 2 live: 24 // 2 - 2 = 10, capped at 8
     publisher.beat()  # a beat publishes the share computed at the previous one
-    own = heartbeat.collection().find_one({"pid": __import__("os").getpid()})
+    own = heartbeat.collection().find_one({"_id": publisher.beat_id})
     assert own["fleet_budget"]["share"] == MAX_POOL and own["fleet_budget"]["budget"] == BUDGET
 
     page = admin_client.get(reverse("admin:django_mongopool_poolhealth_changelist"))
