@@ -3,37 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.test_bench import _bench
+
 pytestmark = pytest.mark.server
 
 
 def test_orm_variants_smoke_run(tmp_path, mongo_server):
-    environment = {**os.environ, "MONGOPOOL_TEST_URL": mongo_server.url}
-    environment.pop("DJANGO_SETTINGS_MODULE", None)
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "run.py"),
-            "--smoke",
-            "--variants",
-            "orm_stock,orm_pooled",
-            "--out",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=600,
-        check=False,
+    _bench(
+        "run.py",
+        tmp_path,
+        "--variants",
+        "orm_stock,orm_pooled",
+        MONGOPOOL_TEST_URL=mongo_server.url,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     runs = {
         run["variant"]: run for run in json.loads((tmp_path / "results.json").read_text())["runs"]
     }
