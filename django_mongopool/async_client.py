@@ -26,11 +26,11 @@ from django_mongopool.client import (
     active_test_clients,
     database_name,
     process_counters,
-    request_clients,
     usable,
 )
 from django_mongopool.conf import conf
 from django_mongopool.metrics import PoolMetrics
+from django_mongopool.scope import current
 
 
 class PooledAsyncMongoClient(PooledClientMixin, AsyncMongoClient):  # type: ignore[type-arg]
@@ -110,7 +110,7 @@ def get_async_client() -> PooledAsyncMongoClient:
     if override is not None and override[1] is not None:
         return override[1]  # type: ignore[no-any-return]
     loop = asyncio.get_running_loop()
-    pinned = request_clients.get()  # the client of this request's amongo_session()
+    pinned = current.get()  # the client of this request's amongo_session()
     if pinned is not None and pinned.loop is loop and usable(pinned.async_client):
         return pinned.async_client  # type: ignore[no-any-return]
     entry = _clients.get(id(loop))

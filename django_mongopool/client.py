@@ -23,7 +23,6 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -41,32 +40,11 @@ from django_mongopool.metrics import (
     value,
 )
 from django_mongopool.options import ClientConfig
+from django_mongopool.scope import RequestScope, current
 from django_mongopool.sessions import start as start_session
 
 # The longest a retired client stays open for requests that still use it.
 RETIRE_GRACE_SECONDS = 30.0
-
-
-class RequestClients:
-    """The clients a running request uses (set by the middleware for the request's context).
-
-    While it is set, :func:`get_client` (and ``get_async_client()`` on the same loop)
-    return the client the request's session came from, so a settings change in the
-    middle of a request never mixes two clients ("Can only use session with the
-    MongoClient that started it").
-    """
-
-    __slots__ = ("sync", "async_client", "loop")
-
-    def __init__(self, sync: Any = None) -> None:
-        self.sync = sync
-        self.async_client: Any = None
-        self.loop: Any = None
-
-
-request_clients: ContextVar[RequestClients | None] = ContextVar(
-    "mongopool_request_clients", default=None
-)
 
 
 def usable(client: Any) -> bool:
@@ -212,9 +190,17 @@ class _ProcessClient:
     def get(self) -> PooledMongoClient:
         if self.test_clients is not None:
             return self.test_clients[0]  # type: ignore[no-any-return]
-        pinned = request_clients.get()
-        if pinned is not None and usable(pinned.sync) and self.pid == os.getpid():
-            return pinned.sync  # type: ignore[no-any-return]
+        scope = current.get()
+        if scope is not None and scope.pins:
+            pinned = scope.sync
+            if usable(pinned) and self.pid == os.getpid():
+                return pinned  # type: ignore[no-any-return]
+            if not scope.ended:
+                return self.hold_for(scope)
+        return self.built()
+
+    def built(self) -> PooledMongoClient:
+        """The current client, built if needed (no request pinning)."""
         client = self.client
         if client is not None and self.pid == os.getpid():
             return client
@@ -228,9 +214,21 @@ class _ProcessClient:
     def hold(self) -> PooledMongoClient:
         """The current client, counted as used by one more request (see :meth:`retire`)."""
         while True:
-            client = self.get()
+            client = self.test_clients[0] if self.test_clients is not None else self.built()
             if not isinstance(client, PooledClientMixin) or client.hold():
                 return client  # a test client (use_test_client) is never retired
+
+    def hold_for(self, scope: RequestScope) -> PooledMongoClient:
+        """The client ``scope``'s request uses: held and pinned on first need, then the same."""
+        pinned = scope.sync
+        if usable(pinned) and self.pid == os.getpid():
+            return pinned  # type: ignore[no-any-return]
+        client = self.hold()
+        held, scope.held = scope.held, (client if isinstance(client, PooledClientMixin) else None)
+        scope.sync = client
+        if held is not None:  # the pinned client was closed meanwhile (after the grace period)
+            held.release()
+        return client
 
     def retire(self, grace: float = RETIRE_GRACE_SECONDS) -> None:
         """The next :meth:`get` builds a new client; the old one closes when no request uses it."""
@@ -370,6 +368,12 @@ def request_session() -> ClientSession:
     the session: a retired client is not closed under it.
     """
     return _process.hold().start_request_session()  # type: ignore[no-any-return]
+
+
+def hold_for(scope: RequestScope) -> PooledMongoClient:
+    """The sync client of ``scope``'s request: held (a retired client is not closed under the
+    request) and pinned the first time the request needs it; the scope releases it at its end."""
+    return _process.hold_for(scope)
 
 
 def release_request(session: Any) -> None:

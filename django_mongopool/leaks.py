@@ -23,7 +23,6 @@ import contextlib
 import logging
 import warnings
 from collections.abc import Iterator
-from contextvars import ContextVar
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -32,6 +31,7 @@ from django.conf import settings
 
 from django_mongopool.conf import conf
 from django_mongopool.exceptions import LeakedSessionError, LeakedSessionWarning
+from django_mongopool.scope import RequestScope, current
 
 logger = logging.getLogger("django_mongopool")
 
@@ -48,10 +48,6 @@ class Tracked:
         return f"{self.filename}:{self.lineno}"
 
 
-# The tracking list of the request (or assertion block) running in this context.
-current: ContextVar[list[Tracked] | None] = ContextVar("mongopool_tracked_sessions", default=None)
-
-
 OUTSIDE_REQUESTS = (
     "code outside any request (a thread, command or task without the request's context)"
 )
@@ -62,13 +58,15 @@ def record(session: Any, frame: FrameType | None) -> None:
     if frame is None:
         return
     site = (frame.f_code.co_filename, frame.f_lineno, str(frame.f_globals.get("__name__", "")))
-    tracked = current.get()
-    if tracked is not None:
-        tracked.append(Tracked(session, *site))
-    elif hasattr(session, "_mongopool_site"):
+    scope = current.get()
+    if scope is not None and not scope.ended:
+        if scope.tracked is None:
+            scope.tracked = []
+        scope.tracked.append(Tracked(session, *site))
+    elif hasattr(session, "_mongopool_watch"):
         # No request to check it at its end: the session reports itself if it is
-        # garbage-collected without having been ended (sessions.py, __del__).
-        session._mongopool_site = site
+        # garbage-collected without having been ended (sessions.py, _Watched).
+        session._mongopool_watch(site)
 
 
 def collected_unended(site: tuple[str, int, str]) -> None:
@@ -82,8 +80,20 @@ def leaked(tracked: list[Tracked]) -> list[Tracked]:
 
 @contextlib.contextmanager
 def tracking() -> Iterator[list[Tracked]]:
+    """Track the sessions started in the block (inside a request: the request's scope's)."""
     tracked: list[Tracked] = []
-    token = current.set(tracked)
+    scope = current.get()
+    if scope is not None and not scope.ended:
+        previous, scope.tracked = scope.tracked, tracked
+        try:
+            yield tracked
+        finally:
+            # The request still checks them at its end.
+            scope.tracked = [*(previous or ()), *tracked]
+        return
+    scope = RequestScope()
+    scope.pins, scope.tracked = False, tracked
+    token = current.set(scope)
     try:
         yield tracked
     finally:

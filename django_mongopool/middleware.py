@@ -1,8 +1,10 @@
 """``request.mongo_session`` and ``await request.amongo_session()``: sessions that always end.
 
 ``request.mongo_session`` is an ordinary attribute holding pymongo's real
-``ClientSession`` of the process client, set before the view runs (pymongo
-builds it without any I/O; it talks to the server only when a command uses it).
+``ClientSession`` of the process client, set before the view runs; its pymongo
+state is built when the view first uses it (:class:`~django_mongopool.sessions.RequestSession`),
+so a request that never touches MongoDB costs one empty object, one context
+variable and no client work at all.
 ``await request.amongo_session()`` gives an ``AsyncClientSession`` of the running
 loop's client, started on first use. Both are ended after the response, when the
 view raises or is cancelled, or, for streaming responses, when the stream is
@@ -18,20 +20,20 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
-from pymongo.client_session import ClientSession
 from pymongo.errors import PyMongoError
 
 from django_mongopool import leaks
 from django_mongopool.async_client import hold_async_client, run_on_loop
 from django_mongopool.client import (
-    RequestClients,
+    active_test_clients,
+    get_client,
     get_config,
+    hold_for,
     process_counters,
     release_request,
-    request_clients,
-    request_session,
 )
-from django_mongopool.conf import conf
+from django_mongopool.scope import RequestScope, current
+from django_mongopool.sessions import RequestSession
 from django_mongopool.streams import AsyncClosingIterator, ClosingIterator
 from django_mongopool.unavailable import (
     log_unavailable,
@@ -43,18 +45,32 @@ from django_mongopool.unavailable import (
 logger = logging.getLogger("django_mongopool")
 
 
-class RequestSessions:
-    """The sessions of one request, ended exactly once; also the sessions user code started."""
+class RequestSessions(RequestScope):
+    """One request's scope and sessions, ended exactly once; also the sessions user code started.
 
-    __slots__ = ("session", "async_entry", "ended", "tracked", "clients")
+    Built for every request, so it does only what every request needs: one object, the
+    request's three attributes, and an unbuilt :class:`RequestSession`.
+    """
 
-    def __init__(self, session: ClientSession | None) -> None:
-        self.session = session
-        self.async_entry: tuple[Any, asyncio.AbstractEventLoop] | None = None
-        self.ended = False
-        self.tracked: list[leaks.Tracked] = []
-        # The request keeps using the clients its sessions came from (see client.RequestClients).
-        self.clients = RequestClients(getattr(session, "client", None))
+    async_entry: tuple[Any, asyncio.AbstractEventLoop] | None = None
+
+    def __init__(self, request: HttpRequest) -> None:
+        test_clients = active_test_clients()  # the mongomock tier hands out its own session
+        session = (
+            RequestSession(self)
+            if test_clients is None
+            else test_clients[0].start_request_session()
+        )
+        self.session: Any = session
+        request.mongo_session = session  # type: ignore[attr-defined]
+        request.amongo_session = self.aget  # type: ignore[attr-defined]
+        request._mongopool = self  # type: ignore[attr-defined]
+
+    def session_client(self) -> tuple[Any, bool]:
+        """The client ``request.mongo_session`` is built on, and whether the request has ended."""
+        if self.ended:
+            return get_client(), True
+        return hold_for(self), False
 
     async def aget(self) -> Any:
         """``await request.amongo_session()``: this request's session of the loop's async client."""
@@ -63,7 +79,7 @@ class RequestSessions:
         if self.async_entry is None:
             client = hold_async_client()
             self.async_entry = (client.start_request_session(), asyncio.get_running_loop())
-            self.clients.async_client, self.clients.loop = client, self.async_entry[1]
+            self.async_client, self.loop = client, self.async_entry[1]
         return self.async_entry[0]
 
     async def aend(self, request: HttpRequest | None = None, may_raise: bool = False) -> None:
@@ -77,19 +93,28 @@ class RequestSessions:
         if self.ended:
             return
         self.ended = True
+        # The request session refers back to this scope: dropping it here breaks the cycle,
+        # so both are freed by reference counting rather than by the cyclic collector.
         session, self.session = self.session, None
-        async_entry, self.async_entry = self.async_entry, None
+        async_entry = self.async_entry
         if async_entry is not None:
             # A stream closed from a thread: end the session on its own loop.
+            self.async_entry = None
             run_on_loop(lambda: _end_async(async_entry[0]), async_entry[1], wait=True)
-        if session is not None:
+        if type(session) is not RequestSession or "_client" in session.__dict__:
             try:
                 session.end_session()
             except PyMongoError:
                 logger.warning("Ending request.mongo_session failed", exc_info=True)
-            finally:
-                release_request(session)  # a retired client closes after its last request
-        found = leaks.leaked(self.tracked)
+        held = self.held
+        if held is not None:
+            self.held = None
+            held.release()  # a retired client closes after its last request
+        if self.tracked:
+            self._report_leaks(request, may_raise)
+
+    def _report_leaks(self, request: HttpRequest | None, may_raise: bool) -> None:
+        found = leaks.leaked(self.tracked or [])
         if found:
             process_counters().count("leaked_sessions", len(found))
             where = (
@@ -120,69 +145,52 @@ class MongoSessionMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:
             return self.__acall__(request)
-        sessions = self._attach(request)
-        token = leaks.current.set(sessions.tracked)
-        pinned = request_clients.set(sessions.clients)
+        sessions = RequestSessions(request)
+        token = current.set(sessions)
         try:
             response = self.get_response(request)
         except BaseException:
             sessions.end()
             raise
         finally:
-            request_clients.reset(pinned)
-            leaks.current.reset(token)
-        return self._finish(request, response, sessions)
+            current.reset(token)
+        if isinstance(response, StreamingHttpResponse):
+            return self._stream(response, sessions)
+        sessions.end(request, True)
+        return response
 
     async def __acall__(self, request: HttpRequest) -> Any:
-        sessions = self._attach(request)
-        token = leaks.current.set(sessions.tracked)
-        pinned = request_clients.set(sessions.clients)
+        sessions = RequestSessions(request)
+        token = current.set(sessions)
         try:
             response = await self.get_response(request)
         except BaseException:  # including asyncio.CancelledError on client disconnect
             await sessions.aend()
             raise
         finally:
-            request_clients.reset(pinned)
-            leaks.current.reset(token)
+            current.reset(token)
         if not isinstance(response, StreamingHttpResponse):
             await sessions.aend(request, may_raise=True)
             return response
-        return self._finish(request, response, sessions)
+        return self._stream(response, sessions)
 
     @staticmethod
-    def _attach(request: HttpRequest) -> RequestSessions:
-        # Without MONGOPOOL_URI (check E001) requests that do not use MongoDB still work.
-        sessions = RequestSessions(request_session() if conf.uri_is_set else None)
-        request.mongo_session = sessions.session  # type: ignore[attr-defined]
-        request.amongo_session = sessions.aget  # type: ignore[attr-defined]
-        request._mongopool = sessions  # type: ignore[attr-defined]
-        return sessions
-
-    @staticmethod
-    def _finish(
-        request: HttpRequest, response: HttpResponseBase, sessions: RequestSessions
-    ) -> HttpResponseBase:
+    def _stream(response: StreamingHttpResponse, sessions: RequestSessions) -> HttpResponseBase:
         # A stream may use request.mongo_session while it is consumed, so every stream
         # ends the sessions when it finishes or is closed.
-        if isinstance(response, StreamingHttpResponse):
-            if response.is_async:
-                response.streaming_content = AsyncClosingIterator(
-                    response.streaming_content,  # type: ignore[arg-type]
-                    sessions.aend,
-                    sessions.end,
-                    sessions.clients,
-                    sessions.tracked,
-                )
-            else:
-                response.streaming_content = ClosingIterator(
-                    response.streaming_content,  # type: ignore[arg-type]
-                    sessions.end,
-                    sessions.clients,
-                    sessions.tracked,
-                )
+        if response.is_async:
+            response.streaming_content = AsyncClosingIterator(
+                response.streaming_content,  # type: ignore[arg-type]
+                sessions.aend,
+                sessions.end,
+                sessions,
+            )
         else:
-            sessions.end(request, may_raise=True)
+            response.streaming_content = ClosingIterator(
+                response.streaming_content,  # type: ignore[arg-type]
+                sessions.end,
+                sessions,
+            )
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:

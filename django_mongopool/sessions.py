@@ -4,6 +4,10 @@ pymongo creates a ``ClientSession`` without any I/O and gives it a server sessio
 only when it first runs a command (``_materialize``); these subclasses count a
 session as started at that moment and as ended when it ends, so a
 ``request.mongo_session`` that a view never used counts nothing.
+
+``request.mongo_session`` goes one step further (:class:`RequestSession`): it is a
+``ClientSession`` whose pymongo state is built the first time anything reads it, so
+a request that never touches MongoDB pays for one empty object and nothing else.
 """
 
 from __future__ import annotations
@@ -26,21 +30,14 @@ def _ran_a_command(session: Any) -> bool:
 
 class _Counting:
     _mongopool_counters: ProcessCounters
-    # Set by leaks.record() for a session started outside any request (file, line, module):
-    # reported if the session is garbage-collected without having been ended.
-    _mongopool_site: tuple[str, int, str] | None = None
 
-    def __del__(self) -> None:
-        site = self._mongopool_site
-        if site is None or self.has_ended:  # type: ignore[attr-defined]
-            return
-        try:
-            self._mongopool_counters.count("leaked_sessions")
-            leaks.collected_unended(site)
-        except Exception:  # never raise from a finalizer (e.g. warnings turned into errors)
-            logging.getLogger("django_mongopool").warning(
-                "A MongoDB session started outside any request was not ended.", exc_info=True
-            )
+    def _mongopool_watch(self, site: tuple[str, int, str]) -> None:
+        """Started outside any request (file, line, module): report the session if it is
+        garbage-collected without having been ended. Only such sessions get a finalizer."""
+        watched = _WATCHED.get(type(self))
+        if watched is not None:
+            self._mongopool_site = site
+            self.__class__ = watched
 
     def _materialize(self, *args: Any, **kwargs: Any) -> None:
         was_empty = not _ran_a_command(self)
@@ -63,6 +60,68 @@ class CountedAsyncClientSession(_Counting, AsyncClientSession):
         await super()._end_session(lock)
         if ran:
             next(self._mongopool_counters.sessions_ended)
+
+
+class _Watched:
+    _mongopool_counters: ProcessCounters
+    _mongopool_site: tuple[str, int, str]
+
+    def __del__(self) -> None:
+        if self.has_ended:  # type: ignore[attr-defined]
+            return
+        try:
+            self._mongopool_counters.count("leaked_sessions")
+            leaks.collected_unended(self._mongopool_site)
+        except Exception:  # never raise from a finalizer (e.g. warnings turned into errors)
+            logging.getLogger("django_mongopool").warning(
+                "A MongoDB session started outside any request was not ended.", exc_info=True
+            )
+
+
+class WatchedClientSession(_Watched, CountedClientSession):
+    """A session started outside any request (see ``_Counting._mongopool_watch``)."""
+
+
+class WatchedAsyncClientSession(_Watched, CountedAsyncClientSession):
+    """An async session started outside any request (see ``_Counting._mongopool_watch``)."""
+
+
+_WATCHED: dict[type, type] = {
+    CountedClientSession: WatchedClientSession,
+    CountedAsyncClientSession: WatchedAsyncClientSession,
+}
+
+
+class RequestSession(CountedClientSession):
+    """``request.mongo_session``: pymongo's ``ClientSession``, built when it is first used.
+
+    Until then the object holds only its request's scope. Reading any pymongo attribute
+    (which every use of a session does: ``session=...`` in an operation, ``.client``,
+    ``.has_ended``, ``start_transaction()``) finds nothing in the instance and lands in
+    :meth:`__getattr__`, which runs pymongo's own ``ClientSession.__init__`` on the client
+    the request uses (``scope.session_client()``); from then on the object is an ordinary
+    ``ClientSession``. First used after its request ended, it is built already ended, so
+    pymongo refuses it ("Cannot use ended session").
+    """
+
+    def __init__(self, scope: Any) -> None:  # pymongo's __init__ runs on first use
+        self._mongopool_scope = scope
+
+    @property
+    def built(self) -> bool:
+        """True once pymongo's state exists (the session was used)."""
+        return "_client" in self.__dict__
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names the instance and its classes lack.
+        if name.startswith("__") or "_client" in self.__dict__:
+            raise AttributeError(name)
+        client, ended = self._mongopool_scope.session_client()
+        ClientSession.__init__(self, client, _EmptyServerSession(), _DEFAULT_OPTIONS, False)
+        self._mongopool_counters = client._mongopool_counters
+        if ended:
+            self._server_session = None  # pymongo's "ended"
+        return getattr(self, name)
 
 
 # pymongo only reads a session's options: the default ones can be shared (the request path).

@@ -1,28 +1,17 @@
 """Wrappers for streamed responses that end the request's sessions when the stream ends or closes.
 
-While a chunk is produced, the request's context is current again: its clients
-(:class:`~django_mongopool.client.RequestClients`), so a stream that uses
-``request.mongo_session`` keeps the client that session came from even if a
-settings change retired it after the view returned, and its leak-tracking list,
-so sessions started while the stream is sent are checked when it ends.
+While a chunk is produced, the request's scope (:class:`~django_mongopool.scope.RequestScope`)
+is current again: its clients, so a stream that uses ``request.mongo_session`` keeps
+the client that session came from even if a settings change retired it after the
+view returned, and its leak-tracking list, so sessions started while the stream is
+sent are checked when it ends.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
-from django_mongopool import leaks
-from django_mongopool.client import RequestClients, request_clients
-
-
-class _RequestContext:
-    """The request's clients and tracking list, made current around each chunk."""
-
-    __slots__ = ("clients", "tracked")
-
-    def __init__(self, clients: RequestClients | None, tracked: list[leaks.Tracked] | None) -> None:
-        self.clients = clients
-        self.tracked = tracked
+from django_mongopool.scope import RequestScope, current
 
 
 class ClosingIterator:
@@ -32,27 +21,24 @@ class ClosingIterator:
         self,
         iterator: Iterator[bytes],
         on_close: Callable[[], None],
-        clients: RequestClients | None = None,
-        tracked: list[leaks.Tracked] | None = None,
+        scope: RequestScope | None = None,
     ) -> None:
         self._iterator = iterator
         self._on_close = on_close
-        self._context = _RequestContext(clients, tracked)
+        self._scope = scope
 
     def __iter__(self) -> ClosingIterator:
         return self
 
     def __next__(self) -> bytes:
-        pinned = request_clients.set(self._context.clients)
-        tracking = leaks.current.set(self._context.tracked)
+        token = current.set(self._scope)
         try:
             return next(self._iterator)
         except BaseException:
             self.close()
             raise
         finally:
-            leaks.current.reset(tracking)
-            request_clients.reset(pinned)
+            current.reset(token)
 
     def close(self) -> None:
         try:
@@ -71,28 +57,25 @@ class AsyncClosingIterator:
         iterator: AsyncIterator[bytes],
         on_end: Callable[[], Awaitable[None]],
         on_close: Callable[[], None],
-        clients: RequestClients | None = None,
-        tracked: list[leaks.Tracked] | None = None,
+        scope: RequestScope | None = None,
     ) -> None:
         self._iterator = iterator
         self._on_end = on_end
         self._on_close = on_close
-        self._context = _RequestContext(clients, tracked)
+        self._scope = scope
 
     def __aiter__(self) -> AsyncClosingIterator:
         return self
 
     async def __anext__(self) -> bytes:
-        pinned = request_clients.set(self._context.clients)
-        tracking = leaks.current.set(self._context.tracked)
+        token = current.set(self._scope)
         try:
             return await self._iterator.__anext__()
         except BaseException:
             await self._on_end()
             raise
         finally:
-            leaks.current.reset(tracking)
-            request_clients.reset(pinned)
+            current.reset(token)
 
     def close(self) -> None:
         self._on_close()

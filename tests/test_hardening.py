@@ -137,19 +137,20 @@ def offline(settings):
 
 def test_a_retired_client_serves_its_request_then_closes(offline):
     from django_mongopool import client
+    from django_mongopool.scope import RequestScope, current
 
-    session = client.request_session()
-    old = session.client
-    token = client.request_clients.set(client.RequestClients(old))
+    scope = RequestScope()  # what the middleware sets for a request
+    token = current.set(scope)
     try:
+        old = client.get_client()  # the request's first need holds and pins the client
+        assert scope.held is old
         client.reset_client()
         assert client.get_client() is old  # the running request keeps its client
     finally:
-        client.request_clients.reset(token)
+        current.reset(token)
     assert client.get_client() is not old  # new work gets the new one
     assert not old._closed
-    session.end_session()
-    client.release_request(session)
+    scope.held.release()  # the request ends
     assert _wait_for(lambda: old._closed)
 
 

@@ -40,9 +40,9 @@ def mongo_request(request: R) -> R:
     The sessions end with :func:`end_mongo_request`, or, under the pytest plugin, after
     the test. Returns the same request object.
     """
-    from django_mongopool.middleware import MongoSessionMiddleware
+    from django_mongopool.middleware import RequestSessions
 
-    sessions = MongoSessionMiddleware._attach(request)
+    sessions = RequestSessions(request)
     with _opened_lock:
         _opened.append(sessions)
     return request

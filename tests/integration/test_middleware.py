@@ -38,6 +38,41 @@ def test_untouched_request_starts_no_session(mongo):
     assert pools.snapshot().servers == ()  # not even a pool was created
 
 
+def test_untouched_request_builds_no_session_state_and_holds_no_client(mongo):
+    from django_mongopool import client
+    from django_mongopool.sessions import RequestSession
+
+    client.close_clients()  # start from a process that has no client yet
+    request = Client().get("/t/untouched/").wsgi_request
+    session = request.mongo_session
+    assert type(session) is RequestSession
+    assert "_client" not in vars(session)  # pymongo's state was never built
+    assert client.built_client() is None  # and no client was built or held for it
+    assert session.client is get_client()  # built on first read, already ended
+    assert session.has_ended and get_client().requests_in_flight() == 0
+
+
+def test_outside_sessions_alone_get_a_finalizer(mongo):
+    from django_mongopool.scope import RequestScope, current
+    from django_mongopool.sessions import (
+        CountedClientSession,
+        RequestSession,
+        WatchedClientSession,
+    )
+
+    outside = get_client().start_session()  # no request: reported if collected unended
+    assert type(outside) is WatchedClientSession and hasattr(outside, "__del__")
+    outside.end_session()
+    token = current.set(RequestScope())
+    try:
+        inside = get_client().start_session()  # checked when its request ends instead
+    finally:
+        current.reset(token)
+    assert type(inside) is CountedClientSession
+    assert not hasattr(inside, "__del__") and not hasattr(RequestSession, "__del__")
+    inside.end_session()
+
+
 def test_view_that_raises_still_ends_the_session(mongo):
     client = Client(raise_request_exception=False)
     response = client.get("/t/raises/")
