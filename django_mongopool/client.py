@@ -32,9 +32,9 @@ from pymongo.database import Database
 
 from django_mongopool import leaks
 from django_mongopool.conf import conf
+from django_mongopool.counting_pools import pool_class
 from django_mongopool.metrics import (
     CommandCounter,
-    PoolListener,
     PoolMetrics,
     ProcessCounters,
     value,
@@ -52,7 +52,7 @@ def usable(client: Any) -> bool:
 
 
 class PooledClientMixin:
-    """What the app's sync and async clients share: listeners, connect=False, counted sessions."""
+    """What the app's sync and async clients share: counting pools, connect=False, counted sessions."""
 
     _mongopool_own = True  # not a stray client
     _mongopool_pool: PoolMetrics
@@ -64,7 +64,6 @@ class PooledClientMixin:
         self._mongopool_counters = counters
         self._mongopool_config = config
         listeners = list(config.kwargs.get("event_listeners", ()))
-        listeners.append(PoolListener(pool))
         if config.command_metrics:  # opt-in: pymongo builds two event objects per command
             listeners.append(CommandCounter(counters))
         kwargs = {k: v for k, v in config.kwargs.items() if k != "event_listeners"}
@@ -75,7 +74,13 @@ class PooledClientMixin:
         self._mongopool_closed = False
         self._mongopool_timer: threading.Timer | None = None
         self._mongopool_close_lock = threading.Lock()
-        super().__init__(config.uri, connect=False, event_listeners=listeners, **kwargs)  # type: ignore[call-arg]
+        super().__init__(  # type: ignore[call-arg]
+            config.uri,
+            connect=False,
+            event_listeners=listeners,
+            _pool_class=pool_class(pool, self._mongopool_async),
+            **kwargs,
+        )
 
     # Requests in flight, and retirement (see the module docstring).
     def requests_in_flight(self) -> int:

@@ -1,10 +1,15 @@
-"""Pool figures at near-zero cost: lock-free counters fed by pymongo's pool events.
+"""Pool figures at near-zero cost: counted where pymongo's pool does the work, read on demand.
 
-Every hot-path hook (check-out started, checked out, checked in) is one or two
-atomic ``itertools.count`` steps and a bounded-deque append: no lock, no
-allocation of our own. Rare events (connections created or closed, pool
-clears, failed check-outs) take a lock. Gauges (open, in use, idle, waiting)
-are derived from the counters only when a snapshot is built.
+No connection-pool event listener is installed: with one, pymongo builds and
+dispatches an event object for every check-out and check-in. Instead the app's
+clients use their own pool class (:mod:`django_mongopool.counting_pools`):
+
+- per check-out, one atomic ``itertools.count`` step, one clock read and one
+  bounded-deque append (the wait), no lock and no allocation of our own;
+- rare events (connections created or closed, failed check-outs, pool clears) take
+  a lock and keep their reasons;
+- gauges (open, in use, idle, waiting) are read from pymongo's pools only when a
+  snapshot is built.
 
 One :class:`PoolMetrics` belongs to one client's pool (the sync client, or one
 event loop's async client); :class:`ProcessCounters` holds the figures of the
@@ -17,6 +22,7 @@ import itertools
 import os
 import threading
 import time
+import weakref
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -34,14 +40,14 @@ def value(counter: itertools.count[int]) -> int:
     return int(repr(counter)[6:-1])
 
 
-@dataclass
+@dataclass(eq=False)
 class _ServerCounters:
-    checkout_started: itertools.count[int] = field(default_factory=itertools.count)
+    owner: PoolMetrics
     checked_out: itertools.count[int] = field(default_factory=itertools.count)
-    checked_in: itertools.count[int] = field(default_factory=itertools.count)
-    waits_ms: deque[float] = field(default_factory=lambda: deque(maxlen=WAIT_SAMPLES))
+    waits: deque[float] = field(default_factory=lambda: deque(maxlen=WAIT_SAMPLES))  # seconds
     budget_waits: itertools.count[int] = field(default_factory=itertools.count)
-    # Rare events, under the lock:
+    peak_in_use: int = 0  # updated on check-out without a lock: a high-water mark
+    # Rare events, under the owner's lock:
     created: int = 0
     closed: int = 0
     closed_by_reason: Counter[str] = field(default_factory=Counter)
@@ -50,7 +56,16 @@ class _ServerCounters:
     pool_cleared: int = 0
     budget_refusals: int = 0
     peak_open: int = 0
-    peak_in_use: int = 0
+
+    def checked_out_now(self, started: float, in_use: int) -> None:
+        """A check-out that began at ``started`` (``time.monotonic()``) got its connection."""
+        next(self.checked_out)
+        wait = time.monotonic() - started
+        self.waits.append(wait)
+        if in_use > self.peak_in_use:
+            self.peak_in_use = in_use
+        if wait > BUDGET_WAIT_SECONDS and self.owner.limited:
+            next(self.budget_waits)
 
 
 @dataclass(frozen=True)
@@ -81,10 +96,11 @@ class ServerPoolSnapshot:
 
 
 def _percentile(ordered: list[float], fraction: float) -> float | None:
+    """The ``fraction`` percentile of waits in seconds, in milliseconds."""
     if not ordered:
         return None
     index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return round(ordered[index], 3)
+    return round(ordered[index] * 1000, 3)
 
 
 def _address(address: Any) -> str:
@@ -93,49 +109,77 @@ def _address(address: Any) -> str:
 
 
 class PoolMetrics:
-    """The counters of one client's pool, per server. Safe to call from any thread."""
+    """The figures of one client's pool, per server. Safe to call from any thread."""
 
     def __init__(self, name: str = "sync") -> None:
         self.name = name
         self.limited = False  # True while a fleet budget holds this pool below maxPoolSize
         self._lock = threading.Lock()
         self._servers: dict[Any, _ServerCounters] = {}
+        self._pools: weakref.WeakSet[Any] = weakref.WeakSet()  # pymongo pools feeding these
 
     def server(self, address: Any) -> _ServerCounters:
         counters = self._servers.get(address)
         if counters is None:
             with self._lock:
-                counters = self._servers.setdefault(address, _ServerCounters())
+                counters = self._servers.setdefault(address, _ServerCounters(self))
+        return counters
+
+    def attach(self, pool: Any) -> _ServerCounters:
+        """A pymongo pool of this client (see counting_pools): its gauges are read from it."""
+        counters = self.server(pool.address)
+        with self._lock:
+            self._pools.add(pool)
         return counters
 
     def reset_peaks(self) -> None:
         """Start the high-water marks again from the current values (for assertions on a block)."""
+        gauges = self._gauges()
         with self._lock:
-            for c in self._servers.values():
+            for address, c in self._servers.items():
                 c.peak_open = c.created - c.closed
-                c.peak_in_use = value(c.checked_out) - value(c.checked_in)
+                c.peak_in_use = gauges.get(address, (0, 0, 0))[0]
+
+    def _gauges(self) -> dict[Any, tuple[int, int, int]]:
+        """(checked out, idle, waiting) per server, read from the live pools now."""
+        with self._lock:
+            live = [pool for pool in self._pools if not pool.closed]
+        gauges: dict[Any, tuple[int, int, int]] = {}
+        for pool in live:
+            out, idle, waiting = gauges.get(pool.address, (0, 0, 0))
+            gauges[pool.address] = (
+                out + pool.active_sockets,
+                idle + len(pool.conns),
+                # Check-outs that have not yet got a slot under maxPoolSize.
+                waiting + max(0, pool.operation_count - pool.requests),
+            )
+        return gauges
 
     def snapshot(self) -> tuple[ServerPoolSnapshot, ...]:
+        gauges = self._gauges()
         with self._lock:
             items = sorted(self._servers.items(), key=lambda item: _address(item[0]))
-            return tuple(self._server_snapshot(_address(a), c) for a, c in items)
+            return tuple(
+                self._server_snapshot(_address(a), c, gauges.get(a, (0, 0, 0))) for a, c in items
+            )
 
-    def _server_snapshot(self, address: str, c: _ServerCounters) -> ServerPoolSnapshot:
-        waits = sorted(c.waits_ms)
-        # Started first: a check-out that starts and ends between the reads is not "waiting".
-        started = value(c.checkout_started)
-        checked_out, checked_in = value(c.checked_out), value(c.checked_in)
+    def _server_snapshot(
+        self, address: str, c: _ServerCounters, gauges: tuple[int, int, int]
+    ) -> ServerPoolSnapshot:
+        waits = sorted(c.waits)
+        _checked_out, idle, waiting = gauges
         open_ = c.created - c.closed
-        in_use = max(0, checked_out - checked_in)
+        idle = min(idle, open_)
+        in_use = max(0, open_ - idle)
         c.peak_in_use = max(c.peak_in_use, in_use)
         return ServerPoolSnapshot(
             pool=self.name,
             address=address,
             open=open_,
             in_use=in_use,
-            idle=max(0, open_ - in_use),
-            waiting=max(0, started - checked_out - c.checkout_failed),
-            checkouts=checked_out,
+            idle=idle,
+            waiting=waiting,
+            checkouts=value(c.checked_out),
             checkout_failures=dict(c.failed_by_reason),
             connections_created=c.created,
             connections_closed=dict(c.closed_by_reason),
@@ -145,85 +189,32 @@ class PoolMetrics:
             wait_ms_p50=_percentile(waits, 0.50),
             wait_ms_p95=_percentile(waits, 0.95),
             wait_ms_p99=_percentile(waits, 0.99),
-            wait_ms_max=round(waits[-1], 3) if waits else None,
+            wait_ms_max=round(waits[-1] * 1000, 3) if waits else None,
             budget_waits=value(c.budget_waits),
             budget_refusals=c.budget_refusals,
         )
 
     # Rare events (locked).
-    def connection_created(self, address: Any) -> None:
-        c = self.server(address)
+    def connection_created(self, c: _ServerCounters) -> None:
         with self._lock:
             c.created += 1
             c.peak_open = max(c.peak_open, c.created - c.closed)
 
-    def connection_closed(self, address: Any, reason: str) -> None:
-        c = self.server(address)
+    def connection_closed(self, c: _ServerCounters, reason: str) -> None:
         with self._lock:
             c.closed += 1
             c.closed_by_reason[reason] += 1
 
-    def checkout_failed(self, address: Any, reason: str) -> None:
-        c = self.server(address)
+    def checkout_failed(self, c: _ServerCounters, reason: str) -> None:
         with self._lock:
             c.checkout_failed += 1
             c.failed_by_reason[reason] += 1
             if self.limited and reason == "timeout":
                 c.budget_refusals += 1
 
-    def pool_cleared(self, address: Any) -> None:
-        c = self.server(address)
+    def pool_cleared(self, c: _ServerCounters) -> None:
         with self._lock:
             c.pool_cleared += 1
-
-
-class PoolListener(monitoring.ConnectionPoolListener):
-    """Feeds one :class:`PoolMetrics` from pymongo's connection pool events."""
-
-    def __init__(self, metrics: PoolMetrics) -> None:
-        self.metrics = metrics
-        self._server = metrics.server
-
-    def pool_created(self, event: monitoring.PoolCreatedEvent) -> None:
-        pass
-
-    def pool_ready(self, event: monitoring.PoolReadyEvent) -> None:
-        pass
-
-    def pool_cleared(self, event: monitoring.PoolClearedEvent) -> None:
-        self.metrics.pool_cleared(event.address)
-
-    def pool_closed(self, event: monitoring.PoolClosedEvent) -> None:
-        pass
-
-    def connection_created(self, event: monitoring.ConnectionCreatedEvent) -> None:
-        self.metrics.connection_created(event.address)
-
-    def connection_ready(self, event: monitoring.ConnectionReadyEvent) -> None:
-        pass
-
-    def connection_closed(self, event: monitoring.ConnectionClosedEvent) -> None:
-        self.metrics.connection_closed(event.address, event.reason)
-
-    def connection_check_out_started(
-        self, event: monitoring.ConnectionCheckOutStartedEvent
-    ) -> None:
-        next(self._server(event.address).checkout_started)
-
-    def connection_check_out_failed(self, event: monitoring.ConnectionCheckOutFailedEvent) -> None:
-        self.metrics.checkout_failed(event.address, event.reason)
-
-    def connection_checked_out(self, event: monitoring.ConnectionCheckedOutEvent) -> None:
-        c = self._server(event.address)
-        next(c.checked_out)
-        duration = event.duration
-        if duration is not None:
-            c.waits_ms.append(duration * 1000)
-            if duration > BUDGET_WAIT_SECONDS and self.metrics.limited:
-                next(c.budget_waits)
-
-    def connection_checked_in(self, event: monitoring.ConnectionCheckedInEvent) -> None:
-        next(self._server(event.address).checked_in)
 
 
 class ProcessCounters:

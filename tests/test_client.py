@@ -8,7 +8,7 @@ from pymongo.client_session import ClientSession
 
 from django_mongopool import get_client, get_database, pools
 from django_mongopool.client import get_config, reset_client
-from django_mongopool.metrics import CommandCounter, PoolListener
+from django_mongopool.metrics import CommandCounter
 from tests.helpers import closed_port
 
 
@@ -29,9 +29,16 @@ def test_client_does_no_network_io_at_build(offline):
     assert pools.snapshot().servers == ()
 
 
-def test_listeners_are_registered(offline):
-    listeners = get_client().options.event_listeners
-    assert any(isinstance(x, PoolListener) for x in listeners)
+def test_no_pool_listener_only_the_counting_pool_class(offline):
+    from pymongo import monitoring
+
+    from django_mongopool.counting_pools import CountingPool
+
+    client = get_client()
+    listeners = client.options.event_listeners
+    # No pool listener: pymongo would build an event object for every check-out and check-in.
+    assert not any(isinstance(x, monitoring.ConnectionPoolListener) for x in listeners)
+    assert issubclass(client._topology_settings.pool_class, CountingPool)
     assert not any(isinstance(x, CommandCounter) for x in listeners)  # opt-in
     offline.MONGOPOOL_COMMAND_METRICS = True
     assert any(isinstance(x, CommandCounter) for x in get_client().options.event_listeners)

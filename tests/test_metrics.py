@@ -1,12 +1,12 @@
-"""The listeners are tested directly: pymongo only prints a listener's exceptions."""
+"""Pool figures: counted by the counting pools' hooks, gauges read from pymongo's pools."""
 
 from __future__ import annotations
 
-from pymongo import monitoring
+import time
+from collections import deque
 
 from django_mongopool.metrics import (
     CommandCounter,
-    PoolListener,
     PoolMetrics,
     ProcessCounters,
     process_snapshot,
@@ -15,35 +15,35 @@ from django_mongopool.metrics import (
 ADDR = ("db", 27017)
 
 
-def test_counters_follow_pool_events():
+class FakePool:
+    """The pymongo pool attributes the gauges are read from."""
+
+    def __init__(self, address=ADDR, checked_out=0, idle=0, waiting=0) -> None:
+        self.address = address
+        self.closed = False
+        self.active_sockets = checked_out
+        self.conns = deque(range(idle))
+        self.requests = checked_out
+        self.operation_count = checked_out + waiting
+
+
+def test_counters_and_gauges():
     metrics = PoolMetrics()
-    listener = PoolListener(metrics)
-    listener.pool_created(monitoring.PoolCreatedEvent(ADDR, {}))
-    for conn_id in (1, 2, 3):
-        listener.connection_created(monitoring.ConnectionCreatedEvent(ADDR, conn_id))
-        listener.connection_check_out_started(monitoring.ConnectionCheckOutStartedEvent(ADDR))
-        listener.connection_checked_out(
-            monitoring.ConnectionCheckedOutEvent(ADDR, conn_id, 0.002 * conn_id)
-        )
-    listener.connection_check_out_started(
-        monitoring.ConnectionCheckOutStartedEvent(ADDR)
-    )  # waiting
-    listener.connection_check_out_started(monitoring.ConnectionCheckOutStartedEvent(ADDR))
-    listener.connection_check_out_failed(
-        monitoring.ConnectionCheckOutFailedEvent(ADDR, "timeout", 2.0)
-    )
-    listener.connection_checked_in(monitoring.ConnectionCheckedInEvent(ADDR, 1))
-    listener.connection_closed(monitoring.ConnectionClosedEvent(ADDR, 3, "stale"))
-    listener.pool_cleared(monitoring.PoolClearedEvent(ADDR))
+    pool = FakePool(checked_out=1, idle=1, waiting=1)
+    c = metrics.attach(pool)
+    now = time.monotonic()
+    for _ in range(3):
+        metrics.connection_created(c)
+    for n, wait in enumerate((0.002, 0.004, 0.006), start=1):
+        c.checked_out_now(now - wait, in_use=n)
+    metrics.checkout_failed(c, "timeout")
+    metrics.connection_closed(c, "stale")
+    metrics.pool_cleared(c)
 
     (server,) = metrics.snapshot()
     assert (server.pool, server.address) == ("sync", "db:27017")
     assert server.open == 2
-    assert (
-        server.in_use == 2
-    )  # 3 out, 1 in (closing a checked-out connection is counted on check-in)
-    assert server.idle == 0
-    assert server.waiting == 1
+    assert (server.idle, server.in_use, server.waiting) == (1, 1, 1)
     assert server.checkouts == 3
     assert server.checkout_failures == {"timeout": 1}
     assert server.checkout_failures_total == 1
@@ -51,18 +51,39 @@ def test_counters_follow_pool_events():
     assert server.connections_closed == {"stale": 1}
     assert server.pool_clears == 1
     assert server.peak_open == 3
-    assert server.peak_in_use == 2  # sampled when figures are read, not per event
-    assert server.wait_ms_p50 == 4.0
-    assert server.wait_ms_max == 6.0
+    assert server.peak_in_use == 3  # the high-water mark seen at check-out
+    assert 4.0 <= server.wait_ms_p50 < 100
+    assert 6.0 <= server.wait_ms_max < 100
+
+
+def test_closed_pools_are_not_read():
+    metrics = PoolMetrics()
+    pool = FakePool(checked_out=2, waiting=3)
+    metrics.attach(pool)
+    pool.closed = True
+    (server,) = metrics.snapshot()
+    assert (server.in_use, server.waiting) == (0, 0)
 
 
 def test_empty_metrics_have_no_percentiles():
     metrics = PoolMetrics()
-    PoolListener(metrics).connection_check_out_started(
-        monitoring.ConnectionCheckOutStartedEvent(ADDR)
-    )
+    metrics.attach(FakePool())
     (server,) = metrics.snapshot()
     assert server.wait_ms_p99 is None
+
+
+def test_budget_waits_and_refusals_count_only_while_limited():
+    metrics = PoolMetrics()
+    c = metrics.attach(FakePool())
+    c.checked_out_now(time.monotonic() - 0.05, in_use=1)
+    metrics.checkout_failed(c, "timeout")
+    metrics.limited = True
+    c.checked_out_now(time.monotonic() - 0.05, in_use=1)
+    c.checked_out_now(time.monotonic(), in_use=1)  # no real wait: not a budget wait
+    metrics.checkout_failed(c, "timeout")
+    metrics.checkout_failed(c, "connectionError")
+    (server,) = metrics.snapshot()
+    assert (server.budget_waits, server.budget_refusals) == (1, 1)
 
 
 def test_command_counter_counts_success_and_failure():
@@ -75,17 +96,17 @@ def test_command_counter_counts_success_and_failure():
     assert counters.as_dict()["commands_failed"] == 2
 
 
-def _checked_out(listener: PoolListener, addr: tuple[str, int]) -> None:
-    listener.connection_created(monitoring.ConnectionCreatedEvent(addr, 1))
-    listener.connection_check_out_started(monitoring.ConnectionCheckOutStartedEvent(addr))
-    listener.connection_checked_out(monitoring.ConnectionCheckedOutEvent(addr, 1, 0.001))
+def _one_connection_checked_out(metrics: PoolMetrics, address: tuple[str, int]) -> None:
+    c = metrics.attach(FakePool(address, checked_out=1))
+    metrics.connection_created(c)
+    c.checked_out_now(time.monotonic(), in_use=1)
 
 
 def test_totals_across_servers_and_pools():
     sync, loop = PoolMetrics("sync"), PoolMetrics("async loop 1")
     for addr in (("a", 1), ("b", 2)):
-        _checked_out(PoolListener(sync), addr)
-    _checked_out(PoolListener(loop), ("a", 1))
+        _one_connection_checked_out(sync, addr)
+    _one_connection_checked_out(loop, ("a", 1))
     snapshot = process_snapshot(ProcessCounters(), [sync, loop])
     assert (snapshot.open, snapshot.in_use, snapshot.waiting) == (3, 3, 0)
     assert snapshot.pools == 2
@@ -96,17 +117,15 @@ def test_totals_across_servers_and_pools():
     ]
 
 
-def test_hot_path_hooks_take_no_lock():
-    """Check-out, check-in: counters only (the lock is for rare events)."""
+def test_the_check_out_hook_takes_no_lock():
+    """Check-out: counters only (the lock is for rare events and snapshots)."""
     metrics = PoolMetrics()
-    listener = PoolListener(metrics)
-    _checked_out(listener, ADDR)
+    c = metrics.attach(FakePool(checked_out=1))
     metrics._lock.acquire()  # a held lock would block a locking hook forever
     try:
-        listener.connection_check_out_started(monitoring.ConnectionCheckOutStartedEvent(ADDR))
-        listener.connection_checked_out(monitoring.ConnectionCheckedOutEvent(ADDR, 1, 0.0))
-        listener.connection_checked_in(monitoring.ConnectionCheckedInEvent(ADDR, 1))
+        c.checked_out_now(time.monotonic(), in_use=1)
+        c.checked_out_now(time.monotonic(), in_use=2)
     finally:
         metrics._lock.release()
     (server,) = metrics.snapshot()
-    assert (server.checkouts, server.in_use) == (2, 1)
+    assert (server.checkouts, server.peak_in_use) == (2, 2)

@@ -12,7 +12,6 @@ from collections import Counter
 import pytest
 from django.test import Client
 from django.test.utils import override_settings
-from pymongo import monitoring
 
 pytestmark = [pytest.mark.server]
 
@@ -96,26 +95,8 @@ def test_a_beat_dated_an_hour_ahead_is_not_live_and_is_pruned(mongo, settings):
 # --- 8: figures per pool: the sync pool and a loop's pool are never added up ---
 
 
-def _pool_listener(client):
-    (listener,) = [
-        listener
-        for listener in client.options.event_listeners
-        if type(listener).__name__ == "PoolListener"
-    ]
-    return listener
-
-
-def _check_out(listener, address, n: int) -> None:
-    for number in range(n):
-        listener.connection_check_out_started(monitoring.ConnectionCheckOutStartedEvent(address))
-        listener.connection_checked_out(
-            monitoring.ConnectionCheckedOutEvent(address, 1000 + number, 0.0)
-        )
-
-
-def _check_in(listener, address, n: int) -> None:
-    for number in range(n):
-        listener.connection_checked_in(monitoring.ConnectionCheckedInEvent(address, 1000 + number))
+def _pool(client, address):
+    return client._topology._servers[address].pool
 
 
 async def test_probe_judges_each_pool_by_itself(mongo, settings):
@@ -127,14 +108,17 @@ async def test_probe_judges_each_pool_by_itself(mongo, settings):
     await asyncio.to_thread(sync_client.admin.command, "ping")
     await async_client.admin.command("ping")
     (address,) = sync_client.nodes
-    sync_listener, loop_listener = _pool_listener(sync_client), _pool_listener(async_client)
+    sync_pool, loop_pool = _pool(sync_client, address), _pool(async_client, address)
 
     def probe() -> tuple[int, dict]:
         response = Client().get("/mongopool/ready")
         return response.status_code, json.loads(response.content)
 
-    _check_out(sync_listener, address, 1)  # half of the sync pool
-    _check_out(loop_listener, address, 1)  # half of the loop's pool: two pools, none full
+    # Real check-outs: half of the sync pool, half of the loop's pool (two pools, none full).
+    sync_hold = sync_pool.checkout()
+    await asyncio.to_thread(sync_hold.__enter__)
+    loop_holds = [loop_pool.checkout()]
+    await loop_holds[0].__aenter__()
     try:
         assert await asyncio.to_thread(probe) == (200, {"status": "ok"})
         # Prometheus: one series per pool, never two samples with the same labels.
@@ -150,12 +134,11 @@ async def test_probe_judges_each_pool_by_itself(mongo, settings):
         assert len(labels) == len(set(labels)) == 2
         pools = {dict(label)["pool"] for label in labels}
         assert "sync" in pools and len(pools) == 2  # the sync pool and the loop's pool
-        _check_out(loop_listener, address, 1)  # now the loop's pool is full
-        try:
-            status, body = await asyncio.to_thread(probe)
-            assert (status, body["reason"]) == (503, "pool saturated")
-        finally:
-            _check_in(loop_listener, address, 1)
+        loop_holds.append(loop_pool.checkout())  # now the loop's pool is full
+        await loop_holds[1].__aenter__()
+        status, body = await asyncio.to_thread(probe)
+        assert (status, body["reason"]) == (503, "pool saturated")
     finally:
-        _check_in(sync_listener, address, 1)
-        _check_in(loop_listener, address, 1)
+        await asyncio.to_thread(sync_hold.__exit__, None, None, None)
+        for hold in loop_holds:
+            await hold.__aexit__(None, None, None)
