@@ -69,6 +69,7 @@ class _Counting:
 
     mongopool_metrics: PoolMetrics  # set on the per-client subclass
     _mongopool: _ServerCounters | None
+    _telemetry: _CmapTelemetry
 
     def __init__(
         self, address: Any, options: Any, is_sdam: bool = False, client_id: Any = None
@@ -77,7 +78,7 @@ class _Counting:
         self._mongopool = None
         if not is_sdam:
             counters = self.mongopool_metrics.attach(self)
-            self._telemetry = _counting_telemetry(self._telemetry, counters)  # type: ignore[has-type]
+            self._telemetry = _counting_telemetry(self._telemetry, counters)
             self._mongopool = counters
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -112,7 +113,12 @@ def test_idle_connections_above_a_shrunken_share_are_closed(budgeted, mongo_serv
     _beat()
     assert _pool().max_pool_size == 2
     assert len(_pool().conns) + _pool().active_sockets <= 2
-    assert established_to(mongo_server.ports) <= 2 + 2  # the share plus the monitors
+    # The share plus the monitors, once the operating system has torn the closed sockets down
+    # (a socket another thread is still closing can show as established for a moment).
+    deadline = time.monotonic() + 10
+    while established_to(mongo_server.ports) > 2 + 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert established_to(mongo_server.ports) <= 2 + 2
 
 
 def test_requests_above_the_share_wait_then_get_503(budgeted):
