@@ -174,12 +174,15 @@ def run_one(server: Server, variant: str, concurrency: int, requests: int) -> di
     try:
         load(port, "/work", min(concurrency, 8), 30)  # warm up: imports, pools, first connections
         before = server.ferret_counts()
+        web_cpu, server_cpu = _cpu_seconds(process.pid), server.cpu_seconds()
         sampler = Sampler(server, process.pid)
         sampler.start()
         result = load(port, "/work", concurrency, requests)
         sampler.stop_event.set()
         sampler.join()
         after = server.ferret_counts()
+        web_cpu = _cpu_seconds(process.pid) - web_cpu
+        server_cpu_after = server.cpu_seconds()
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -196,8 +199,28 @@ def run_one(server: Server, variant: str, concurrency: int, requests: int) -> di
         distinct_client_sockets_os=len(sampler.local_ports),
         peak_rss_mb_web=round(sampler.site_rss, 1),
         peak_rss_mb_server=round(sampler.server_rss, 1) if before else None,
+        # CPU time per request of the web process (its threads) and of the server process.
+        web_cpu_ms_per_request=round(web_cpu / requests * 1000, 3),
+        server_cpu_ms_per_request=(
+            round((server_cpu_after - server_cpu) / requests * 1000, 3)
+            if server_cpu is not None and server_cpu_after is not None
+            else None
+        ),
     )
     return result
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` and its children so far."""
+    process = psutil.Process(pid)
+    total = 0.0
+    for each in [process, *process.children(recursive=True)]:
+        try:
+            times = each.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def orm_available() -> str | None:
@@ -325,12 +348,17 @@ def ratios(server: Server, concurrency: int, rounds: int, requests: int) -> dict
     """Repeated, interleaved runs at one concurrency: single runs on 2 cores vary by +-15%."""
     variants = ["client_per_request", "module_level", "mongopool"]
     seen: dict[str, list[float]] = {v: [] for v in variants}
+    cpu: dict[str, dict[str, list[float]]] = {v: {"web": [], "server": []} for v in variants}
     per_round = []
     for round_no in range(rounds):
         order = variants[round_no % 3 :] + variants[: round_no % 3]
-        got = {v: run_one(server, v, concurrency, requests)["throughput"] for v in order}
+        runs = {v: run_one(server, v, concurrency, requests) for v in order}
+        got = {v: run["throughput"] for v, run in runs.items()}
         for v in variants:
             seen[v].append(got[v])
+            cpu[v]["web"].append(runs[v]["web_cpu_ms_per_request"])
+            if runs[v]["server_cpu_ms_per_request"] is not None:
+                cpu[v]["server"].append(runs[v]["server_cpu_ms_per_request"])
         per_round.append(got)
     median = {v: round(statistics.median(values), 1) for v, values in seen.items()}
     return {
@@ -338,6 +366,14 @@ def ratios(server: Server, concurrency: int, rounds: int, requests: int) -> dict
         "rounds": rounds,
         "requests": requests,
         "throughput_median": median,
+        # CPU ms per request, medians over rounds: the web process and the server process.
+        "cpu_ms_per_request_median": {
+            v: {
+                side: round(statistics.median(values), 3) if values else None
+                for side, values in sides.items()
+            }
+            for v, sides in cpu.items()
+        },
         "mongopool_vs_client_per_request": round(
             statistics.median(r["mongopool"] / r["client_per_request"] for r in per_round), 2
         ),
@@ -386,15 +422,17 @@ def markdown(results: dict) -> str:
         f"{results['machine']['memory_gb']} GB; server: {results['server']}; web: waitress (uvicorn for mongopool_asgi), "
         f"{THREADS} threads, 1 process; maxPoolSize {POOL}; {results['requests']} requests per cell.",
         "",
-        "| variant | concurrency | req/s | p50 ms | p99 ms | errors | peak conns (server) | peak conns (OS) | total conns opened | server RSS MB | web RSS MB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| variant | concurrency | req/s | p50 ms | p99 ms | errors | peak conns (server) | peak conns (OS) | total conns opened | server RSS MB | web RSS MB | web CPU ms/req | server CPU ms/req |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results["runs"]:
+        server_cpu = r.get("server_cpu_ms_per_request")
         lines.append(
             f"| {r['variant']} | {r['concurrency']} | {r['throughput']} | {r['p50_ms']} | {r['p99_ms']} | "
             f"{r['errors']} | {r['peak_connections_server'] if r['peak_connections_server'] is not None else '-'} | "
             f"{r['peak_connections_os']} | {r['total_connections_server'] if r['total_connections_server'] is not None else r['distinct_client_sockets_os']} | "
-            f"{r['peak_rss_mb_server'] if r['peak_rss_mb_server'] is not None else '-'} | {r['peak_rss_mb_web']} |"
+            f"{r['peak_rss_mb_server'] if r['peak_rss_mb_server'] is not None else '-'} | {r['peak_rss_mb_web']} | "
+            f"{r.get('web_cpu_ms_per_request', '-')} | {'-' if server_cpu is None else server_cpu} |"
         )
     if "ratios_at_64" in results:
         r = results["ratios_at_64"]
@@ -404,6 +442,15 @@ def markdown(results: dict) -> str:
             f"{r['mongopool_vs_client_per_request']}x client-per-request and "
             f"{r['mongopool_vs_module_level_percent']:+}% against module-level."
         )
+        if "cpu_ms_per_request_median" in r:
+            lines.append(
+                "CPU ms per request in those rounds (medians; web process, server process): "
+                + "; ".join(
+                    f"{v} {c['web']} + {'-' if c['server'] is None else c['server']}"
+                    for v, c in r["cpu_ms_per_request_median"].items()
+                )
+                + "."
+            )
     for name, note in results.get("skipped", {}).items():
         lines.append(f"\n{name}: {note}")
     if results.get("server_mode") == "tls_scram":

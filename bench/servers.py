@@ -80,6 +80,13 @@ class Server:
         )
         return accepted, finished
 
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time our FerretDB has used so far (None for other servers)."""
+        if self.ferretdb is None:
+            return None
+        times = psutil.Process(self.ferretdb.pid).cpu_times()
+        return times.user + times.system
+
     def rss_mb(self) -> float | None:
         if self.ferretdb is None:
             return None

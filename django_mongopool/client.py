@@ -9,10 +9,11 @@ reason to warn "MongoClient opened before fork".
 
 Settings changes: a change to a client setting *retires* the client rather than
 closing it under running requests. New requests get a client built from the new
-settings; the retired one is closed as soon as the last request that started a
-session on it has ended, or after :data:`RETIRE_GRACE_SECONDS` at the latest.
-Requests are counted per client by two lock-free counters (the middleware holds
-one count per request); only a retired client takes a lock.
+settings; the retired one is closed as soon as the last request that used it has
+ended, or after :data:`RETIRE_GRACE_SECONDS` at the latest. Requests are counted
+per client by two lock-free counters: a request holds one count from the first
+time it needs the client (its ``request.mongo_session`` is used, or it calls
+:func:`get_client`) to its end; only a retired client takes a lock.
 """
 
 from __future__ import annotations
@@ -224,15 +225,28 @@ class _ProcessClient:
                 return client  # a test client (use_test_client) is never retired
 
     def hold_for(self, scope: RequestScope) -> PooledMongoClient:
-        """The client ``scope``'s request uses: held and pinned on first need, then the same."""
+        """The client ``scope``'s request uses: held and pinned on first need, then the same.
+
+        Threads that share the request's context may ask at once: the pin is taken under a
+        lock, and a hold taken after the request ended is given back at once.
+        """
         pinned = scope.sync
         if usable(pinned) and self.pid == os.getpid():
             return pinned  # type: ignore[no-any-return]
-        client = self.hold()
-        held, scope.held = scope.held, (client if isinstance(client, PooledClientMixin) else None)
-        scope.sync = client
-        if held is not None:  # the pinned client was closed meanwhile (after the grace period)
-            held.release()
+        with pin_lock:
+            pinned = scope.sync
+            if usable(pinned) and self.pid == os.getpid():
+                return pinned  # type: ignore[no-any-return]
+            client = self.hold()
+            held = isinstance(client, PooledClientMixin)
+            if scope.ended:  # ended meanwhile: nothing would release this hold
+                if held:
+                    client.release()
+                return client
+            previous, scope.held = scope.held, (client if held else None)
+            scope.sync = client
+        if previous is not None:  # the pinned client was closed meanwhile (after the grace period)
+            previous.release()
         return client
 
     def retire(self, grace: float = RETIRE_GRACE_SECONDS) -> None:
@@ -268,6 +282,7 @@ class _ProcessClient:
 
 
 _process = _ProcessClient()
+pin_lock = threading.Lock()  # only taken the first time a request needs the client
 
 
 def before_fork() -> None:

@@ -6,8 +6,9 @@ clients instead pass pymongo their own pool class through ``_pool_class``, the
 option pymongo keeps for deep customisation (Motor used it). It is pymongo's
 ``Pool`` with two additions:
 
-- ``_get_conn`` (the step of every check-out that hands out a connection) records
-  the check-out and its wait: :meth:`~django_mongopool.metrics._ServerCounters.checked_out_now`;
+- ``_get_conn`` (the step of every check-out that hands out a connection) counts the
+  check-out as begun and as finished (what is in between is "waiting"), and records it
+  and its wait: :meth:`~django_mongopool.metrics._ServerCounters.checked_out_now`;
 - the pool's ``_telemetry`` object, which pymongo calls for rare events whether or
   not anything listens (connection created or closed with its reason, failed
   check-out with its reason, pool cleared), is swapped for a subclass that counts
@@ -84,23 +85,38 @@ class _Counting:
 
 class CountingPool(_Counting, Pool):
     def _get_conn(self, checkout_started_time: float, handler: Any = None) -> Any:
-        conn = super()._get_conn(checkout_started_time, handler=handler)
         counters = self._mongopool
-        if counters is not None:
-            counters.checked_out_now(checkout_started_time, self.active_sockets)
+        if counters is None:
+            return super()._get_conn(checkout_started_time, handler=handler)
+        next(counters.checkout_started)
+        try:
+            conn = super()._get_conn(checkout_started_time, handler=handler)
+        finally:
+            next(counters.checkout_ended)
+        counters.checked_out_now(checkout_started_time, self.active_sockets)
         return conn
 
 
 class CountingAsyncPool(_Counting, AsyncPool):
     async def _get_conn(self, checkout_started_time: float, handler: Any = None) -> Any:
-        conn = await super()._get_conn(checkout_started_time, handler=handler)
         counters = self._mongopool
-        if counters is not None:
-            counters.checked_out_now(checkout_started_time, self.active_sockets)
+        if counters is None:
+            return await super()._get_conn(checkout_started_time, handler=handler)
+        next(counters.checkout_started)
+        try:
+            conn = await super()._get_conn(checkout_started_time, handler=handler)
+        finally:
+            next(counters.checkout_ended)
+        counters.checked_out_now(checkout_started_time, self.active_sockets)
         return conn
 
 
 def pool_class(metrics: PoolMetrics, is_async: bool) -> type:
-    """The pool class for one client, feeding ``metrics`` (pymongo's ``_pool_class`` option)."""
-    base = CountingAsyncPool if is_async else CountingPool
-    return type(base.__name__, (base,), {"mongopool_metrics": metrics})
+    """The pool class for one client, feeding ``metrics`` (pymongo's ``_pool_class`` option);
+    made once per :class:`PoolMetrics`."""
+    cached = metrics.pool_classes.get(is_async)
+    if cached is None:
+        base = CountingAsyncPool if is_async else CountingPool
+        cached = type(base.__name__, (base,), {"mongopool_metrics": metrics})
+        metrics.pool_classes[is_async] = cached
+    return cached

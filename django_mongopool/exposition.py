@@ -50,9 +50,9 @@ def _pool_families(
 ) -> Iterator[Metric]:
     fields = {
         "open": "Connections open in the pool",
-        "in_use": "Connections checked out",
+        "in_use": "Connections open and not idle (checked out, or being set up)",
         "idle": "Connections idle in the pool",
-        "waiting": "Threads waiting for a connection",
+        "waiting": "Check-outs begun and not yet given a connection",
         "checkouts": "Successful check-outs since start",
         "peak_open": "Largest number of open connections seen",
         "pool_clears": "Times the pool was cleared after a network error",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from django_mongopool.exceptions import LeakedSessionError, LeakedSessionWarning
 from django_mongopool.scope import RequestScope, current
 
 logger = logging.getLogger("django_mongopool")
+_lock = threading.Lock()
 
 
 @dataclass
@@ -60,9 +62,13 @@ def record(session: Any, frame: FrameType | None) -> None:
     site = (frame.f_code.co_filename, frame.f_lineno, str(frame.f_globals.get("__name__", "")))
     scope = current.get()
     if scope is not None and not scope.ended:
-        if scope.tracked is None:
-            scope.tracked = []
-        scope.tracked.append(Tracked(session, *site))
+        tracked = scope.tracked
+        if tracked is None:
+            with _lock:  # threads sharing the request's context: one list
+                if scope.tracked is None:
+                    scope.tracked = []
+                tracked = scope.tracked
+        tracked.append(Tracked(session, *site))
     elif hasattr(session, "_mongopool_watch"):
         # No request to check it at its end: the session reports itself if it is
         # garbage-collected without having been ended (sessions.py, _Watched).
@@ -88,8 +94,10 @@ def tracking() -> Iterator[list[Tracked]]:
         try:
             yield tracked
         finally:
-            # The request still checks them at its end.
-            scope.tracked = [*(previous or ()), *tracked]
+            # The enclosing request or block still checks them at its end.
+            if previous is not None:
+                previous.extend(tracked)
+                scope.tracked = previous
         return
     scope = RequestScope()
     scope.pins, scope.tracked = False, tracked

@@ -4,12 +4,13 @@ No connection-pool event listener is installed: with one, pymongo builds and
 dispatches an event object for every check-out and check-in. Instead the app's
 clients use their own pool class (:mod:`django_mongopool.counting_pools`):
 
-- per check-out, one atomic ``itertools.count`` step, one clock read and one
+- per check-out, three atomic ``itertools.count`` steps, one clock read and one
   bounded-deque append (the wait), no lock and no allocation of our own;
 - rare events (connections created or closed, failed check-outs, pool clears) take
   a lock and keep their reasons;
-- gauges (open, in use, idle, waiting) are read from pymongo's pools only when a
-  snapshot is built.
+- figures are derived only when a snapshot is built: open = created - closed, idle
+  is read from pymongo's pools, in use = open - idle, waiting = check-outs begun
+  and not yet finished.
 
 One :class:`PoolMetrics` belongs to one client's pool (the sync client, or one
 event loop's async client); :class:`ProcessCounters` holds the figures of the
@@ -43,10 +44,13 @@ def value(counter: itertools.count[int]) -> int:
 @dataclass(eq=False)
 class _ServerCounters:
     owner: PoolMetrics
+    # Check-outs begun and finished (got a connection or failed): the difference is waiting.
+    checkout_started: itertools.count[int] = field(default_factory=itertools.count)
+    checkout_ended: itertools.count[int] = field(default_factory=itertools.count)
     checked_out: itertools.count[int] = field(default_factory=itertools.count)
     waits: deque[float] = field(default_factory=lambda: deque(maxlen=WAIT_SAMPLES))  # seconds
     budget_waits: itertools.count[int] = field(default_factory=itertools.count)
-    peak_in_use: int = 0  # updated on check-out without a lock: a high-water mark
+    peak_in_use: int = 0  # raised on check-out without a lock: a high-water mark
     # Rare events, under the owner's lock:
     created: int = 0
     closed: int = 0
@@ -57,11 +61,13 @@ class _ServerCounters:
     budget_refusals: int = 0
     peak_open: int = 0
 
-    def checked_out_now(self, started: float, in_use: int) -> None:
-        """A check-out that began at ``started`` (``time.monotonic()``) got its connection."""
+    def checked_out_now(self, started: float, checked_out: int) -> None:
+        """A check-out that began at ``started`` (``time.monotonic()``) got its connection;
+        ``checked_out`` is how many of the pool's connections are out now."""
         next(self.checked_out)
         wait = time.monotonic() - started
         self.waits.append(wait)
+        in_use = min(checked_out, self.created - self.closed)
         if in_use > self.peak_in_use:
             self.peak_in_use = in_use
         if wait > BUDGET_WAIT_SECONDS and self.owner.limited:
@@ -117,6 +123,7 @@ class PoolMetrics:
         self._lock = threading.Lock()
         self._servers: dict[Any, _ServerCounters] = {}
         self._pools: weakref.WeakSet[Any] = weakref.WeakSet()  # pymongo pools feeding these
+        self.pool_classes: dict[bool, type] = {}  # counting_pools.pool_class, by is_async
 
     def server(self, address: Any) -> _ServerCounters:
         counters = self._servers.get(address)
@@ -138,39 +145,30 @@ class PoolMetrics:
         with self._lock:
             for address, c in self._servers.items():
                 c.peak_open = c.created - c.closed
-                c.peak_in_use = gauges.get(address, (0, 0, 0))[0]
+                c.peak_in_use = max(0, c.created - c.closed - gauges.get(address, 0))
 
-    def _gauges(self) -> dict[Any, tuple[int, int, int]]:
-        """(checked out, idle, waiting) per server, read from the live pools now."""
+    def _gauges(self) -> dict[Any, int]:
+        """Idle connections per server, read from the live pools now."""
         with self._lock:
             live = [pool for pool in self._pools if not pool.closed]
-        gauges: dict[Any, tuple[int, int, int]] = {}
+        idle: dict[Any, int] = {}
         for pool in live:
-            out, idle, waiting = gauges.get(pool.address, (0, 0, 0))
-            gauges[pool.address] = (
-                out + pool.active_sockets,
-                idle + len(pool.conns),
-                # Check-outs that have not yet got a slot under maxPoolSize.
-                waiting + max(0, pool.operation_count - pool.requests),
-            )
-        return gauges
+            idle[pool.address] = idle.get(pool.address, 0) + len(pool.conns)
+        return idle
 
     def snapshot(self) -> tuple[ServerPoolSnapshot, ...]:
         gauges = self._gauges()
         with self._lock:
             items = sorted(self._servers.items(), key=lambda item: _address(item[0]))
-            return tuple(
-                self._server_snapshot(_address(a), c, gauges.get(a, (0, 0, 0))) for a, c in items
-            )
+            return tuple(self._server_snapshot(_address(a), c, gauges.get(a, 0)) for a, c in items)
 
-    def _server_snapshot(
-        self, address: str, c: _ServerCounters, gauges: tuple[int, int, int]
-    ) -> ServerPoolSnapshot:
+    def _server_snapshot(self, address: str, c: _ServerCounters, idle: int) -> ServerPoolSnapshot:
         waits = sorted(c.waits)
-        _checked_out, idle, waiting = gauges
+        ended = value(c.checkout_ended)  # read first: waiting may be high, never negative
+        waiting = max(0, value(c.checkout_started) - ended)
         open_ = c.created - c.closed
         idle = min(idle, open_)
-        in_use = max(0, open_ - idle)
+        in_use = max(0, open_ - idle)  # checked out (or being set up or torn down)
         c.peak_in_use = max(c.peak_in_use, in_use)
         return ServerPoolSnapshot(
             pool=self.name,

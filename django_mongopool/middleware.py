@@ -29,6 +29,7 @@ from django_mongopool.client import (
     get_client,
     get_config,
     hold_for,
+    pin_lock,
     process_counters,
     release_request,
 )
@@ -96,20 +97,26 @@ class RequestSessions(RequestScope):
         # The request session refers back to this scope: dropping it here breaks the cycle,
         # so both are freed by reference counting rather than by the cyclic collector.
         session, self.session = self.session, None
-        async_entry = self.async_entry
-        if async_entry is not None:
-            # A stream closed from a thread: end the session on its own loop.
-            self.async_entry = None
-            run_on_loop(lambda: _end_async(async_entry[0]), async_entry[1], wait=True)
-        if type(session) is not RequestSession or "_client" in session.__dict__:
+        try:
+            async_entry = self.async_entry
+            if async_entry is not None:
+                # A stream closed from a thread: end the session on its own loop.
+                self.async_entry = None
+                run_on_loop(lambda: _end_async(async_entry[0]), async_entry[1], wait=True)
+        finally:
             try:
-                session.end_session()
+                if type(session) is not RequestSession or "_client" in session.__dict__:
+                    session.end_session()
             except PyMongoError:
                 logger.warning("Ending request.mongo_session failed", exc_info=True)
-        held = self.held
-        if held is not None:
-            self.held = None
-            held.release()  # a retired client closes after its last request
+            finally:
+                # A thread of this request may be pinning the client right now (client.hold_for):
+                # it either finishes first (the lock) or sees `ended` and gives its hold back.
+                if self.held is not None or pin_lock.locked():
+                    with pin_lock:
+                        held, self.held = self.held, None
+                    if held is not None:
+                        held.release()  # a retired client closes after its last request
         if self.tracked:
             self._report_leaks(request, may_raise)
 

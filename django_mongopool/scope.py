@@ -5,7 +5,7 @@ follows the request into ``sync_to_async`` threads and into the chunks of a stre
 response). It holds:
 
 - the clients the request uses: the first time the request needs the sync client
-  (``request.mongo_session`` runs a command, or the view calls ``get_client()``),
+  (``request.mongo_session`` is first used, or the view calls ``get_client()``),
   that client is counted as in use (``held``) and *pinned*: for the rest of the
   request ``get_client()`` returns it even if a settings change retires it meanwhile,
   so a request never mixes two clients ("Can only use session with the MongoClient
@@ -25,8 +25,8 @@ from typing import Any
 class RequestScope:
     """The clients and tracked sessions of one request, or of one ``leaks.tracking()`` block.
 
-    Every field has a class-level default, so a scope that nothing used costs one empty
-    object: no ``__init__`` runs on the request path.
+    Every field has a class-level default (this class has no ``__init__``), so a scope
+    that nothing used costs one object with the fields its request set.
     """
 
     sync: Any = None  # the sync client this request uses (pinned)

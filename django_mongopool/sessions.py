@@ -113,12 +113,24 @@ class RequestSession(CountedClientSession):
         return "_client" in self.__dict__
 
     def __getattr__(self, name: str) -> Any:
-        # Only reached for names the instance and its classes lack.
-        if name.startswith("__") or "_client" in self.__dict__:
+        # Only reached for names the instance and its classes lack. pymongo's own state is all
+        # in single-underscore attributes; any other name is simply missing (so hasattr() and
+        # getattr(..., default) probes never build the session).
+        state = self.__dict__
+        scope = state.get("_mongopool_scope")
+        if scope is None or "_client" in state or name[:1] != "_" or name[:2] == "__":
             raise AttributeError(name)
-        client, ended = self._mongopool_scope.session_client()
-        ClientSession.__init__(self, client, _EmptyServerSession(), _DEFAULT_OPTIONS, False)
-        self._mongopool_counters = client._mongopool_counters
+        client, ended = scope.session_client()
+        try:
+            ClientSession.__init__(self, client, _EmptyServerSession(), _DEFAULT_OPTIONS, False)
+        except BaseException as exc:
+            state.clear()  # never half-built
+            state["_mongopool_scope"] = scope
+            if isinstance(exc, AttributeError):  # would read as "no such attribute"
+                raise RuntimeError(f"request.mongo_session could not be built: {exc}") from exc
+            raise
+        counters = getattr(client, "_mongopool_counters", None)
+        self._mongopool_counters = counters if counters is not None else ProcessCounters()
         if ended:
             self._server_session = None  # pymongo's "ended"
         return getattr(self, name)

@@ -424,3 +424,65 @@ def test_database_error_from_a_pymongo_timeout_is_503(settings, offline, mailout
     assert response.status_code == 503
     assert response["Retry-After"]
     assert mailoutbox == []
+
+
+def test_nested_tracking_blocks_keep_the_outer_one_whole(offline):
+    from django_mongopool import leaks
+    from django_mongopool.client import get_client
+
+    client = get_client()
+    with leaks.tracking() as outer:
+        with leaks.tracking() as inner:
+            first = client.start_session()
+        second = client.start_session()
+    assert [t.session for t in inner] == [first]
+    assert [t.session for t in outer] == [first, second]  # the outer block saw both
+    first.end_session()
+    second.end_session()
+
+
+def test_probing_request_mongo_session_does_not_build_it(offline):
+    from django.test import RequestFactory
+
+    from django_mongopool.middleware import RequestSessions
+
+    request = RequestFactory().get("/")
+    scope = RequestSessions(request)
+    session = request.mongo_session
+    assert not hasattr(session, "no_such_attribute")
+    assert getattr(session, "anything", None) is None
+    assert not session.built and scope.held is None  # no client held for a probe
+    assert session.client is not None and session.built and scope.held is session.client
+    scope.end()
+    assert scope.held is None and session.has_ended
+
+
+def test_a_failed_build_leaves_the_session_unbuilt(offline, monkeypatch):
+    from django.test import RequestFactory
+    from pymongo.client_session import ClientSession
+
+    from django_mongopool.middleware import RequestSessions
+
+    request = RequestFactory().get("/")
+    scope = RequestSessions(request)
+
+    def broken(self, *args, **kwargs):
+        self._client = "half"
+        raise AttributeError("_server_session")
+
+    monkeypatch.setattr(ClientSession, "__init__", broken)
+    with pytest.raises(RuntimeError, match="could not be built"):
+        request.mongo_session.client  # noqa: B018
+    assert not request.mongo_session.built  # not half-built
+    monkeypatch.undo()
+    scope.end()
+
+
+def test_a_hold_taken_after_the_request_ended_is_given_back(offline):
+    from django_mongopool import client
+    from django_mongopool.scope import RequestScope
+
+    scope = RequestScope()
+    scope.ended = True
+    held = client.hold_for(scope)
+    assert scope.held is None and held.requests_in_flight() == 0

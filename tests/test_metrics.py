@@ -16,26 +16,28 @@ ADDR = ("db", 27017)
 
 
 class FakePool:
-    """The pymongo pool attributes the gauges are read from."""
+    """The pymongo pool attributes read when a snapshot is built."""
 
-    def __init__(self, address=ADDR, checked_out=0, idle=0, waiting=0) -> None:
+    def __init__(self, address=ADDR, idle=0) -> None:
         self.address = address
         self.closed = False
-        self.active_sockets = checked_out
         self.conns = deque(range(idle))
-        self.requests = checked_out
-        self.operation_count = checked_out + waiting
 
 
 def test_counters_and_gauges():
     metrics = PoolMetrics()
-    pool = FakePool(checked_out=1, idle=1, waiting=1)
+    pool = FakePool(idle=1)
     c = metrics.attach(pool)
     now = time.monotonic()
     for _ in range(3):
         metrics.connection_created(c)
     for n, wait in enumerate((0.002, 0.004, 0.006), start=1):
-        c.checked_out_now(now - wait, in_use=n)
+        next(c.checkout_started)
+        next(c.checkout_ended)
+        c.checked_out_now(now - wait, checked_out=n)
+    next(c.checkout_started)  # a check-out still waiting
+    next(c.checkout_started)
+    next(c.checkout_ended)
     metrics.checkout_failed(c, "timeout")
     metrics.connection_closed(c, "stale")
     metrics.pool_cleared(c)
@@ -58,11 +60,14 @@ def test_counters_and_gauges():
 
 def test_closed_pools_are_not_read():
     metrics = PoolMetrics()
-    pool = FakePool(checked_out=2, waiting=3)
-    metrics.attach(pool)
+    pool = FakePool(idle=2)
+    c = metrics.attach(pool)
+    metrics.connection_created(c)
+    metrics.connection_created(c)
+    assert metrics.snapshot()[0].idle == 2
     pool.closed = True
     (server,) = metrics.snapshot()
-    assert (server.in_use, server.waiting) == (0, 0)
+    assert (server.idle, server.in_use) == (0, 2)
 
 
 def test_empty_metrics_have_no_percentiles():
@@ -75,11 +80,11 @@ def test_empty_metrics_have_no_percentiles():
 def test_budget_waits_and_refusals_count_only_while_limited():
     metrics = PoolMetrics()
     c = metrics.attach(FakePool())
-    c.checked_out_now(time.monotonic() - 0.05, in_use=1)
+    c.checked_out_now(time.monotonic() - 0.05, checked_out=1)
     metrics.checkout_failed(c, "timeout")
     metrics.limited = True
-    c.checked_out_now(time.monotonic() - 0.05, in_use=1)
-    c.checked_out_now(time.monotonic(), in_use=1)  # no real wait: not a budget wait
+    c.checked_out_now(time.monotonic() - 0.05, checked_out=1)
+    c.checked_out_now(time.monotonic(), checked_out=1)  # no real wait: not a budget wait
     metrics.checkout_failed(c, "timeout")
     metrics.checkout_failed(c, "connectionError")
     (server,) = metrics.snapshot()
@@ -97,9 +102,9 @@ def test_command_counter_counts_success_and_failure():
 
 
 def _one_connection_checked_out(metrics: PoolMetrics, address: tuple[str, int]) -> None:
-    c = metrics.attach(FakePool(address, checked_out=1))
+    c = metrics.attach(FakePool(address))
     metrics.connection_created(c)
-    c.checked_out_now(time.monotonic(), in_use=1)
+    c.checked_out_now(time.monotonic(), checked_out=1)
 
 
 def test_totals_across_servers_and_pools():
@@ -120,11 +125,15 @@ def test_totals_across_servers_and_pools():
 def test_the_check_out_hook_takes_no_lock():
     """Check-out: counters only (the lock is for rare events and snapshots)."""
     metrics = PoolMetrics()
-    c = metrics.attach(FakePool(checked_out=1))
+    c = metrics.attach(FakePool())
+    metrics.connection_created(c)
+    metrics.connection_created(c)
     metrics._lock.acquire()  # a held lock would block a locking hook forever
     try:
-        c.checked_out_now(time.monotonic(), in_use=1)
-        c.checked_out_now(time.monotonic(), in_use=2)
+        next(c.checkout_started)
+        next(c.checkout_ended)
+        c.checked_out_now(time.monotonic(), checked_out=1)
+        c.checked_out_now(time.monotonic(), checked_out=3)  # capped at the open connections
     finally:
         metrics._lock.release()
     (server,) = metrics.snapshot()

@@ -72,8 +72,9 @@ def end_mongo_requests() -> None:
 def assert_max_connections(limit: int) -> Iterator[None]:
     """Fail if the pool ever held more than ``limit`` connections to one server in the block.
 
-    Exact, not sampled: it reads the pool listener's high-water mark (monitor
-    connections, which pymongo keeps outside the pool, are not counted).
+    Exact, not sampled: it reads the high-water mark of open connections that the
+    app's pool class keeps when each connection is created (monitor connections,
+    which pymongo keeps outside the pool, are not counted).
     """
     for pool in pools.all_pools():
         pool.reset_peaks()

@@ -55,3 +55,26 @@ def test_gauges_counters_and_reasons_follow_the_real_pool(mongo, settings):
     assert server.connections_closed == {"stale": 1}
     assert (server.open, server.connections_created) == (0, 1)
     assert server.checkout_failures == {}
+
+
+def test_a_failed_check_out_stops_counting_as_waiting(mongo, settings):
+    """pymongo 4.18 leaves its own operation count raised after a wait-queue timeout; the
+    figure here comes from the app's own begun/finished counters, so it goes back to 0."""
+    from pymongo.errors import WaitQueueTimeoutError
+
+    settings.MONGOPOOL_CLIENT_OPTIONS = {"maxPoolSize": 1, "waitQueueTimeoutMS": 50}
+    client = get_client()
+    client.admin.command("ping")
+    (address,) = client.nodes
+    pool = client._topology._servers[address].pool
+    hold = pool.checkout()
+    hold.__enter__()
+    try:
+        with pytest.raises(WaitQueueTimeoutError):
+            with pool.checkout():
+                pass
+    finally:
+        hold.__exit__(None, None, None)
+    server = _server()
+    assert server.checkout_failures == {"timeout": 1}
+    assert (server.waiting, server.in_use) == (0, 0)
