@@ -24,8 +24,8 @@ from pymongo.errors import PyMongoError
 
 from django_mongopool import leaks
 from django_mongopool.async_client import hold_async_client, run_on_loop
+from django_mongopool.client import _process as process_client  # read on every request
 from django_mongopool.client import (
-    active_test_clients,
     get_client,
     get_config,
     hold_for,
@@ -56,16 +56,17 @@ class RequestSessions(RequestScope):
     async_entry: tuple[Any, asyncio.AbstractEventLoop] | None = None
 
     def __init__(self, request: HttpRequest) -> None:
-        test_clients = active_test_clients()  # the mongomock tier hands out its own session
-        session = (
-            RequestSession(self)
-            if test_clients is None
-            else test_clients[0].start_request_session()
-        )
+        # The mongomock tier (client.use_test_client) hands out its own session.
+        test_clients = process_client.test_clients
+        if test_clients is None:
+            session = RequestSession.__new__(RequestSession)  # pymongo's __init__ runs on first use
+            session._mongopool_scope = self
+        else:
+            session = test_clients[0].start_request_session()
         self.session: Any = session
         request.mongo_session = session  # type: ignore[attr-defined]
+        # testing.end_mongo_request() finds this object as request.amongo_session.__self__.
         request.amongo_session = self.aget  # type: ignore[attr-defined]
-        request._mongopool = self  # type: ignore[attr-defined]
 
     def session_client(self) -> tuple[Any, bool]:
         """The client ``request.mongo_session`` is built on, and whether the request has ended."""
@@ -97,6 +98,14 @@ class RequestSessions(RequestScope):
         # The request session refers back to this scope: dropping it here breaks the cycle,
         # so both are freed by reference counting rather than by the cyclic collector.
         session, self.session = self.session, None
+        if (
+            getattr(session, "_mongopool_unused", False)  # an unbuilt RequestSession
+            and self.held is None
+            and self.tracked is None
+            and self.async_entry is None
+            and not pin_lock.locked()
+        ):
+            return
         try:
             async_entry = self.async_entry
             if async_entry is not None:
@@ -105,7 +114,7 @@ class RequestSessions(RequestScope):
                 run_on_loop(lambda: _end_async(async_entry[0]), async_entry[1], wait=True)
         finally:
             try:
-                if type(session) is not RequestSession or "_client" in session.__dict__:
+                if not getattr(session, "_mongopool_unused", False):
                     session.end_session()
             except PyMongoError:
                 logger.warning("Ending request.mongo_session failed", exc_info=True)

@@ -104,13 +104,15 @@ class RequestSession(CountedClientSession):
     pymongo refuses it ("Cannot use ended session").
     """
 
-    def __init__(self, scope: Any) -> None:  # pymongo's __init__ runs on first use
-        self._mongopool_scope = scope
+    # True until pymongo's state is built; the middleware's end reads it on every request.
+    _mongopool_unused = True
+
+    _mongopool_scope: Any  # set by the middleware, which creates it without __init__
 
     @property
     def built(self) -> bool:
         """True once pymongo's state exists (the session was used)."""
-        return "_client" in self.__dict__
+        return not self._mongopool_unused
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for names the instance and its classes lack. pymongo's own state is all
@@ -133,6 +135,7 @@ class RequestSession(CountedClientSession):
         self._mongopool_counters = counters if counters is not None else ProcessCounters()
         if ended:
             self._server_session = None  # pymongo's "ended"
+        self._mongopool_unused = False
         return getattr(self, name)
 
 

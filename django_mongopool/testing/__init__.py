@@ -50,7 +50,7 @@ def mongo_request(request: R) -> R:
 
 def end_mongo_request(request: HttpRequest) -> None:
     """End the sessions :func:`mongo_request` gave ``request`` (a second call does nothing)."""
-    sessions = getattr(request, "_mongopool", None)
+    sessions = getattr(getattr(request, "amongo_session", None), "__self__", None)
     if sessions is not None:
         sessions.end(request)
         with _opened_lock:

@@ -70,9 +70,8 @@ def test_a_failed_check_out_stops_counting_as_waiting(mongo, settings):
     hold = pool.checkout()
     hold.__enter__()
     try:
-        with pytest.raises(WaitQueueTimeoutError):
-            with pool.checkout():
-                pass
+        with pytest.raises(WaitQueueTimeoutError), pool.checkout():
+            pass
     finally:
         hold.__exit__(None, None, None)
     server = _server()
