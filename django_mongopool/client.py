@@ -138,7 +138,11 @@ class PooledClientMixin:
     def _start_session(self, implicit: bool, **kwargs: Any) -> Any:
         if implicit:  # pymongo's own per-operation sessions are not counted
             return super()._start_session(implicit, **kwargs)  # type: ignore[misc]
-        return start_session(self._mongopool_async, self, self._mongopool_counters, **kwargs)
+        scope = current.get()
+        outside = scope is None or scope.ended  # no request or block will check it: watched
+        return start_session(
+            self._mongopool_async, self, self._mongopool_counters, outside, **kwargs
+        )
 
     def start_session(self, *args: Any, **kwargs: Any) -> Any:
         session = super().start_session(*args, **kwargs)  # type: ignore[misc]

@@ -69,10 +69,10 @@ def record(session: Any, frame: FrameType | None) -> None:
                     scope.tracked = []
                 tracked = scope.tracked
         tracked.append(Tracked(session, *site))
-    elif hasattr(session, "_mongopool_watch"):
-        # No request to check it at its end: the session reports itself if it is
-        # garbage-collected without having been ended (sessions.py, _Watched).
-        session._mongopool_watch(site)
+    elif hasattr(session, "_mongopool_site"):
+        # No request to check it at its end: the session (a sessions._Watched) reports itself
+        # if it is garbage-collected without having been ended.
+        session._mongopool_site = site
 
 
 def collected_unended(site: tuple[str, int, str]) -> None:

@@ -31,14 +31,6 @@ def _ran_a_command(session: Any) -> bool:
 class _Counting:
     _mongopool_counters: ProcessCounters
 
-    def _mongopool_watch(self, site: tuple[str, int, str]) -> None:
-        """Started outside any request (file, line, module): report the session if it is
-        garbage-collected without having been ended. Only such sessions get a finalizer."""
-        watched = _WATCHED.get(type(self))
-        if watched is not None:
-            self._mongopool_site = site
-            self.__class__ = watched
-
     def _materialize(self, *args: Any, **kwargs: Any) -> None:
         was_empty = not _ran_a_command(self)
         super()._materialize(*args, **kwargs)  # type: ignore[misc]
@@ -63,11 +55,15 @@ class CountedAsyncClientSession(_Counting, AsyncClientSession):
 
 
 class _Watched:
+    """A session started outside any request: reported if it is garbage-collected without
+    having been ended. Only such sessions get a finalizer (the class is chosen when the
+    session is made: swapping it afterwards would slow every attribute read pymongo makes)."""
+
     _mongopool_counters: ProcessCounters
-    _mongopool_site: tuple[str, int, str]
+    _mongopool_site: tuple[str, int, str] | None = None  # file, line, module (leaks.record)
 
     def __del__(self) -> None:
-        if self.has_ended:  # type: ignore[attr-defined]
+        if self._mongopool_site is None or self.has_ended:  # type: ignore[attr-defined]
             return
         try:
             self._mongopool_counters.count("leaked_sessions")
@@ -79,17 +75,11 @@ class _Watched:
 
 
 class WatchedClientSession(_Watched, CountedClientSession):
-    """A session started outside any request (see ``_Counting._mongopool_watch``)."""
+    """A session started outside any request (see :class:`_Watched`)."""
 
 
 class WatchedAsyncClientSession(_Watched, CountedAsyncClientSession):
-    """An async session started outside any request (see ``_Counting._mongopool_watch``)."""
-
-
-_WATCHED: dict[type, type] = {
-    CountedClientSession: WatchedClientSession,
-    CountedAsyncClientSession: WatchedAsyncClientSession,
-}
+    """An async session started outside any request (see :class:`_Watched`)."""
 
 
 class RequestSession(CountedClientSession):
@@ -104,10 +94,10 @@ class RequestSession(CountedClientSession):
     pymongo refuses it ("Cannot use ended session").
     """
 
-    # True until pymongo's state is built; the middleware's end reads it on every request.
-    _mongopool_unused = True
-
-    _mongopool_scope: Any  # set by the middleware, which creates it without __init__
+    # Class-level defaults: reading them never reaches __getattr__, and nothing here touches
+    # the instance's __dict__ (which would slow every later attribute read pymongo makes).
+    _mongopool_unused = True  # until pymongo's state is built; read by the middleware's end
+    _mongopool_scope: Any = None  # set by the middleware, which creates it without __init__
 
     @property
     def built(self) -> bool:
@@ -118,15 +108,15 @@ class RequestSession(CountedClientSession):
         # Only reached for names the instance and its classes lack. pymongo's own state is all
         # in single-underscore attributes; any other name is simply missing (so hasattr() and
         # getattr(..., default) probes never build the session).
-        state = self.__dict__
-        scope = state.get("_mongopool_scope")
-        if scope is None or "_client" in state or name[:1] != "_" or name[:2] == "__":
+        scope = self._mongopool_scope
+        if scope is None or not self._mongopool_unused or name[:1] != "_" or name[:2] == "__":
             raise AttributeError(name)
         client, ended = scope.session_client()
         try:
             ClientSession.__init__(self, client, _EmptyServerSession(), _DEFAULT_OPTIONS, False)
         except BaseException as exc:
-            state.clear()  # never half-built
+            state = vars(self)  # never half-built
+            state.clear()
             state["_mongopool_scope"] = scope
             if isinstance(exc, AttributeError):  # would read as "no such attribute"
                 raise RuntimeError(f"request.mongo_session could not be built: {exc}") from exc
@@ -143,9 +133,15 @@ class RequestSession(CountedClientSession):
 _DEFAULT_OPTIONS = SessionOptions()
 
 
-def start(is_async: bool, client: Any, counters: ProcessCounters, **options: Any) -> Any:
-    """A new explicit session of the app's ``client`` that counts itself (no I/O)."""
-    cls = CountedAsyncClientSession if is_async else CountedClientSession
+def start(
+    is_async: bool, client: Any, counters: ProcessCounters, watched: bool, **options: Any
+) -> Any:
+    """A new explicit session of the app's ``client`` that counts itself (no I/O); ``watched``
+    for one started outside any request (reported if collected without being ended)."""
+    if watched:
+        cls: type = WatchedAsyncClientSession if is_async else WatchedClientSession
+    else:
+        cls = CountedAsyncClientSession if is_async else CountedClientSession
     opts = SessionOptions(**options) if options else _DEFAULT_OPTIONS
     session = cls(client, _EmptyServerSession(), opts, False)
     session._mongopool_counters = counters

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,7 @@ def test_harness_smoke_run(tmp_path, mongo_server):
     assert results["time_to_503"]["statuses"] == [503] * 5
     assert set(results["middleware_overhead"]) == {"no_mongodb", "with_mongodb"}
     assert "| mongopool | 4 |" in (tmp_path / "results.md").read_text()
+    assert run["web_cpu_ms_per_request"] > 0  # CPU per request of the web process
     assert (tmp_path / "connections_throughput.png").stat().st_size > 10_000
 
 
@@ -78,3 +80,25 @@ def test_cpu_harness_smoke_run(tmp_path, mongo_server):
     assert mongodb["option_differences"] == []
     text = (tmp_path / "cpu.md").read_text()
     assert "within 3%" in text and "within 2%" in text and "pymongo" in text
+
+
+def test_instruction_harness_child_serves_the_view():
+    """The part that runs under valgrind works without it (valgrind may not be installed)."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "instructions.py"), "--child", "mongopool", "5"],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"},
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_instruction_harness_smoke_run(tmp_path):
+    _bench("instructions.py", tmp_path)
+    results = json.loads((tmp_path / "instructions.json").read_text())
+    assert set(results["instructions_per_request"]) == {"none", "noop", "mongopool"}
+    assert all(n > 0 for n in results["instructions_per_request"].values())
+    assert "within 2% of no middleware" in (tmp_path / "instructions.md").read_text()
