@@ -96,9 +96,11 @@ def test_instruction_harness_child_serves_the_view():
 
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
-def test_instruction_harness_smoke_run(tmp_path):
-    _bench("instructions.py", tmp_path)
+def test_instruction_harness_smoke_run(tmp_path, mongo_server):
+    _bench("instructions.py", tmp_path, MONGOPOOL_TEST_URL=mongo_server.url)
     results = json.loads((tmp_path / "instructions.json").read_text())
     assert set(results["instructions_per_request"]) == {"none", "noop", "mongopool"}
     assert all(n > 0 for n in results["instructions_per_request"].values())
-    assert "within 2% of no middleware" in (tmp_path / "instructions.md").read_text()
+    assert set(results["mongodb"]["instructions_per_unit"]) == {"plain", "app"}
+    text = (tmp_path / "instructions.md").read_text()
+    assert "within 2% of no middleware" in text and "within 3% of a plain MongoClient" in text
