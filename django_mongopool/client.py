@@ -13,7 +13,8 @@ settings; the retired one is closed as soon as the last request that used it has
 ended, or after :data:`RETIRE_GRACE_SECONDS` at the latest. Requests are counted
 per client by two lock-free counters: a request holds one count from the first
 time it needs the client (its ``request.mongo_session`` is used, or it calls
-:func:`get_client`) to its end; only a retired client takes a lock.
+:func:`get_client`) to its end. A request takes :data:`pin_lock` when it first needs
+the client and at its end; closing a retired client takes its own lock.
 """
 
 from __future__ import annotations
@@ -286,7 +287,7 @@ class _ProcessClient:
 
 
 _process = _ProcessClient()
-pin_lock = threading.Lock()  # only taken the first time a request needs the client
+pin_lock = threading.Lock()  # taken when a request first needs the client, and at its end
 
 
 def before_fork() -> None:
@@ -306,8 +307,9 @@ def after_fork_in_child() -> None:
 def use_test_client(client: Any, async_client: Any = None) -> Iterator[Any]:
     """The one override point for tests: while the block runs, ``client`` replaces the process client.
 
-    :func:`get_client`, :func:`get_database` and :func:`request_session` (so
-    ``request.mongo_session``) use ``client``; ``get_async_client()`` uses
+    :func:`get_client` and :func:`get_database` use ``client``, and the middleware
+    sets ``request.mongo_session`` to ``client.start_request_session()``;
+    ``get_async_client()`` uses
     ``async_client`` when one is given. ``client`` needs ``start_request_session()``
     (and ``async_client`` too). No real client is built or closed meanwhile.
     Used by the pytest plugin's mongomock tier (:mod:`django_mongopool.testing.mock`).

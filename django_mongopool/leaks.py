@@ -1,9 +1,10 @@
 """Find sessions that user code started during a request and never ended.
 
-The middleware opens a tracking list for each request (a context variable, so
-it follows the request into ``sync_to_async`` threads); every session started
-through ``get_client().start_session()`` while it is open is recorded with the
-file and line that started it. ``request.mongo_session`` itself is never
+The middleware opens a scope for each request (a context variable, so it
+follows the request into ``sync_to_async`` threads); every session started
+through ``get_client().start_session()`` while it is open is recorded in the
+scope's tracking list (made by the first one) with the file and line that
+started it. ``request.mongo_session`` itself is never
 tracked: the middleware always ends it.
 
 A thread the view starts itself does not inherit context variables, so a

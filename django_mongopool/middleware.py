@@ -3,7 +3,7 @@
 ``request.mongo_session`` is an ordinary attribute holding pymongo's real
 ``ClientSession`` of the process client, set before the view runs; its pymongo
 state is built when the view first uses it (:class:`~django_mongopool.sessions.RequestSession`),
-so a request that never touches MongoDB costs one empty object, one context
+so a request that never touches MongoDB costs two small objects, one context
 variable and no client work at all.
 ``await request.amongo_session()`` gives an ``AsyncClientSession`` of the running
 loop's client, started on first use. Both are ended after the response, when the
@@ -50,7 +50,7 @@ class RequestSessions(RequestScope):
     """One request's scope and sessions, ended exactly once; also the sessions user code started.
 
     Built for every request, so it does only what every request needs: one object, the
-    request's three attributes, and an unbuilt :class:`RequestSession`.
+    request's two attributes, and an unbuilt :class:`RequestSession`.
     """
 
     async_entry: tuple[Any, asyncio.AbstractEventLoop] | None = None

@@ -7,7 +7,7 @@ session as started at that moment and as ended when it ends, so a
 
 ``request.mongo_session`` goes one step further (:class:`RequestSession`): it is a
 ``ClientSession`` whose pymongo state is built the first time anything reads it, so
-a request that never touches MongoDB pays for one empty object and nothing else.
+a request that never touches MongoDB pays for one unbuilt object and no client work.
 """
 
 from __future__ import annotations
