@@ -53,7 +53,7 @@ def test_untouched_request_builds_no_session_state_and_holds_no_client(mongo):
 
 
 def test_outside_sessions_alone_get_a_finalizer(mongo):
-    from django_mongopool.scope import RequestScope, current
+    from django_mongopool import leaks
     from django_mongopool.sessions import (
         CountedClientSession,
         RequestSession,
@@ -63,11 +63,8 @@ def test_outside_sessions_alone_get_a_finalizer(mongo):
     outside = get_client().start_session()  # no request: reported if collected unended
     assert type(outside) is WatchedClientSession and hasattr(outside, "__del__")
     outside.end_session()
-    token = current.set(RequestScope())
-    try:
-        inside = get_client().start_session()  # checked when its request ends instead
-    finally:
-        current.reset(token)
+    with leaks.tracking():  # like a request: checked when the block ends instead
+        inside = get_client().start_session()
     assert type(inside) is CountedClientSession
     assert not hasattr(inside, "__del__") and not hasattr(RequestSession, "__del__")
     inside.end_session()
