@@ -29,7 +29,6 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from pymongo import MongoClient
-from pymongo.client_session import ClientSession
 from pymongo.database import Database
 
 from django_mongopool import leaks
@@ -387,15 +386,6 @@ def close_clients() -> None:
     _process.close()
 
 
-def request_session() -> ClientSession:
-    """A new session of the process client for one request (no I/O until it runs a command).
-
-    The request counts as using that client until :func:`release_request` is called with
-    the session: a retired client is not closed under it.
-    """
-    return _process.hold().start_request_session()  # type: ignore[no-any-return]
-
-
 def hold_for(scope: RequestScope) -> PooledMongoClient:
     """The sync client of ``scope``'s request: held (a retired client is not closed under the
     request) and pinned the first time the request needs it; the scope releases it at its end."""
@@ -403,8 +393,9 @@ def hold_for(scope: RequestScope) -> PooledMongoClient:
 
 
 def release_request(session: Any) -> None:
-    """The request that had ``session`` from :func:`request_session` (or the async
-    equivalent) has ended: the client may be closed if it was retired."""
+    """The request that had ``session`` from a held client's ``start_request_session()``
+    (``await request.amongo_session()``) has ended: the client may be closed if it was
+    retired."""
     client = getattr(session, "client", None)
     if isinstance(client, PooledClientMixin):
         client.release()

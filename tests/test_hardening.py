@@ -13,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 
 from django_mongopool.exceptions import LeakedSessionError
+from django_mongopool.scope import RequestScope
 from django_mongopool.stray import StrayClientError, StrayClientWarning
 from tests.helpers import closed_port
 
@@ -157,24 +158,22 @@ def test_a_retired_client_serves_its_request_then_closes(offline):
 def test_a_retired_client_closes_after_the_grace_period(offline):
     from django_mongopool import client
 
-    session = client.request_session()  # never released
-    old = session.client
+    old = client.hold_for(RequestScope())  # a request that never ends
     client.reset_client(grace=0.2)
     assert not old._closed
     assert _wait_for(lambda: old._closed)
-    client.release_request(session)  # late: nothing happens twice
+    old.release()  # late: nothing happens twice
 
 
 def test_exit_closes_retired_clients_too(offline):
     from django_mongopool import client
 
-    session = client.request_session()
-    old = session.client
+    old = client.hold_for(RequestScope())  # a request still running
     client.reset_client()
     current = client.get_client()
     client.close_clients()
     assert old._closed and current._closed
-    client.release_request(session)
+    old.release()
 
 
 # --- 14: sessions started in a thread the view spawned are found ---

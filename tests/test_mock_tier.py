@@ -8,7 +8,7 @@ from django.test import AsyncClient, Client, RequestFactory
 from pymongo.errors import OperationFailure
 
 from django_mongopool import get_async_database, get_client, get_database, heartbeat
-from django_mongopool.client import PooledMongoClient, active_test_clients, request_session
+from django_mongopool.client import PooledMongoClient, active_test_clients
 from django_mongopool.exceptions import MockTransactionsNotSupported, TransactionsNotSupported
 from django_mongopool.middleware import MongoSessionMiddleware
 from django_mongopool.testing import (
@@ -55,7 +55,11 @@ def test_each_block_gets_fresh_data_and_the_real_client_comes_back():
 
 
 def test_session_is_accepted_and_ignored_everywhere(mongopool_mock):
-    session = request_session()
+    from django.test import RequestFactory
+
+    from django_mongopool.testing import mongo_request
+
+    session = mongo_request(RequestFactory().get("/")).mongo_session  # the middleware's path
     assert isinstance(session, MockSession)
     things = get_database()["things"]
     things.insert_many([{"n": 1}, {"n": 2}], session=session)
