@@ -61,6 +61,11 @@ class _ServerCounters:
     budget_refusals: int = 0
     peak_open: int = 0
 
+    def in_use(self, idle: int) -> int:
+        """Open connections that are not idle in the pool: checked out (or being set up or torn
+        down). ``idle`` is read from pymongo's pools."""
+        return max(0, self.created - self.closed - idle)
+
     def checked_out_now(self, started: float, checked_out: int) -> None:
         """A check-out that began at ``started`` (``time.monotonic()``) got its connection;
         ``checked_out`` is how many of the pool's connections are out now."""
@@ -145,7 +150,7 @@ class PoolMetrics:
         with self._lock:
             for address, c in self._servers.items():
                 c.peak_open = c.created - c.closed
-                c.peak_in_use = max(0, c.created - c.closed - gauges.get(address, 0))
+                c.peak_in_use = c.in_use(gauges.get(address, 0))
 
     def _gauges(self) -> dict[Any, int]:
         """Idle connections per server, read from the live pools now."""
@@ -168,7 +173,7 @@ class PoolMetrics:
         waiting = max(0, value(c.checkout_started) - ended)
         open_ = c.created - c.closed
         idle = min(idle, open_)
-        in_use = max(0, open_ - idle)  # checked out (or being set up or torn down)
+        in_use = c.in_use(idle)
         c.peak_in_use = max(c.peak_in_use, in_use)
         return ServerPoolSnapshot(
             pool=self.name,

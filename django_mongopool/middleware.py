@@ -114,6 +114,7 @@ class RequestSessions(RequestScope):
                 run_on_loop(lambda: _end_async(async_entry[0]), async_entry[1], wait=True)
         finally:
             try:
+                # Read again: a thread of this request may have built it meanwhile.
                 if not getattr(session, "_mongopool_unused", False):
                     session.end_session()
             except PyMongoError:
