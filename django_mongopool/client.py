@@ -247,6 +247,7 @@ class _ProcessClient:
                 if held:
                     client.release()
                 return client
+            scope.needs_end = True
             previous, scope.held = scope.held, (client if held else None)
             scope.sync = client
         if previous is not None:  # the pinned client was closed meanwhile (after the grace period)

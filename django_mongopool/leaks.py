@@ -67,6 +67,7 @@ def record(session: Any, frame: FrameType | None) -> None:
         if tracked is None:
             with _lock:  # threads sharing the request's context: one list
                 if scope.tracked is None:
+                    scope.needs_end = True
                     scope.tracked = []
                 tracked = scope.tracked
         tracked.append(Tracked(session, *site))
@@ -91,6 +92,7 @@ def tracking() -> Iterator[list[Tracked]]:
     tracked: list[Tracked] = []
     scope = current.get()
     if scope is not None and not scope.ended:
+        scope.needs_end = True
         previous, scope.tracked = scope.tracked, tracked
         try:
             yield tracked

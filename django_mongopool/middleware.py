@@ -45,28 +45,42 @@ from django_mongopool.unavailable import (
 
 logger = logging.getLogger("django_mongopool")
 
+# Bound once: these run for every request, and looking a method up allocates each time.
+set_current, reset_current, pin_locked = current.set, current.reset, pin_lock.locked
+new_object = object.__new__
+
 
 class RequestSessions(RequestScope):
     """One request's scope and sessions, ended exactly once; also the sessions user code started.
 
-    Built for every request, so it does only what every request needs: one object, the
-    request's two attributes, and an unbuilt :class:`RequestSession`.
+    Made for every request, so it does only what every request needs: this object (no
+    ``__init__``), an unbuilt :class:`RequestSession` and the request's two attributes.
     """
 
+    session: Any = None  # request.mongo_session once built (the mongomock tier: at once)
     async_entry: tuple[Any, asyncio.AbstractEventLoop] | None = None
 
-    def __init__(self, request: HttpRequest) -> None:
-        # The mongomock tier (client.use_test_client) hands out its own session.
-        test_clients = process_client.test_clients
-        if test_clients is None:
-            session = RequestSession.__new__(RequestSession)  # pymongo's __init__ runs on first use
-            session._mongopool_scope = self
+    @classmethod
+    def open(cls, request: HttpRequest) -> RequestSessions:
+        """Give ``request`` its ``mongo_session`` and ``amongo_session``; returns the scope."""
+        sessions = cls()
+        if process_client.test_clients is None:
+            session = new_object(RequestSession)  # pymongo's __init__ runs on first use
+            session._mongopool_scope = sessions
         else:
-            session = test_clients[0].start_request_session()
-        self.session: Any = session
+            session = sessions.start_test_session()
         request.mongo_session = session  # type: ignore[attr-defined]
-        # testing.end_mongo_request() finds this object as request.amongo_session.__self__.
-        request.amongo_session = self.aget  # type: ignore[attr-defined]
+        # Finds this scope in the context: nothing to allocate per request.
+        request.amongo_session = amongo_session  # type: ignore[attr-defined]
+        return sessions
+
+    def start_test_session(self) -> Any:
+        """The mongomock tier (``client.use_test_client``) hands out its own session."""
+        test_clients = process_client.test_clients
+        assert test_clients is not None
+        self.session = test_clients[0].start_request_session()
+        self.needs_end = True
+        return self.session
 
     def session_client(self) -> tuple[Any, bool]:
         """The client ``request.mongo_session`` is built on, and whether the request has ended."""
@@ -80,6 +94,7 @@ class RequestSessions(RequestScope):
             raise RuntimeError("request.amongo_session() was used after its request ended.")
         if self.async_entry is None:
             client = hold_async_client()
+            self.needs_end = True
             self.async_entry = (client.start_request_session(), asyncio.get_running_loop())
             self.async_client, self.loop = client, self.async_entry[1]
         return self.async_entry[0]
@@ -95,17 +110,13 @@ class RequestSessions(RequestScope):
         if self.ended:
             return
         self.ended = True
-        # The request session refers back to this scope: dropping it here breaks the cycle,
-        # so both are freed by reference counting rather than by the cyclic collector.
-        session, self.session = self.session, None
-        if (
-            getattr(session, "_mongopool_unused", False)  # an unbuilt RequestSession
-            and self.held is None
-            and self.tracked is None
-            and self.async_entry is None
-            and not pin_lock.locked()
-        ):
-            return
+        # A thread of this request may be pinning the client right now (client.hold_for): it
+        # either finishes first (the lock) or sees `ended` and gives its hold back.
+        if self.needs_end or pin_locked():
+            self.finish(request, may_raise)
+
+    def finish(self, request: HttpRequest | None, may_raise: bool) -> None:
+        """End what the request used: its sessions, its client hold; report leaked sessions."""
         try:
             async_entry = self.async_entry
             if async_entry is not None:
@@ -114,15 +125,15 @@ class RequestSessions(RequestScope):
                 run_on_loop(lambda: _end_async(async_entry[0]), async_entry[1], wait=True)
         finally:
             try:
-                # Read again: a thread of this request may have built it meanwhile.
-                if not getattr(session, "_mongopool_unused", False):
+                # Read here, not earlier: a thread of this request may have built it meanwhile.
+                # Dropping it also breaks the cycle with the session's reference to this scope.
+                session, self.session = self.session, None
+                if session is not None:
                     session.end_session()
             except PyMongoError:
                 logger.warning("Ending request.mongo_session failed", exc_info=True)
             finally:
-                # A thread of this request may be pinning the client right now (client.hold_for):
-                # it either finishes first (the lock) or sees `ended` and gives its hold back.
-                if self.held is not None or pin_lock.locked():
+                if self.held is not None or pin_locked():
                     with pin_lock:
                         held, self.held = self.held, None
                     if held is not None:
@@ -138,6 +149,17 @@ class RequestSessions(RequestScope):
                 f"{request.method} {request.path}" if request is not None else "a streamed response"
             )
             leaks.report(found, where, may_raise=may_raise)
+
+
+async def amongo_session() -> Any:
+    """``await request.amongo_session()``: the running request's session of the loop's client."""
+    sessions = current.get()
+    if not isinstance(sessions, RequestSessions):
+        raise RuntimeError(
+            "request.amongo_session() was used outside its request: after the request ended, "
+            "or in code that does not run in the request's context."
+        )
+    return await sessions.aget()
 
 
 async def _end_async(session: Any) -> None:
@@ -162,22 +184,33 @@ class MongoSessionMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:
             return self.__acall__(request)
-        sessions = RequestSessions(request)
-        token = current.set(sessions)
+        # RequestSessions.open(), inlined: this runs for every request (bench/instructions.py).
+        sessions = RequestSessions()
+        if process_client.test_clients is None:
+            session = new_object(RequestSession)
+            session._mongopool_scope = sessions
+        else:
+            session = sessions.start_test_session()
+        request.mongo_session = session  # type: ignore[attr-defined]
+        request.amongo_session = amongo_session  # type: ignore[attr-defined]
+        token = set_current(sessions)
         try:
             response = self.get_response(request)
         except BaseException:
             sessions.end()
             raise
         finally:
-            current.reset(token)
+            reset_current(token)
         if isinstance(response, StreamingHttpResponse):
             return self._stream(response, sessions)
-        sessions.end(request, True)
+        # RequestSessions.end(), inlined: it runs for every request (bench/instructions.py).
+        sessions.ended = True
+        if sessions.needs_end or pin_locked():
+            sessions.finish(request, True)
         return response
 
     async def __acall__(self, request: HttpRequest) -> Any:
-        sessions = RequestSessions(request)
+        sessions = RequestSessions.open(request)
         token = current.set(sessions)
         try:
             response = await self.get_response(request)

@@ -35,6 +35,10 @@ class RequestScope:
     loop: Any = None
     tracked: list[Any] | None = None  # leaks.Tracked, made by the first session recorded
     ended = False
+    # True once the scope has something its end must give back, end or check: a pinned
+    # client, tracked sessions, an async session, the mongomock tier's session. A request
+    # whose scope never set it ends by setting ``ended`` alone.
+    needs_end = False
     pins = True  # False for a tracking block outside a request: nothing is pinned
 
 

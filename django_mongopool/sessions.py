@@ -96,7 +96,7 @@ class RequestSession(CountedClientSession):
 
     # Class-level defaults: reading them never reaches __getattr__, and nothing here touches
     # the instance's __dict__ (which would slow every later attribute read pymongo makes).
-    _mongopool_unused = True  # until pymongo's state is built; read by the middleware's end
+    _mongopool_unused = True  # until pymongo's state is built
     _mongopool_scope: Any = None  # set by the middleware, which creates it without __init__
 
     @property
@@ -125,6 +125,8 @@ class RequestSession(CountedClientSession):
         self._mongopool_counters = counters if counters is not None else ProcessCounters()
         if ended:
             self._server_session = None  # pymongo's "ended"
+        else:
+            scope.session = self  # the scope ends it with its request
         self._mongopool_unused = False
         return getattr(self, name)
 

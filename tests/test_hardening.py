@@ -446,7 +446,7 @@ def test_probing_request_mongo_session_does_not_build_it(offline):
     from django_mongopool.middleware import RequestSessions
 
     request = RequestFactory().get("/")
-    scope = RequestSessions(request)
+    scope = RequestSessions.open(request)
     session = request.mongo_session
     assert not hasattr(session, "no_such_attribute")
     assert getattr(session, "anything", None) is None
@@ -463,7 +463,7 @@ def test_a_failed_build_leaves_the_session_unbuilt(offline, monkeypatch):
     from django_mongopool.middleware import RequestSessions
 
     request = RequestFactory().get("/")
-    scope = RequestSessions(request)
+    scope = RequestSessions.open(request)
 
     def broken(self, *args, **kwargs):
         self._client = "half"
@@ -485,3 +485,98 @@ def test_a_hold_taken_after_the_request_ended_is_given_back(offline):
     scope.ended = True
     held = client.hold_for(scope)
     assert scope.held is None and held.requests_in_flight() == 0
+
+
+# --- 13: a request that never touches MongoDB is ended by one flag; anything it takes sets it ---
+
+
+def test_an_untouched_request_is_ended_without_the_slow_path(offline):
+    request = Client().get("/t/untouched/").wsgi_request
+    scope = request.mongo_session._mongopool_scope
+    assert scope.ended and not scope.needs_end
+    assert (scope.sync, scope.held, scope.session, scope.tracked) == (None, None, None, None)
+
+
+def _open_scope():
+    from django.test import RequestFactory
+
+    from django_mongopool.middleware import RequestSessions
+
+    scope = RequestSessions.open(RequestFactory().get("/"))
+    assert not scope.needs_end
+    return scope
+
+
+def test_pinning_the_client_marks_the_scope_for_ending(offline):
+    from django_mongopool import client
+
+    scope = _open_scope()
+    held = client.hold_for(scope)
+    assert scope.needs_end and held.requests_in_flight() == 1
+    scope.end()
+    assert scope.held is None and held.requests_in_flight() == 0
+
+
+def test_a_session_started_in_the_request_marks_the_scope_for_ending(offline, caplog):
+    from django_mongopool.client import get_client
+    from django_mongopool.scope import current
+
+    scope = _open_scope()
+    token = current.set(scope)
+    try:
+        leaked = get_client().start_session()
+    finally:
+        current.reset(token)
+    assert scope.needs_end and scope.tracked
+    scope.end()
+    assert "1 MongoDB session(s) started during" in caplog.text  # checked at the end
+    leaked.end_session()
+
+
+def test_a_tracking_block_in_the_request_marks_the_scope_for_ending(offline):
+    from django_mongopool import leaks
+    from django_mongopool.scope import current
+
+    scope = _open_scope()
+    token = current.set(scope)
+    try:
+        with leaks.tracking():
+            pass
+    finally:
+        current.reset(token)
+    assert scope.needs_end
+    scope.end()
+
+
+def test_the_async_session_marks_the_scope_for_ending(offline):
+    import asyncio
+
+    scope = _open_scope()
+
+    async def use_and_end():
+        session = await scope.aget()
+        assert scope.needs_end
+        await scope.aend()
+        return session
+
+    assert asyncio.run(use_and_end()).has_ended
+
+
+def test_the_mock_tiers_session_marks_the_scope_for_ending(mongopool_mock):
+    from django.test import RequestFactory
+
+    from django_mongopool.middleware import RequestSessions
+
+    request = RequestFactory().get("/")
+    scope = RequestSessions.open(request)
+    assert scope.needs_end and scope.session is request.mongo_session
+    scope.end()
+    assert request.mongo_session.has_ended
+
+
+def test_amongo_session_outside_its_request_is_refused(offline):
+    import asyncio
+
+    request = Client().get("/t/untouched/").wsgi_request
+    with pytest.raises(RuntimeError, match="outside its request"):
+        asyncio.run(request.amongo_session())

@@ -42,7 +42,9 @@ def mongo_request(request: R) -> R:
     """
     from django_mongopool.middleware import RequestSessions
 
-    sessions = RequestSessions(request)
+    sessions = RequestSessions.open(request)
+    # A bound method: a view called directly runs outside any request's context.
+    request.amongo_session = sessions.aget  # type: ignore[attr-defined]
     with _opened_lock:
         _opened.append(sessions)
     return request
