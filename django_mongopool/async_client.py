@@ -15,6 +15,7 @@ import contextlib
 import functools
 import itertools
 import threading
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -42,6 +43,8 @@ class PooledAsyncMongoClient(PooledClientMixin, AsyncMongoClient):  # type: igno
 _lock = threading.Lock()
 _clients: dict[int, tuple[asyncio.AbstractEventLoop, PooledAsyncMongoClient]] = {}
 _loop_numbers = itertools.count(1)
+# Per event loop: the request scopes whose async session is still open on it.
+_loop_scopes: dict[int, weakref.WeakSet[Any]] = {}
 
 
 def forget_all() -> None:
@@ -49,6 +52,17 @@ def forget_all() -> None:
     global _lock
     _lock = threading.Lock()  # it may have been held by another thread at fork time
     _clients.clear()
+    _loop_scopes.clear()
+
+
+def end_with_loop(loop: asyncio.AbstractEventLoop, scope: Any) -> None:
+    """End ``scope``'s async session (``await scope.end_async_session()``) when ``loop`` winds
+    down, if its request has not ended it by then: under WSGI, an async view's event loop
+    (``async_to_sync``) closes before the request ends."""
+    with _lock:
+        entry = _clients.get(id(loop))
+        if entry is not None and entry[0] is loop:  # the loop closes an app's client (not a test's)
+            _loop_scopes.setdefault(id(loop), weakref.WeakSet()).add(scope)
 
 
 def loop_clients() -> list[PooledAsyncMongoClient]:
@@ -82,6 +96,10 @@ def _close_with_loop(loop: asyncio.AbstractEventLoop, client: PooledAsyncMongoCl
         if not closed:
             closed = True
             forget()
+            with _lock:
+                scopes = list(_loop_scopes.pop(id(loop), ()))
+            for scope in scopes:
+                await scope.end_async_session()
             with contextlib.suppress(Exception):  # the loop is going away anyway
                 await client.close()
 

@@ -23,7 +23,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHt
 from pymongo.errors import PyMongoError
 
 from django_mongopool import leaks
-from django_mongopool.async_client import hold_async_client, run_on_loop
+from django_mongopool.async_client import end_with_loop, hold_async_client, run_on_loop
 from django_mongopool.client import _process as process_client  # read on every request
 from django_mongopool.client import (
     get_client,
@@ -97,14 +97,19 @@ class RequestSessions(RequestScope):
             self.needs_end = True
             self.async_entry = (client.start_request_session(), asyncio.get_running_loop())
             self.async_client, self.loop = client, self.async_entry[1]
+            end_with_loop(self.loop, self)
         return self.async_entry[0]
 
     async def aend(self, request: HttpRequest | None = None, may_raise: bool = False) -> None:
         """End both sessions from the event loop (ASGI)."""
+        await self.end_async_session()
+        self.end(request, may_raise)
+
+    async def end_async_session(self) -> None:
+        """End the async session, on its own loop (also when that loop winds down first)."""
         entry, self.async_entry = self.async_entry, None
         if entry is not None:
             await _end_async(entry[0])
-        self.end(request, may_raise)
 
     def end(self, request: HttpRequest | None = None, may_raise: bool = False) -> None:
         if self.ended:

@@ -27,6 +27,16 @@ async def test_async_view_with_the_async_session(mongo):
     assert _sessions() == (1, 1)
 
 
+def test_async_view_under_wsgi_finds_its_session_through_the_context(mongo):
+    from django.test import Client
+
+    # The sync middleware runs the async view through async_to_sync, in another thread and
+    # event loop: request.amongo_session() finds the request there through the context.
+    response = Client().get("/t/async-native/")
+    assert response.status_code == 200
+    assert _sessions() == (1, 1)
+
+
 async def test_async_stream_ends_the_async_session(mongo):
     response = await AsyncClient().get("/t/async-native-stream/")
     body = b"".join([chunk async for chunk in response.streaming_content])
