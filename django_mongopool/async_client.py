@@ -43,8 +43,10 @@ class PooledAsyncMongoClient(PooledClientMixin, AsyncMongoClient):  # type: igno
 _lock = threading.Lock()
 _clients: dict[int, tuple[asyncio.AbstractEventLoop, PooledAsyncMongoClient]] = {}
 _loop_numbers = itertools.count(1)
-# Per event loop: the request scopes whose async session is still open on it.
-_loop_scopes: dict[int, weakref.WeakSet[Any]] = {}
+# Per event loop: the request scopes that made an async session on it (until they are freed).
+_loop_scopes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, weakref.WeakSet[Any]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def forget_all() -> None:
@@ -62,7 +64,7 @@ def end_with_loop(loop: asyncio.AbstractEventLoop, scope: Any) -> None:
     with _lock:
         entry = _clients.get(id(loop))
         if entry is not None and entry[0] is loop:  # the loop closes an app's client (not a test's)
-            _loop_scopes.setdefault(id(loop), weakref.WeakSet()).add(scope)
+            _loop_scopes.setdefault(loop, weakref.WeakSet()).add(scope)
 
 
 def loop_clients() -> list[PooledAsyncMongoClient]:
@@ -97,9 +99,10 @@ def _close_with_loop(loop: asyncio.AbstractEventLoop, client: PooledAsyncMongoCl
             closed = True
             forget()
             with _lock:
-                scopes = list(_loop_scopes.pop(id(loop), ()))
+                scopes = list(_loop_scopes.pop(loop, ()))
             for scope in scopes:
-                await scope.end_async_session()
+                with contextlib.suppress(Exception):  # the loop is going away anyway
+                    await scope.end_async_session()
             with contextlib.suppress(Exception):  # the loop is going away anyway
                 await client.close()
 

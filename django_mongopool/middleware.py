@@ -24,8 +24,8 @@ from pymongo.errors import PyMongoError
 
 from django_mongopool import leaks
 from django_mongopool.async_client import end_with_loop, hold_async_client, run_on_loop
-from django_mongopool.client import _process as process_client  # read on every request
 from django_mongopool.client import (
+    PooledClientMixin,
     get_client,
     get_config,
     hold_for,
@@ -33,6 +33,7 @@ from django_mongopool.client import (
     process_counters,
     release_request,
 )
+from django_mongopool.client import _process as process_client  # read on every request
 from django_mongopool.scope import RequestScope, current
 from django_mongopool.sessions import RequestSession
 from django_mongopool.streams import AsyncClosingIterator, ClosingIterator
@@ -88,14 +89,29 @@ class RequestSessions(RequestScope):
             return get_client(), True
         return hold_for(self), False
 
+    def adopt(self, session: Any) -> bool:
+        """Called when ``request.mongo_session`` has been built: True if this scope will end it
+        with its request, False if the request ended meanwhile (the session must be ended)."""
+        with pin_lock:
+            if self.ended:
+                return False
+            self.session = session
+            return True
+
     async def aget(self) -> Any:
         """``await request.amongo_session()``: this request's session of the loop's async client."""
         if self.ended:
             raise RuntimeError("request.amongo_session() was used after its request ended.")
         if self.async_entry is None:
             client = hold_async_client()
+            try:
+                session = client.start_request_session()
+            except BaseException:
+                if isinstance(client, PooledClientMixin):
+                    client.release()  # nothing would give this hold back
+                raise
             self.needs_end = True
-            self.async_entry = (client.start_request_session(), asyncio.get_running_loop())
+            self.async_entry = (session, asyncio.get_running_loop())
             self.async_client, self.loop = client, self.async_entry[1]
             end_with_loop(self.loop, self)
         return self.async_entry[0]
@@ -115,9 +131,10 @@ class RequestSessions(RequestScope):
         if self.ended:
             return
         self.ended = True
-        # A thread of this request may be pinning the client right now (client.hold_for): it
-        # either finishes first (the lock) or sees `ended` and gives its hold back.
-        if self.needs_end or pin_locked():
+        # A thread of this request may be pinning the client right now (client.hold_for). The
+        # lock is read first: a thread not yet in it will see `ended` and give its hold back;
+        # one that has left it has set `needs_end`.
+        if pin_locked() or self.needs_end:
             self.finish(request, may_raise)
 
     def finish(self, request: HttpRequest | None, may_raise: bool) -> None:
@@ -129,20 +146,20 @@ class RequestSessions(RequestScope):
                 self.async_entry = None
                 run_on_loop(lambda: _end_async(async_entry[0]), async_entry[1], wait=True)
         finally:
-            try:
-                # Read here, not earlier: a thread of this request may have built it meanwhile.
-                # Dropping it also breaks the cycle with the session's reference to this scope.
+            # Under the lock: a thread of this request building the session or pinning the
+            # client right now either finishes first or sees `ended` (adopt(), hold_for()).
+            # Dropping the session also breaks the cycle with its reference to this scope.
+            with pin_lock:
                 session, self.session = self.session, None
+                held, self.held = self.held, None
+            try:
                 if session is not None:
                     session.end_session()
             except PyMongoError:
                 logger.warning("Ending request.mongo_session failed", exc_info=True)
             finally:
-                if self.held is not None or pin_locked():
-                    with pin_lock:
-                        held, self.held = self.held, None
-                    if held is not None:
-                        held.release()  # a retired client closes after its last request
+                if held is not None:
+                    held.release()  # a retired client closes after its last request
         if self.tracked:
             self._report_leaks(request, may_raise)
 
@@ -210,7 +227,7 @@ class MongoSessionMiddleware:
             return self._stream(response, sessions)
         # RequestSessions.end(), inlined: it runs for every request (bench/instructions.py).
         sessions.ended = True
-        if sessions.needs_end or pin_locked():
+        if pin_locked() or sessions.needs_end:  # the order matters: see RequestSessions.end()
             sessions.finish(request, True)
         return response
 

@@ -123,10 +123,8 @@ class RequestSession(CountedClientSession):
             raise
         counters = getattr(client, "_mongopool_counters", None)
         self._mongopool_counters = counters if counters is not None else ProcessCounters()
-        if ended:
+        if ended or not scope.adopt(self):  # ended before, or while it was being built
             self._server_session = None  # pymongo's "ended"
-        else:
-            scope.session = self  # the scope ends it with its request
         self._mongopool_unused = False
         return getattr(self, name)
 

@@ -521,13 +521,14 @@ def test_a_session_started_in_the_request_marks_the_scope_for_ending(offline, ca
     from django_mongopool.client import get_client
     from django_mongopool.scope import current
 
+    client = get_client()  # outside the scope: starting the session below pins nothing
     scope = _open_scope()
     token = current.set(scope)
     try:
-        leaked = get_client().start_session()
+        leaked = client.start_session()
     finally:
         current.reset(token)
-    assert scope.needs_end and scope.tracked
+    assert scope.held is None and scope.needs_end and scope.tracked
     scope.end()
     assert "1 MongoDB session(s) started during" in caplog.text  # checked at the end
     leaked.end_session()
@@ -560,6 +561,41 @@ def test_the_async_session_marks_the_scope_for_ending(offline):
         return session
 
     assert asyncio.run(use_and_end()).has_ended
+
+
+def test_an_async_session_is_ended_when_its_loop_winds_down_first(offline):
+    import asyncio
+
+    from django_mongopool import async_client
+
+    scope = _open_scope()
+
+    async def use_without_ending():
+        return await scope.aget()
+
+    session = asyncio.run(use_without_ending())  # like async_to_sync under WSGI
+    assert session.has_ended and scope.async_entry is None
+    assert scope.async_client.requests_in_flight() == 0  # the hold was given back
+    assert len(async_client._loop_scopes) == 0
+    scope.end()
+
+
+def test_a_session_built_while_its_request_ends_is_built_ended(offline):
+    from django_mongopool.client import get_client
+
+    scope = _open_scope()
+    session = _new_request_session(scope)
+    scope.session_client = lambda: (get_client(), False)  # it looked before the end...
+    scope.end()  # ...and the request ended while it was being built
+    assert session.has_ended and scope.session is None
+
+
+def _new_request_session(scope):
+    from django_mongopool.sessions import RequestSession
+
+    session = object.__new__(RequestSession)
+    session._mongopool_scope = scope
+    return session
 
 
 def test_the_mock_tiers_session_marks_the_scope_for_ending(mongopool_mock):
