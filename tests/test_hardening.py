@@ -616,3 +616,25 @@ def test_amongo_session_outside_its_request_is_refused(offline):
     request = Client().get("/t/untouched/").wsgi_request
     with pytest.raises(RuntimeError, match="outside its request"):
         asyncio.run(request.amongo_session())
+
+
+def test_a_failed_async_session_start_gives_the_hold_back(offline, monkeypatch):
+    import asyncio
+
+    from django_mongopool import async_client
+
+    scope = _open_scope()
+
+    def broken(self):
+        raise RuntimeError("no session")
+
+    monkeypatch.setattr(async_client.PooledAsyncMongoClient, "start_request_session", broken)
+
+    async def use():
+        with pytest.raises(RuntimeError, match="no session"):
+            await scope.aget()
+        return async_client.get_async_client()
+
+    client = asyncio.run(use())
+    assert client.requests_in_flight() == 0 and not scope.needs_end
+    scope.end()
