@@ -138,20 +138,19 @@ class PooledClientMixin:
     def _start_session(self, implicit: bool, **kwargs: Any) -> Any:
         if implicit:  # pymongo's own per-operation sessions are not counted
             return super()._start_session(implicit, **kwargs)  # type: ignore[misc]
+        # Only pymongo's start_session() asks for an explicit session: its caller is two frames up.
         scope = current.get()
         outside = scope is None or scope.ended  # no request or block will check it: watched
-        return start_session(
+        session = start_session(
             self._mongopool_async, self, self._mongopool_counters, outside, **kwargs
         )
-
-    def start_session(self, *args: Any, **kwargs: Any) -> Any:
-        session = super().start_session(*args, **kwargs)  # type: ignore[misc]
-        leaks.record(session, sys._getframe(1))
+        leaks.record(session, sys._getframe(2))
         return session
 
     def start_request_session(self) -> Any:
-        """The session behind ``request.mongo_session`` / ``amongo_session()`` (never leak-tracked)."""
-        return self._start_session(False)
+        """The session behind ``request.mongo_session`` / ``amongo_session()`` (never leak-tracked:
+        the request's scope ends it)."""
+        return start_session(self._mongopool_async, self, self._mongopool_counters, False)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._mongopool_config.redacted_uri!r})"
@@ -207,6 +206,9 @@ class _ProcessClient:
                 return pinned  # type: ignore[no-any-return]
             if not scope.ended:
                 return self.hold_for(scope)
+        client = self.client  # built(), inlined for the common case
+        if client is not None and self.pid == os.getpid():
+            return client
         return self.built()
 
     def built(self) -> PooledMongoClient:
