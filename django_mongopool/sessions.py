@@ -33,7 +33,7 @@ class _Counting:
     _server_session: Any
 
     def _materialize(self, *args: Any, **kwargs: Any) -> None:
-        server_session = self._server_session  # _ran_a_command(), inlined: once per session
+        server_session = self._server_session  # _ran_a_command(), inlined (one call fewer)
         was_empty = server_session is None or isinstance(server_session, _EmptyServerSession)
         super()._materialize(*args, **kwargs)  # type: ignore[misc]
         if was_empty:
@@ -42,7 +42,7 @@ class _Counting:
 
 class CountedClientSession(_Counting, ClientSession):
     def _end_session(self, lock: bool) -> None:
-        server_session = self._server_session  # _ran_a_command(), inlined: once per session
+        server_session = self._server_session  # _ran_a_command(), inlined (one call fewer)
         ran = server_session is not None and not isinstance(server_session, _EmptyServerSession)
         super()._end_session(lock)
         if ran:
