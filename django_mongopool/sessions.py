@@ -30,11 +30,9 @@ def _ran_a_command(session: Any) -> bool:
 
 class _Counting:
     _mongopool_counters: ProcessCounters
-    _server_session: Any
 
     def _materialize(self, *args: Any, **kwargs: Any) -> None:
-        server_session = self._server_session  # _ran_a_command(), inlined (one call fewer)
-        was_empty = server_session is None or isinstance(server_session, _EmptyServerSession)
+        was_empty = not _ran_a_command(self)
         super()._materialize(*args, **kwargs)  # type: ignore[misc]
         if was_empty:
             next(self._mongopool_counters.sessions_started)
@@ -42,8 +40,7 @@ class _Counting:
 
 class CountedClientSession(_Counting, ClientSession):
     def _end_session(self, lock: bool) -> None:
-        server_session = self._server_session  # _ran_a_command(), inlined (one call fewer)
-        ran = server_session is not None and not isinstance(server_session, _EmptyServerSession)
+        ran = _ran_a_command(self)
         super()._end_session(lock)
         if ran:
             next(self._mongopool_counters.sessions_ended)
