@@ -4,8 +4,10 @@ Wall time on a shared machine mostly measures the server and the scheduler, so t
 harness measures the CPU time the benchmarking process itself spends
 (``time.process_time()``: every thread of this process, pymongo's monitors included; the
 calling thread alone, ``time.thread_time()``, is reported beside it) per unit. The arms run
-in interleaved rounds (their order rotates every round, so drift hits all of them alike);
-each figure is the median over rounds, and each comparison the median of per-round ratios.
+in interleaved rounds (their order rotates every round, so drift hits all of them alike),
+in several fresh processes one after the other: a process's memory layout decides which of
+Python's cached lookups collide, which moves its figures by a few points, so the figures are
+medians over processes of each process's median (comparisons: of its per-round ratios).
 
 Units:
 
@@ -15,11 +17,12 @@ Units:
   ``listener`` (the same plus a ``ConnectionPoolListener`` whose methods do nothing: the
   price of pymongo's own event dispatch) and ``app`` (``django_mongopool.get_client()``).
 - ``view``: one request to a view that never touches MongoDB, through Django's full WSGI
-  handler, without and with ``MongoSessionMiddleware``.
+  handler: without middleware, with a middleware whose ``__call__`` only calls the next one
+  (``noop``: what any middleware costs in Django's chain) and with ``MongoSessionMiddleware``.
 
 Targets (issue 13): the app's client within 3 % of plain; the middleware within 2 % of none.
 
-    python bench/cpu.py                            # full run (about 2 minutes on 2 cores)
+    python bench/cpu.py                            # full run (about 10 minutes on 2 cores)
     python bench/cpu.py --smoke --out /tmp/cpu     # a few short rounds (used by the tests)
     python bench/cpu.py --server-mode tls_scram    # against the TLS + SCRAM server
 
@@ -34,6 +37,7 @@ import gc
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -55,6 +59,7 @@ from django_mongopool.options import DEFAULT_CLIENT_OPTIONS  # noqa: E402
 CLIENT_OPTIONS: dict[str, Any] = {**DEFAULT_CLIENT_OPTIONS, "appname": "bench-cpu"}
 TARGETS = {"app": 3.0, "middleware": 2.0}  # percent over the baseline
 MIDDLEWARE = "django_mongopool.middleware.MongoSessionMiddleware"
+NOOP_MIDDLEWARE = "benchsite.noop.NoopMiddleware"  # what any middleware costs in Django's chain
 COMPARED_OPTIONS = [
     "pool_options.max_pool_size",
     "pool_options.min_pool_size",
@@ -121,14 +126,12 @@ def interleaved(arms: dict[str, Arm], units: int, rounds: int) -> list[dict]:
     return per_round
 
 
-def summarise(per_round: list[dict], baseline: str, target: float | None = None) -> dict:
-    """Medians per arm and, against ``baseline``, the median of per-round ratios."""
+def _per_process(per_round: list[dict], baseline: str) -> dict:
+    """One process's medians per arm and, against ``baseline``, its median of per-round ratios."""
     arms: dict[str, Any] = {}
     for name in per_round[0]:
         row = {
-            f"{kind}_us": round(
-                statistics.median(getattr(r[name], kind + "_us") for r in per_round), 2
-            )
+            f"{kind}_us": statistics.median(getattr(r[name], kind + "_us") for r in per_round)
             for kind in ("process", "thread", "wall")
         }
         if name != baseline:
@@ -137,9 +140,30 @@ def summarise(per_round: list[dict], baseline: str, target: float | None = None)
                     getattr(r[name], f"{kind}_us") / getattr(r[baseline], f"{kind}_us")
                     for r in per_round
                 )
-                row[f"{kind}_vs_{baseline}_percent"] = round((ratio - 1) * 100, 2)
+                row[f"{kind}_vs_{baseline}_percent"] = (ratio - 1) * 100
         arms[name] = row
-    summary: dict[str, Any] = {"baseline": baseline, "rounds": len(per_round), "arms": arms}
+    return arms
+
+
+def summarise(per_process: list[list[dict]], baseline: str, target: float | None = None) -> dict:
+    """Each process's medians and median per-round ratios; then their median over processes
+    (with the per-process figures kept, so the spread between processes shows)."""
+    processes = [_per_process(per_round, baseline) for per_round in per_process]
+    arms: dict[str, Any] = {}
+    for name in processes[0]:
+        row: dict[str, Any] = {}
+        for key in processes[0][name]:
+            values = [p[name][key] for p in processes]
+            row[key] = round(statistics.median(values), 2)
+            if key.endswith("_percent"):
+                row[key.replace("_percent", "_per_process")] = [round(v, 2) for v in values]
+        arms[name] = row
+    summary: dict[str, Any] = {
+        "baseline": baseline,
+        "processes": len(per_process),
+        "rounds": len(per_process[0]),
+        "arms": arms,
+    }
     if target is not None:
         summary["target_percent"] = target
     return summary
@@ -200,6 +224,7 @@ def option_differences(plain: Any, app: Any) -> list[str]:
 
 
 def mongodb_units(url: str, database: str, units: int, rounds: int) -> dict:
+    """This process's rounds of the MongoDB unit (and what the summary says about the clients)."""
     from pymongo import MongoClient
 
     import django_mongopool
@@ -214,16 +239,16 @@ def mongodb_units(url: str, database: str, units: int, rounds: int) -> dict:
             "listener": unit_arm(lambda: listened, database, "items_listener", units),
             "app": unit_arm(django_mongopool.get_client, database, "items_app", units),
         }
-        summary = summarise(interleaved(arms, units, rounds), "plain", TARGETS["app"])
+        per_round = interleaved(arms, units, rounds)
         app = django_mongopool.get_client()
-        summary["units_per_round"] = units
-        summary["option_differences"] = option_differences(plain, app)
-        summary["app_listeners"] = [type(x).__name__ for x in app.options.event_listeners]
-        plain.drop_database(database)
+        return {
+            "rounds": [{name: list(vars(s).values()) for name, s in r.items()} for r in per_round],
+            "option_differences": option_differences(plain, app),
+            "app_listeners": [type(x).__name__ for x in app.options.event_listeners],
+        }
     finally:
         plain.close()
         listened.close()
-    return summary
 
 
 # --- unit (b): a view that never touches MongoDB -----------------------------------------
@@ -233,13 +258,13 @@ def _start_response(status: str, headers: list, exc_info: Any = None) -> None:
     return None
 
 
-def handler_arm(with_middleware: bool, requests: int) -> Arm:
-    """GET /noop through a WSGIHandler built with or without the middleware."""
+def handler_arm(middleware: list[str], requests: int) -> Arm:
+    """GET /noop through a WSGIHandler built with ``middleware`` (MIDDLEWARE)."""
     from django.core.handlers.wsgi import WSGIHandler
     from django.test import RequestFactory
     from django.test.utils import override_settings
 
-    with override_settings(MIDDLEWARE=[MIDDLEWARE] if with_middleware else []):
+    with override_settings(MIDDLEWARE=middleware):
         handler = WSGIHandler()
     factory = RequestFactory()
 
@@ -256,10 +281,18 @@ def handler_arm(with_middleware: bool, requests: int) -> Arm:
 
 
 def middleware_units(requests: int, rounds: int) -> dict:
-    arms = {"without": handler_arm(False, requests), "with": handler_arm(True, requests)}
-    summary = summarise(interleaved(arms, requests, rounds), "without", TARGETS["middleware"])
-    summary["requests_per_round"] = requests
-    return summary
+    """This process's rounds of the view unit."""
+    arms = {
+        "without": handler_arm([], requests),
+        "noop": handler_arm([NOOP_MIDDLEWARE], requests),
+        "with": handler_arm([MIDDLEWARE], requests),
+    }
+    per_round = interleaved(arms, requests, rounds)
+    return {"rounds": [{name: list(vars(s).values()) for name, s in r.items()} for r in per_round]}
+
+
+def _samples(rounds: list[dict]) -> list[dict]:
+    return [{name: Sample(*values) for name, values in r.items()} for r in rounds]
 
 
 # --- report ------------------------------------------------------------------------------
@@ -279,18 +312,23 @@ def markdown(results: dict) -> str:
         "",
         "Client-process CPU time per unit (`time.process_time()` of the benchmarking process, all "
         "its threads; the calling thread's `time.thread_time()` beside it), not wall time. "
-        f"MongoDB unit: {a['rounds']} interleaved rounds of {a['units_per_round']} units; view: "
-        f"{b['rounds']} rounds of {b['requests_per_round']} requests. Figures are medians over "
-        "rounds; comparisons are medians of per-round ratios.",
+        f"{a['processes']} fresh processes, one after the other, each running both units in "
+        f"{a['rounds']} interleaved rounds (MongoDB unit: {a['units_per_round']} units per arm "
+        f"and round; view: {b['requests_per_round']} requests). Each process's figure is the "
+        "median of its per-round ratios; the table gives the median over processes, and the "
+        "lowest and highest process beside it (a process's memory layout alone moves its "
+        "figures by a few points).",
         "",
-        "| unit | arm | CPU us/unit | thread CPU us/unit | wall us/unit | CPU vs baseline | thread CPU vs baseline | target |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+        "| unit | arm | CPU us/unit | thread CPU us/unit | wall us/unit | CPU vs baseline | "
+        "processes (low .. high) | thread CPU vs baseline | target |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     labels = {
         "plain": "plain `MongoClient`, same options",
         "listener": "plain + do-nothing pool listener",
         "app": "`django_mongopool.get_client()`",
         "without": "no middleware",
+        "noop": "a do-nothing middleware",
         "with": "`MongoSessionMiddleware`",
     }
     targeted = {"app": a, "with": b}
@@ -303,9 +341,11 @@ def markdown(results: dict) -> str:
             if name in targeted:
                 limit = targeted[name]["target_percent"]
                 target = f"within {limit:g}%: {verdict(cpu, limit)}"
+            spread = row.get(f"process_vs_{base}_per_process")
             lines.append(
                 f"| {unit} | {labels[name]} | {row['process_us']} | {row['thread_us']} | "
                 f"{row['wall_us']} | {'baseline' if cpu is None else f'{cpu:+.2f}%'} | "
+                f"{'' if spread is None else f'{min(spread):+.2f}% .. {max(spread):+.2f}%'} | "
                 f"{'baseline' if thread is None else f'{thread:+.2f}%'} | {target} |"
             )
     lines.append("")
@@ -360,17 +400,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=41)
-    parser.add_argument("--units", type=int, default=400, help="MongoDB units per arm and round")
+    parser.add_argument(
+        "--processes", type=int, default=7, help="fresh interpreters, one after the other"
+    )
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds per process")
+    parser.add_argument("--units", type=int, default=200, help="MongoDB units per arm and round")
     parser.add_argument(
         "--requests", type=int, default=2000, help="view requests per arm and round"
     )
     parser.add_argument("--server-mode", choices=MODES, default="plain")
-    parser.add_argument("--smoke", action="store_true", help="3 rounds of a few units")
+    parser.add_argument("--smoke", action="store_true", help="2 processes of 2 short rounds")
     parser.add_argument("--out", default=str(HERE / "results"))
+    parser.add_argument("--child", nargs=2, metavar=("URL", "DATABASE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.smoke:
-        args.rounds, args.units, args.requests = 3, 20, 100
+        args.processes, args.rounds, args.units, args.requests = 2, 2, 10, 50
     return args
 
 
@@ -386,25 +430,68 @@ def setup_django(url: str, database: str) -> None:
     django.setup()
 
 
+def child(args: argparse.Namespace) -> None:
+    """One fresh interpreter's rounds of both units, as JSON on stdout."""
+    url, database = args.child
+    setup_django(url, database)
+    from django.test.utils import override_settings
+
+    with override_settings(MONGOPOOL_CLIENT_OPTIONS=CLIENT_OPTIONS):
+        result = {
+            "mongodb": mongodb_units(url, database, args.units, args.rounds),
+            "view": middleware_units(args.requests, args.rounds),
+        }
+    print(json.dumps(result))
+
+
+def run_processes(args: argparse.Namespace, url: str, database: str) -> list[dict]:
+    """``args.processes`` children, one after the other: each has its own memory layout (and
+    so its own luck with caches), which a single process's rounds cannot average out."""
+    command = [sys.executable, __file__, "--child", url, database]
+    command += ["--rounds", str(args.rounds), "--units", str(args.units)]
+    command += ["--requests", str(args.requests)]
+    results = []
+    for _ in range(args.processes):
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"a benchmark process failed:\n{done.stderr[-4000:]}")
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.child:
+        child(args)
+        return 0
     server = Server(args.server_mode)
     database = f"bench_cpu_{uuid.uuid4().hex[:6]}"
     try:
-        setup_django(str(server.url), database)
-        from django.test.utils import override_settings
+        children = run_processes(args, str(server.url), database)
+        from pymongo import MongoClient
 
-        with override_settings(MONGOPOOL_CLIENT_OPTIONS=CLIENT_OPTIONS):
-            results = {
-                "machine": machine(),
-                "server": server.name,
-                "server_mode": args.server_mode,
-                "client_options": CLIENT_OPTIONS,
-                "mongodb": mongodb_units(str(server.url), database, args.units, args.rounds),
-                "view": middleware_units(args.requests, args.rounds),
-            }
+        with MongoClient(str(server.url), **CLIENT_OPTIONS) as cleanup:
+            cleanup.drop_database(database)
     finally:
         server.stop()
+    mongodb = summarise(
+        [_samples(c["mongodb"]["rounds"]) for c in children], "plain", TARGETS["app"]
+    )
+    mongodb["units_per_round"] = args.units
+    mongodb["option_differences"] = children[0]["mongodb"]["option_differences"]
+    mongodb["app_listeners"] = children[0]["mongodb"]["app_listeners"]
+    view = summarise(
+        [_samples(c["view"]["rounds"]) for c in children], "without", TARGETS["middleware"]
+    )
+    view["requests_per_round"] = args.requests
+    results = {
+        "machine": machine(),
+        "server": server.name,
+        "server_mode": args.server_mode,
+        "client_options": CLIENT_OPTIONS,
+        "mongodb": mongodb,
+        "view": view,
+    }
     write_outputs(results, Path(args.out))
     print(markdown(results))
     return 0

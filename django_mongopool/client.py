@@ -52,29 +52,44 @@ def usable(client: Any) -> bool:
     return client is not None and not getattr(client, "_mongopool_closed", False)
 
 
+class _Retirement:
+    """A client's requests in flight and its retirement (see the module docstring)."""
+
+    __slots__ = ("begun", "done", "retired", "closer", "closed", "timer", "lock")
+
+    def __init__(self) -> None:
+        self.begun = itertools.count()
+        self.done = itertools.count()
+        self.retired = False
+        self.closer: Callable[[], Any] | None = None
+        self.closed = False
+        self.timer: threading.Timer | None = None
+        self.lock = threading.Lock()
+
+
 class PooledClientMixin:
-    """What the app's sync and async clients share: counting pools, connect=False, counted sessions."""
+    """What the app's sync and async clients share: counting pools, connect=False, counted sessions.
+
+    Its own state is three attributes and one object: pymongo's client already has 23, and an
+    instance with more than 30 loses Python's compact attribute storage, which slows every
+    attribute read pymongo makes on the client.
+    """
 
     _mongopool_own = True  # not a stray client
     _mongopool_pool: PoolMetrics
     _mongopool_counters: ProcessCounters
     _mongopool_config: ClientConfig
+    _mongopool_retirement: _Retirement
 
     def __init__(self, config: ClientConfig, pool: PoolMetrics, counters: ProcessCounters) -> None:
         self._mongopool_pool = pool
         self._mongopool_counters = counters
         self._mongopool_config = config
+        self._mongopool_retirement = _Retirement()
         listeners = list(config.kwargs.get("event_listeners", ()))
         if config.command_metrics:  # opt-in: pymongo builds two event objects per command
             listeners.append(CommandCounter(counters))
         kwargs = {k: v for k, v in config.kwargs.items() if k != "event_listeners"}
-        self._mongopool_begun = itertools.count()
-        self._mongopool_done = itertools.count()
-        self._mongopool_retired = False
-        self._mongopool_closer: Callable[[], Any] | None = None
-        self._mongopool_closed = False
-        self._mongopool_timer: threading.Timer | None = None
-        self._mongopool_close_lock = threading.Lock()
         super().__init__(  # type: ignore[call-arg]
             config.uri,
             connect=False,
@@ -83,27 +98,31 @@ class PooledClientMixin:
             **kwargs,
         )
 
+    @property
+    def _mongopool_closed(self) -> bool:
+        """True once the retired client has been closed."""
+        return self._mongopool_retirement.closed
+
     # Requests in flight, and retirement (see the module docstring).
     def requests_in_flight(self) -> int:
-        done = value(self._mongopool_done)  # read first: the figure may be high, never low
-        return value(self._mongopool_begun) - done
+        state = self._mongopool_retirement
+        done = value(state.done)  # read first: the figure may be high, never low
+        return value(state.begun) - done
 
     def hold(self) -> bool:
         """Count a request in; False (and not counted) when the client was retired meanwhile."""
-        next(self._mongopool_begun)
-        if self._mongopool_retired:
+        state = self._mongopool_retirement
+        next(state.begun)
+        if state.retired:
             self.release()
             return False
         return True
 
     def release(self) -> None:
         """Count a request out; the last one out of a retired client closes it."""
-        next(self._mongopool_done)
-        if (
-            self._mongopool_retired
-            and not self._mongopool_closed
-            and self.requests_in_flight() <= 0
-        ):
+        state = self._mongopool_retirement
+        next(state.done)
+        if state.retired and not state.closed and self.requests_in_flight() <= 0:
             # Closing ends the server sessions (a round trip): not in the request's time.
             threading.Thread(
                 target=self._close_retired, name="django-mongopool-retire", daemon=True
@@ -111,40 +130,48 @@ class PooledClientMixin:
 
     def retire(self, close: Callable[[], Any], grace: float = RETIRE_GRACE_SECONDS) -> None:
         """No new requests; ``close()`` once none is in flight, or after ``grace`` seconds."""
-        self._mongopool_closer = close
-        self._mongopool_retired = True
+        state = self._mongopool_retirement
+        state.closer = close
+        state.retired = True
         if self.requests_in_flight() <= 0:
             self._close_retired()
             return
         timer = threading.Timer(grace, self._close_retired)
         timer.name = "django-mongopool-retire"
         timer.daemon = True
-        self._mongopool_timer = timer
+        state.timer = timer
         timer.start()
-        if self._mongopool_closed:  # the last request ended while the timer was set up
+        if state.closed:  # the last request ended while the timer was set up
             timer.cancel()
 
     def _close_retired(self) -> None:
-        with self._mongopool_close_lock:
-            if self._mongopool_closed or self._mongopool_closer is None:
+        state = self._mongopool_retirement
+        with state.lock:
+            if state.closed or state.closer is None:
                 return
-            self._mongopool_closed = True
-        if self._mongopool_timer is not None:
-            self._mongopool_timer.cancel()
-        self._mongopool_closer()
+            state.closed = True
+        if state.timer is not None:
+            state.timer.cancel()
+        state.closer()
 
     _mongopool_async = False
 
     def _start_session(self, implicit: bool, **kwargs: Any) -> Any:
         if implicit:  # pymongo's own per-operation sessions are not counted
             return super()._start_session(implicit, **kwargs)  # type: ignore[misc]
-        # Only pymongo's start_session() asks for an explicit session: its caller is two frames up.
         scope = current.get()
         outside = scope is None or scope.ended  # no request or block will check it: watched
         session = start_session(
             self._mongopool_async, self, self._mongopool_counters, outside, **kwargs
         )
-        leaks.record(session, sys._getframe(2))
+        # Only pymongo's start_session() asks for an explicit session: its caller is two frames up.
+        # leaks.record(), inlined: this runs for every session user code starts.
+        frame = sys._getframe(2)
+        where = (frame.f_code, frame.f_lasti, frame.f_globals)
+        if outside:  # reports itself if it is collected without having been ended
+            session._mongopool_site = where
+        else:
+            leaks.track(scope, session, where)  # type: ignore[arg-type]
         return session
 
     def start_request_session(self) -> Any:

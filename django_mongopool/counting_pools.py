@@ -14,7 +14,7 @@ option pymongo keeps for deep customisation (Motor used it). It is pymongo's
   check-out with its reason, pool cleared), is swapped for a subclass that counts
   them before doing what pymongo does.
 
-Monitor pools (``is_sdam``) are left alone: the pool figures are about the
+Monitor pools (``is_sdam``) are pymongo's own: the pool figures are about the
 connections requests use. Gauges are read from these pools by
 :class:`~django_mongopool.metrics.PoolMetrics` when a report is built.
 
@@ -24,13 +24,15 @@ the package allows (4.18 to 4.x), and the test suite runs on the oldest and newe
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from time import monotonic
 from typing import Any
 
 from pymongo._telemetry import _CmapTelemetry
 from pymongo.asynchronous.pool import Pool as AsyncPool
 from pymongo.synchronous.pool import Pool
 
-from django_mongopool.metrics import PoolMetrics, _ServerCounters
+from django_mongopool.metrics import BUDGET_WAIT_SECONDS, PoolMetrics, _ServerCounters
 
 
 class _CountingTelemetry(_CmapTelemetry):
@@ -69,54 +71,72 @@ class _Counting:
     """What the sync and async counting pools share: attach to the client's figures."""
 
     mongopool_metrics: PoolMetrics  # set on the per-client subclass
-    _mongopool: _ServerCounters | None
+    _mongopool: _ServerCounters
     _telemetry: _CmapTelemetry
 
     def __init__(
         self, address: Any, options: Any, is_sdam: bool = False, client_id: Any = None
     ) -> None:
         super().__init__(address, options, is_sdam, client_id)  # type: ignore[call-arg]
-        self._mongopool = None
-        if not is_sdam:
-            counters = self.mongopool_metrics.attach(self)
-            self._telemetry = _counting_telemetry(self._telemetry, counters)
-            self._mongopool = counters
+        counters = self.mongopool_metrics.attach(self)
+        self._telemetry = _counting_telemetry(self._telemetry, counters)
+        self._mongopool = counters
 
 
+# The check-outs call pymongo's own _get_conn directly, not through super(): they run for
+# every operation, and super() looks the method up class by class each time.
 class CountingPool(_Counting, Pool):
     def _get_conn(self, checkout_started_time: float, handler: Any = None) -> Any:
         counters = self._mongopool
-        if counters is None:
-            return super()._get_conn(checkout_started_time, handler=handler)
         next(counters.checkout_started)
         try:
-            conn = super()._get_conn(checkout_started_time, handler=handler)
+            conn = Pool._get_conn(self, checkout_started_time, handler)
         finally:
             next(counters.checkout_ended)
-        counters.checked_out_now(checkout_started_time, self.active_sockets)
+        # counters.checked_out_now(checkout_started_time, self.active_sockets), inlined: this
+        # runs for every operation of the sync client.
+        next(counters.checked_out)
+        wait = monotonic() - checkout_started_time
+        counters.waits.append(wait)
+        checked_out = self.active_sockets
+        if checked_out > counters.peak_in_use:  # then no more than the open connections
+            in_use = min(checked_out, counters.created - counters.closed)
+            if in_use > counters.peak_in_use:
+                counters.peak_in_use = in_use
+        if wait > BUDGET_WAIT_SECONDS and counters.owner.limited:
+            next(counters.budget_waits)
         return conn
 
 
 class CountingAsyncPool(_Counting, AsyncPool):
     async def _get_conn(self, checkout_started_time: float, handler: Any = None) -> Any:
         counters = self._mongopool
-        if counters is None:
-            return await super()._get_conn(checkout_started_time, handler=handler)
         next(counters.checkout_started)
         try:
-            conn = await super()._get_conn(checkout_started_time, handler=handler)
+            conn = await AsyncPool._get_conn(self, checkout_started_time, handler)
         finally:
             next(counters.checkout_ended)
         counters.checked_out_now(checkout_started_time, self.active_sockets)
         return conn
 
 
-def pool_class(metrics: PoolMetrics, is_async: bool) -> type:
-    """The pool class for one client, feeding ``metrics`` (pymongo's ``_pool_class`` option);
-    made once per :class:`PoolMetrics`."""
+PoolFactory = Callable[..., Any]
+
+
+def pool_class(metrics: PoolMetrics, is_async: bool) -> PoolFactory:
+    """What the client passes pymongo as ``_pool_class`` (pymongo only calls it): a counting pool
+    feeding ``metrics`` for the connections requests use, pymongo's own ``Pool`` for the
+    monitors' connections (``is_sdam``). Made once per :class:`PoolMetrics`."""
     cached = metrics.pool_classes.get(is_async)
     if cached is None:
         base = CountingAsyncPool if is_async else CountingPool
-        cached = type(base.__name__, (base,), {"mongopool_metrics": metrics})
-        metrics.pool_classes[is_async] = cached
+        counting = type(base.__name__, (base,), {"mongopool_metrics": metrics})
+        monitor_pool = AsyncPool if is_async else Pool
+
+        def make_pool(
+            address: Any, options: Any, is_sdam: bool = False, client_id: Any = None
+        ) -> Any:
+            return (monitor_pool if is_sdam else counting)(address, options, is_sdam, client_id)
+
+        cached = metrics.pool_classes[is_async] = make_pool
     return cached

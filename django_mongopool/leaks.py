@@ -26,7 +26,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 from django.conf import settings
@@ -39,12 +39,41 @@ logger = logging.getLogger("django_mongopool")
 _lock = threading.Lock()
 
 
+# Where a session was started: the calling frame's code, its last instruction and its module's
+# namespace. Read from the frame when the session starts (cheap); turned into a file, a line and
+# a module name only when a leak is reported.
+Site = tuple[CodeType, int, dict[str, Any]]
+
+
+def site(frame: FrameType) -> Site:
+    return (frame.f_code, frame.f_lasti, frame.f_globals)
+
+
+def line(code: CodeType, lasti: int) -> int:
+    """The source line of the instruction at byte offset ``lasti`` (what ``frame.f_lineno``
+    gives for a frame stopped there)."""
+    for start, end, number in code.co_lines():
+        if start <= lasti < end and number is not None:
+            return number
+    return code.co_firstlineno
+
+
 @dataclass
 class Tracked:
     session: Any
-    filename: str
-    lineno: int
-    module: str
+    where: Site
+
+    @property
+    def filename(self) -> str:
+        return self.where[0].co_filename
+
+    @property
+    def lineno(self) -> int:
+        return line(self.where[0], self.where[1])
+
+    @property
+    def module(self) -> str:
+        return str(self.where[2].get("__name__", ""))
 
     @property
     def site(self) -> str:
@@ -56,30 +85,35 @@ OUTSIDE_REQUESTS = (
 )
 
 
+def track(scope: RequestScope, session: Any, where: Site) -> None:
+    """Record a session user code started in ``scope``'s request or block: checked at its end."""
+    tracked = scope.tracked
+    if tracked is None:
+        with _lock:  # threads sharing the request's context: one list
+            if scope.tracked is None:
+                scope.needs_end = True
+                scope.tracked = []
+            tracked = scope.tracked
+    tracked.append(Tracked(session, where))
+
+
 def record(session: Any, frame: FrameType | None) -> None:
-    """Called by the app's client for each session it starts on behalf of user code."""
+    """Called for each session a client starts on behalf of user code (the mongomock tier's;
+    the app's clients do the same in ``_start_session``)."""
     if frame is None:
         return
-    site = (frame.f_code.co_filename, frame.f_lineno, str(frame.f_globals.get("__name__", "")))
     scope = current.get()
     if scope is not None and not scope.ended:
-        tracked = scope.tracked
-        if tracked is None:
-            with _lock:  # threads sharing the request's context: one list
-                if scope.tracked is None:
-                    scope.needs_end = True
-                    scope.tracked = []
-                tracked = scope.tracked
-        tracked.append(Tracked(session, *site))
+        track(scope, session, site(frame))
     elif hasattr(session, "_mongopool_site"):
         # No request to check it at its end: the session (a sessions._Watched) reports itself
         # if it is garbage-collected without having been ended.
-        session._mongopool_site = site
+        session._mongopool_site = site(frame)
 
 
-def collected_unended(site: tuple[str, int, str]) -> None:
+def collected_unended(where: Site) -> None:
     """A session started outside any request was garbage-collected without being ended."""
-    report([Tracked(None, *site)], OUTSIDE_REQUESTS, may_raise=False)
+    report([Tracked(None, where)], OUTSIDE_REQUESTS, may_raise=False)
 
 
 def leaked(tracked: list[Tracked]) -> list[Tracked]:

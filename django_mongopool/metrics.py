@@ -26,6 +26,7 @@ import time
 import weakref
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
+from time import monotonic
 from typing import Any
 
 from pymongo import monitoring
@@ -70,11 +71,12 @@ class _ServerCounters:
         """A check-out that began at ``started`` (``time.monotonic()``) got its connection;
         ``checked_out`` is how many of the pool's connections are out now."""
         next(self.checked_out)
-        wait = time.monotonic() - started
+        wait = monotonic() - started
         self.waits.append(wait)
-        in_use = min(checked_out, self.created - self.closed)
-        if in_use > self.peak_in_use:
-            self.peak_in_use = in_use
+        if checked_out > self.peak_in_use:  # then no more than the open connections
+            in_use = min(checked_out, self.created - self.closed)
+            if in_use > self.peak_in_use:
+                self.peak_in_use = in_use
         if wait > BUDGET_WAIT_SECONDS and self.owner.limited:
             next(self.budget_waits)
 
@@ -128,7 +130,7 @@ class PoolMetrics:
         self._lock = threading.Lock()
         self._servers: dict[Any, _ServerCounters] = {}
         self._pools: weakref.WeakSet[Any] = weakref.WeakSet()  # pymongo pools feeding these
-        self.pool_classes: dict[bool, type] = {}  # counting_pools.pool_class, by is_async
+        self.pool_classes: dict[bool, Any] = {}  # counting_pools.pool_class, by is_async
 
     def server(self, address: Any) -> _ServerCounters:
         counters = self._servers.get(address)

@@ -23,63 +23,68 @@ from django_mongopool import leaks
 from django_mongopool.metrics import ProcessCounters
 
 
-def _ran_a_command(session: Any) -> bool:
-    server_session = session._server_session
-    return server_session is not None and not isinstance(server_session, _EmptyServerSession)
+def _counting_materialize(base: Any) -> Any:
+    """pymongo's ``_materialize`` (``base``), counting the session as started the first time."""
 
-
-class _Counting:
-    _mongopool_counters: ProcessCounters
-
-    def _materialize(self, *args: Any, **kwargs: Any) -> None:
-        was_empty = not _ran_a_command(self)
-        super()._materialize(*args, **kwargs)  # type: ignore[misc]
-        if was_empty:
+    # Runs for every command on the session: one frame, pymongo's own method called directly.
+    def _materialize(self: Any, logical_session_timeout_minutes: int | None = None) -> None:
+        if isinstance(self._server_session, _EmptyServerSession):
+            base(self, logical_session_timeout_minutes)
             next(self._mongopool_counters.sessions_started)
 
-
-class CountedClientSession(_Counting, ClientSession):
-    def _end_session(self, lock: bool) -> None:
-        ran = _ran_a_command(self)
-        super()._end_session(lock)
-        if ran:
-            next(self._mongopool_counters.sessions_ended)
+    return _materialize
 
 
-class CountedAsyncClientSession(_Counting, AsyncClientSession):
-    async def _end_session(self, lock: bool) -> None:
-        ran = _ran_a_command(self)
-        await super()._end_session(lock)
-        if ran:
-            next(self._mongopool_counters.sessions_ended)
-
-
-class _Watched:
-    """A session started outside any request: reported if it is garbage-collected without
-    having been ended. Only such sessions get a finalizer (the class is chosen when the
-    session is made: swapping it afterwards would slow every attribute read pymongo makes)."""
-
+class CountedClientSession(ClientSession):
     _mongopool_counters: ProcessCounters
-    _mongopool_site: tuple[str, int, str] | None = None  # file, line, module (leaks.record)
+    _materialize = _counting_materialize(ClientSession._materialize)
 
-    def __del__(self) -> None:
-        if self._mongopool_site is None or self.has_ended:  # type: ignore[attr-defined]
-            return
-        try:
-            self._mongopool_counters.count("leaked_sessions")
-            leaks.collected_unended(self._mongopool_site)
-        except Exception:  # never raise from a finalizer (e.g. warnings turned into errors)
-            logging.getLogger("django_mongopool").warning(
-                "A MongoDB session started outside any request was not ended.", exc_info=True
-            )
+    def _end_session(self, lock: bool) -> None:
+        server_session = self._server_session  # None once ended, empty until it ran a command
+        ClientSession._end_session(self, lock)
+        if server_session is not None and not isinstance(server_session, _EmptyServerSession):
+            next(self._mongopool_counters.sessions_ended)
 
 
-class WatchedClientSession(_Watched, CountedClientSession):
-    """A session started outside any request (see :class:`_Watched`)."""
+class CountedAsyncClientSession(AsyncClientSession):
+    _mongopool_counters: ProcessCounters
+    _materialize = _counting_materialize(AsyncClientSession._materialize)
+
+    async def _end_session(self, lock: bool) -> None:
+        server_session = self._server_session  # None once ended, empty until it ran a command
+        await AsyncClientSession._end_session(self, lock)
+        if server_session is not None and not isinstance(server_session, _EmptyServerSession):
+            next(self._mongopool_counters.sessions_ended)
 
 
-class WatchedAsyncClientSession(_Watched, CountedAsyncClientSession):
-    """An async session started outside any request (see :class:`_Watched`)."""
+def _report_if_unended(self: Any) -> None:
+    """``__del__`` of a session started outside any request: reported if it is garbage-collected
+    without having been ended. Only such sessions have a finalizer (the class is chosen when the
+    session is made: swapping it afterwards would slow every attribute read pymongo makes)."""
+    if self._mongopool_site is None or self._server_session is None:  # set, or ended
+        return
+    try:
+        self._mongopool_counters.count("leaked_sessions")
+        leaks.collected_unended(self._mongopool_site)
+    except Exception:  # never raise from a finalizer (e.g. warnings turned into errors)
+        logging.getLogger("django_mongopool").warning(
+            "A MongoDB session started outside any request was not ended.", exc_info=True
+        )
+
+
+# One class each, not a mixin: every attribute pymongo reads is looked up along the class's MRO.
+class WatchedClientSession(CountedClientSession):
+    """A session started outside any request (see :func:`_report_if_unended`)."""
+
+    _mongopool_site: leaks.Site | None = None  # where user code started it
+    __del__ = _report_if_unended
+
+
+class WatchedAsyncClientSession(CountedAsyncClientSession):
+    """An async session started outside any request (see :func:`_report_if_unended`)."""
+
+    _mongopool_site: leaks.Site | None = None
+    __del__ = _report_if_unended
 
 
 class RequestSession(CountedClientSession):

@@ -70,10 +70,18 @@ def test_cpu_harness_smoke_run(tmp_path, mongo_server):
     assert {"cpu", "cores", "memory_gb", "python", "pymongo", "django"} <= set(results["machine"])
     mongodb, view = results["mongodb"], results["view"]
     assert set(mongodb["arms"]) == {"plain", "listener", "app"}
-    assert set(view["arms"]) == {"without", "with"}
+    assert set(view["arms"]) == {"without", "noop", "with"}
     for summary in (mongodb, view):
-        assert summary["rounds"] == 3
+        assert (summary["processes"], summary["rounds"]) == (2, 2)
         assert all(arm["process_us"] > 0 for arm in summary["arms"].values())
+        assert (
+            len(
+                summary["arms"]["noop" if summary is view else "app"][
+                    "process_vs_" + summary["baseline"] + "_per_process"
+                ]
+            )
+            == 2
+        )
     assert "process_vs_plain_percent" in mongodb["arms"]["app"]
     assert "process_vs_without_percent" in view["arms"]["with"]
     assert (mongodb["target_percent"], view["target_percent"]) == (3.0, 2.0)

@@ -31,6 +31,7 @@ def test_client_does_no_network_io_at_build(offline):
 
 def test_no_pool_listener_only_the_counting_pool_class(offline):
     from pymongo import monitoring
+    from pymongo.synchronous.pool import Pool
 
     from django_mongopool.counting_pools import CountingPool
 
@@ -38,10 +39,38 @@ def test_no_pool_listener_only_the_counting_pool_class(offline):
     listeners = client.options.event_listeners
     # No pool listener: pymongo would build an event object for every check-out and check-in.
     assert not any(isinstance(x, monitoring.ConnectionPoolListener) for x in listeners)
-    assert issubclass(client._topology_settings.pool_class, CountingPool)
+    make_pool = client._topology_settings.pool_class  # pymongo only calls it
+    options = client._topology_settings.pool_options
+    pool, monitor_pool = make_pool(("h", 1), options), make_pool(("h", 1), options, is_sdam=True)
+    try:
+        assert isinstance(pool, CountingPool)
+        assert type(monitor_pool) is Pool  # monitors keep pymongo's own pool
+    finally:
+        pool.close()
+        monitor_pool.close()
     assert not any(isinstance(x, CommandCounter) for x in listeners)  # opt-in
     offline.MONGOPOOL_COMMAND_METRICS = True
     assert any(isinstance(x, CommandCounter) for x in get_client().options.event_listeners)
+
+
+def test_the_clients_keep_pythons_compact_attribute_storage(offline):
+    """CPython stores an instance's attributes compactly only up to 30 of them (pymongo's client
+    has 23); beyond that, every attribute read pymongo makes on the client is a dict lookup."""
+    import asyncio
+
+    from django_mongopool.async_client import PooledAsyncMongoClient
+    from django_mongopool.metrics import PoolMetrics, ProcessCounters
+
+    assert len(vars(get_client())) <= 30
+
+    async def build() -> int:
+        client = PooledAsyncMongoClient(get_config(), PoolMetrics("loop"), ProcessCounters())
+        try:
+            return len(vars(client))
+        finally:
+            await client.close()
+
+    assert asyncio.run(build()) <= 30
 
 
 def test_user_listeners_are_kept(offline):
