@@ -22,7 +22,7 @@ Units:
 
 Targets (issue 13): the app's client within 3 % of plain; the middleware within 2 % of none.
 
-    python bench/cpu.py                            # full run (about 10 minutes on 2 cores)
+    python bench/cpu.py                            # full run (about 13 minutes on 2 cores)
     python bench/cpu.py --smoke --out /tmp/cpu     # a few short rounds (used by the tests)
     python bench/cpu.py --server-mode tls_scram    # against the TLS + SCRAM server
 
@@ -401,17 +401,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--processes", type=int, default=7, help="fresh interpreters, one after the other"
+        "--processes", type=int, default=9, help="fresh interpreters, one after the other"
     )
     parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds per process")
-    parser.add_argument("--units", type=int, default=200, help="MongoDB units per arm and round")
+    parser.add_argument("--units", type=int, default=150, help="MongoDB units per arm and round")
     parser.add_argument(
         "--requests", type=int, default=2000, help="view requests per arm and round"
     )
     parser.add_argument("--server-mode", choices=MODES, default="plain")
     parser.add_argument("--smoke", action="store_true", help="2 processes of 2 short rounds")
     parser.add_argument("--out", default=str(HERE / "results"))
-    parser.add_argument("--child", nargs=2, metavar=("URL", "DATABASE"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.smoke:
         args.processes, args.rounds, args.units, args.requests = 2, 2, 10, 50
@@ -430,9 +430,15 @@ def setup_django(url: str, database: str) -> None:
     django.setup()
 
 
+RESULT_MARK = "CPU-RESULT "  # the child's result line on stdout; anything else there is ignored
+CHILD_TIMEOUT_SECONDS = 1800
+
+
 def child(args: argparse.Namespace) -> None:
-    """One fresh interpreter's rounds of both units, as JSON on stdout."""
-    url, database = args.child
+    """One fresh interpreter's rounds of both units, as one marked JSON line on stdout. The
+    server's URL comes in the environment (``BENCH_URL``): it may hold credentials, and a
+    command line is visible to every user of the machine."""
+    url, database = os.environ["BENCH_URL"], os.environ["BENCH_DB"]
     setup_django(url, database)
     from django.test.utils import override_settings
 
@@ -441,21 +447,32 @@ def child(args: argparse.Namespace) -> None:
             "mongodb": mongodb_units(url, database, args.units, args.rounds),
             "view": middleware_units(args.requests, args.rounds),
         }
-    print(json.dumps(result))
+    print(RESULT_MARK + json.dumps(result), flush=True)
 
 
 def run_processes(args: argparse.Namespace, url: str, database: str) -> list[dict]:
     """``args.processes`` children, one after the other: each has its own memory layout (and
     so its own luck with caches), which a single process's rounds cannot average out."""
-    command = [sys.executable, __file__, "--child", url, database]
-    command += ["--rounds", str(args.rounds), "--units", str(args.units)]
-    command += ["--requests", str(args.requests)]
+    command = [sys.executable, __file__, "--child", "--rounds", str(args.rounds)]
+    command += ["--units", str(args.units), "--requests", str(args.requests)]
+    environment = {**os.environ, "BENCH_URL": url, "BENCH_DB": database}
     results = []
     for _ in range(args.processes):
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"a benchmark process failed:\n{done.stderr[-4000:]}")
-        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            check=False,
+            env=environment,
+            timeout=CHILD_TIMEOUT_SECONDS,
+        )
+        lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_MARK)]
+        if done.returncode != 0 or len(lines) != 1:
+            raise RuntimeError(
+                f"a benchmark process failed (exit status {done.returncode}):\n"
+                f"{done.stderr[-4000:]}"
+            )
+        results.append(json.loads(lines[0][len(RESULT_MARK) :]))
     return results
 
 
@@ -468,12 +485,14 @@ def main(argv: list[str] | None = None) -> int:
     database = f"bench_cpu_{uuid.uuid4().hex[:6]}"
     try:
         children = run_processes(args, str(server.url), database)
-        from pymongo import MongoClient
-
-        with MongoClient(str(server.url), **CLIENT_OPTIONS) as cleanup:
-            cleanup.drop_database(database)
     finally:
-        server.stop()
+        try:
+            from pymongo import MongoClient
+
+            with MongoClient(str(server.url), **CLIENT_OPTIONS) as cleanup:
+                cleanup.drop_database(database)
+        finally:
+            server.stop()
     mongodb = summarise(
         [_samples(c["mongodb"]["rounds"]) for c in children], "plain", TARGETS["app"]
     )

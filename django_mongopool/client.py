@@ -167,7 +167,7 @@ class PooledClientMixin:
         # Only pymongo's start_session() asks for an explicit session: its caller is two frames up.
         # leaks.record(), inlined: this runs for every session user code starts.
         frame = sys._getframe(2)
-        where = (frame.f_code, frame.f_lasti, frame.f_globals)
+        where = (frame.f_code, frame.f_lasti, frame.f_globals.get("__name__"))  # leaks.site()
         if outside:  # reports itself if it is collected without having been ended
             session._mongopool_site = where
         else:

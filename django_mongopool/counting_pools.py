@@ -2,9 +2,9 @@
 
 A connection-pool listener makes pymongo build and dispatch an event object for
 every check-out and check-in; on a plain client those calls are skipped. The app's
-clients instead pass pymongo their own pool class through ``_pool_class``, the
-option pymongo keeps for deep customisation (Motor used it). It is pymongo's
-``Pool`` with two additions:
+clients instead pass pymongo their own pool factory through ``_pool_class``, the
+option pymongo keeps for deep customisation (Motor used it; pymongo only calls it). The
+pools requests use are pymongo's ``Pool`` with two additions:
 
 - ``_get_conn`` (the step of every check-out that hands out a connection) counts the
   check-out as begun and as finished (what is in between is "waiting"), and records it
@@ -68,7 +68,8 @@ def _counting_telemetry(original: _CmapTelemetry, counters: _ServerCounters) -> 
 
 
 class _Counting:
-    """What the sync and async counting pools share: attach to the client's figures."""
+    """What the sync and async counting pools share: attach to the client's figures. Only for
+    the pools requests use: :func:`pool_class` gives monitors pymongo's own pool."""
 
     mongopool_metrics: PoolMetrics  # set on the per-client subclass
     _mongopool: _ServerCounters

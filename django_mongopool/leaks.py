@@ -39,14 +39,14 @@ logger = logging.getLogger("django_mongopool")
 _lock = threading.Lock()
 
 
-# Where a session was started: the calling frame's code, its last instruction and its module's
-# namespace. Read from the frame when the session starts (cheap); turned into a file, a line and
-# a module name only when a leak is reported.
-Site = tuple[CodeType, int, dict[str, Any]]
+# Where a session was started: the calling frame's code, its last instruction (a byte offset)
+# and its module's name. Read from the frame when the session starts (cheap); turned into a file
+# and a line only when a leak is reported.
+Site = tuple[CodeType, int, Any]
 
 
 def site(frame: FrameType) -> Site:
-    return (frame.f_code, frame.f_lasti, frame.f_globals)
+    return (frame.f_code, frame.f_lasti, frame.f_globals.get("__name__"))
 
 
 def line(code: CodeType, lasti: int) -> int:
@@ -73,7 +73,7 @@ class Tracked:
 
     @property
     def module(self) -> str:
-        return str(self.where[2].get("__name__", ""))
+        return str(self.where[2] or "")
 
     @property
     def site(self) -> str:
@@ -106,7 +106,7 @@ def record(session: Any, frame: FrameType | None) -> None:
     if scope is not None and not scope.ended:
         track(scope, session, site(frame))
     elif hasattr(session, "_mongopool_site"):
-        # No request to check it at its end: the session (a sessions._Watched) reports itself
+        # No request to check it at its end: the session (sessions.WatchedClientSession) reports itself
         # if it is garbage-collected without having been ended.
         session._mongopool_site = site(frame)
 

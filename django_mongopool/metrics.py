@@ -2,7 +2,7 @@
 
 No connection-pool event listener is installed: with one, pymongo builds and
 dispatches an event object for every check-out and check-in. Instead the app's
-clients use their own pool class (:mod:`django_mongopool.counting_pools`):
+clients use their own pool factory (:mod:`django_mongopool.counting_pools`):
 
 - per check-out, three atomic ``itertools.count`` steps, one clock read and one
   bounded-deque append (the wait), no lock and no allocation of our own;
@@ -69,7 +69,9 @@ class _ServerCounters:
 
     def checked_out_now(self, started: float, checked_out: int) -> None:
         """A check-out that began at ``started`` (``time.monotonic()``) got its connection;
-        ``checked_out`` is how many of the pool's connections are out now."""
+        ``checked_out`` is how many of the pool's connections are out now. The async pool calls
+        this; the sync pool has the same lines inline (``CountingPool._get_conn``): keep them in
+        step (tests/test_metrics.py compares the two)."""
         next(self.checked_out)
         wait = monotonic() - started
         self.waits.append(wait)

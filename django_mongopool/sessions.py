@@ -24,7 +24,8 @@ from django_mongopool.metrics import ProcessCounters
 
 
 def _counting_materialize(base: Any) -> Any:
-    """pymongo's ``_materialize`` (``base``), counting the session as started the first time."""
+    """pymongo's ``_materialize`` (``base``, read when this module is imported), counting the
+    session as started the first time."""
 
     # Runs for every command on the session: one frame, pymongo's own method called directly.
     def _materialize(self: Any, logical_session_timeout_minutes: int | None = None) -> None:
@@ -35,6 +36,8 @@ def _counting_materialize(base: Any) -> Any:
     return _materialize
 
 
+# The sync and async classes each test "ran a command" inline at their end, rather than through
+# one shared function: a session end is on every request's path, and the async one must await.
 class CountedClientSession(ClientSession):
     _mongopool_counters: ProcessCounters
     _materialize = _counting_materialize(ClientSession._materialize)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from collections import deque
 
+import pytest
+
 from django_mongopool.metrics import (
     CommandCounter,
     PoolMetrics,
@@ -138,3 +140,54 @@ def test_the_check_out_hook_takes_no_lock():
         metrics._lock.release()
     (server,) = metrics.snapshot()
     assert (server.checkouts, server.peak_in_use) == (2, 2)
+
+
+def test_the_sync_pools_inlined_check_out_matches_checked_out_now(monkeypatch):
+    """CountingPool._get_conn records a check-out inline (it runs for every operation): the same
+    figures as checked_out_now, which the async pool calls."""
+    from pymongo.errors import AutoReconnect
+    from pymongo.pool_options import PoolOptions
+    from pymongo.synchronous.pool import Pool
+
+    from django_mongopool.counting_pools import pool_class
+
+    inline, reference = PoolMetrics(), PoolMetrics()
+    pool = pool_class(inline, is_async=False)(ADDR, PoolOptions())
+    counted, expected = pool._mongopool, reference.attach(FakePool())
+    for metrics, c in ((inline, counted), (reference, expected)):
+        metrics.limited = True
+        metrics.connection_created(c)
+        metrics.connection_created(c)
+    failing = False
+
+    def get_conn(self, started, handler=None):
+        if failing:
+            raise AutoReconnect("down")
+        return "conn"
+
+    monkeypatch.setattr(Pool, "_get_conn", get_conn)
+    now = time.monotonic()
+    try:
+        for started, active in ((now - 0.05, 1), (now, 3), (now, 0), (now - 0.05, 2)):
+            pool.active_sockets = active
+            assert pool._get_conn(started) == "conn"
+            next(expected.checkout_started)
+            next(expected.checkout_ended)
+            expected.checked_out_now(started, active)
+            assert counted.peak_in_use == expected.peak_in_use  # after each check-out
+        failing = True
+        with pytest.raises(AutoReconnect):
+            pool._get_conn(now)
+        next(expected.checkout_started)
+        next(expected.checkout_ended)
+    finally:
+        monkeypatch.undo()
+        pool.close()
+
+    def figures(metrics: PoolMetrics) -> tuple:
+        (server,) = metrics.snapshot()
+        return (server.checkouts, server.peak_in_use, server.budget_waits, server.waiting)
+
+    assert figures(inline) == figures(reference) == (4, 2, 2, 0)
+    assert len(counted.waits) == len(expected.waits) == 4
+    assert [w >= 0.05 for w in counted.waits] == [w >= 0.05 for w in expected.waits]
