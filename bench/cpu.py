@@ -22,7 +22,7 @@ Units:
 
 Targets (issue 13): the app's client within 3 % of plain; the middleware within 2 % of none.
 
-    python bench/cpu.py                            # full run (about 13 minutes on 2 cores)
+    python bench/cpu.py                            # full run (about 8 minutes on 2 cores)
     python bench/cpu.py --smoke --out /tmp/cpu     # a few short rounds (used by the tests)
     python bench/cpu.py --server-mode tls_scram    # against the TLS + SCRAM server
 
