@@ -70,9 +70,9 @@ class _Retirement:
 class PooledClientMixin:
     """What the app's sync and async clients share: counting pools, connect=False, counted sessions.
 
-    Its own state is three attributes and one object: pymongo's client already has 23, and an
-    instance with more than 30 loses Python's compact attribute storage, which slows every
-    attribute read pymongo makes on the client.
+    Its own state is four attributes (the retirement state is one object): pymongo's client
+    already has 23, and an instance with more than 30 loses CPython's compact attribute storage,
+    which slows every attribute read pymongo makes on the client.
     """
 
     _mongopool_own = True  # not a stray client
