@@ -638,3 +638,35 @@ def test_a_failed_async_session_start_gives_the_hold_back(offline, monkeypatch):
     client = asyncio.run(use())
     assert client.requests_in_flight() == 0 and not scope.needs_end
     scope.end()
+
+
+def _site_and_line():
+    """The caller's leak site, and the line its frame reports at the same moment."""
+    import sys
+
+    from django_mongopool import leaks
+
+    caller = sys._getframe(1)
+    return leaks.site(caller), caller.f_lineno
+
+
+def test_a_leak_site_resolves_to_the_line_the_frame_reports():
+    """Leak sites are kept as code + byte offset and turned into a line only when reported."""
+    from django_mongopool import leaks
+
+    where, lineno = _site_and_line()
+    spread = _site_and_line(
+        # a call over several lines
+    )
+    in_comprehension = [_site_and_line() for _ in range(1)][0]
+    keyword = dict(value=_site_and_line())["value"]
+    for site, expected in (
+        (where, lineno),
+        spread,
+        in_comprehension,
+        keyword,
+    ):
+        assert leaks.line(site[0], site[1]) == expected
+        assert site[2] == __name__
+    tracked = leaks.Tracked(None, where)
+    assert (tracked.filename, tracked.lineno, tracked.module) == (__file__, lineno, __name__)
