@@ -54,6 +54,7 @@ from pymongo import monitoring  # noqa: E402
 from servers import MODES, Server, machine  # noqa: E402
 
 from django_mongopool.options import DEFAULT_CLIENT_OPTIONS  # noqa: E402
+from django_mongopool.redact import scrub, uri_secrets  # noqa: E402
 
 # Every option the app would otherwise default, spelled out, so the plain client gets the same.
 CLIENT_OPTIONS: dict[str, Any] = {**DEFAULT_CLIENT_OPTIONS, "appname": "bench-cpu"}
@@ -470,7 +471,7 @@ def run_processes(args: argparse.Namespace, url: str, database: str) -> list[dic
         if done.returncode != 0 or len(lines) != 1:
             raise RuntimeError(
                 f"a benchmark process failed (exit status {done.returncode}):\n"
-                f"{done.stderr[-4000:]}"
+                f"{scrub(done.stderr[-4000:], uri_secrets(url))}"
             )
         results.append(json.loads(lines[0][len(RESULT_MARK) :]))
     return results

@@ -165,9 +165,8 @@ class PooledClientMixin:
             self._mongopool_async, self, self._mongopool_counters, outside, **kwargs
         )
         # Only pymongo's start_session() asks for an explicit session: its caller is two frames up.
-        # leaks.record(), inlined: this runs for every session user code starts.
-        frame = sys._getframe(2)
-        where = (frame.f_code, frame.f_lasti, frame.f_globals.get("__name__"))  # leaks.site()
+        # What leaks.record() does, with the scope already read here.
+        where = leaks.site(sys._getframe(2))
         if outside:  # reports itself if it is collected without having been ended
             session._mongopool_site = where
         else:

@@ -25,14 +25,13 @@ the package allows (4.18 to 4.x), and the test suite runs on the oldest and newe
 from __future__ import annotations
 
 from collections.abc import Callable
-from time import monotonic
 from typing import Any
 
 from pymongo._telemetry import _CmapTelemetry
 from pymongo.asynchronous.pool import Pool as AsyncPool
 from pymongo.synchronous.pool import Pool
 
-from django_mongopool.metrics import BUDGET_WAIT_SECONDS, PoolMetrics, _ServerCounters
+from django_mongopool.metrics import PoolMetrics, _ServerCounters
 
 
 class _CountingTelemetry(_CmapTelemetry):
@@ -94,18 +93,7 @@ class CountingPool(_Counting, Pool):
             conn = Pool._get_conn(self, checkout_started_time, handler)
         finally:
             next(counters.checkout_ended)
-        # counters.checked_out_now(checkout_started_time, self.active_sockets), inlined: this
-        # runs for every operation of the sync client.
-        next(counters.checked_out)
-        wait = monotonic() - checkout_started_time
-        counters.waits.append(wait)
-        checked_out = self.active_sockets
-        if checked_out > counters.peak_in_use:  # then no more than the open connections
-            in_use = min(checked_out, counters.created - counters.closed)
-            if in_use > counters.peak_in_use:
-                counters.peak_in_use = in_use
-        if wait > BUDGET_WAIT_SECONDS and counters.owner.limited:
-            next(counters.budget_waits)
+        counters.checked_out_now(checkout_started_time, self.active_sockets)
         return conn
 
 

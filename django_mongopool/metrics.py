@@ -69,9 +69,7 @@ class _ServerCounters:
 
     def checked_out_now(self, started: float, checked_out: int) -> None:
         """A check-out that began at ``started`` (``time.monotonic()``) got its connection;
-        ``checked_out`` is how many of the pool's connections are out now. The async pool calls
-        this; the sync pool has the same lines inline (``CountingPool._get_conn``): keep them in
-        step (tests/test_metrics.py compares the two)."""
+        ``checked_out`` is how many of the pool's connections are out now."""
         next(self.checked_out)
         wait = monotonic() - started
         self.waits.append(wait)

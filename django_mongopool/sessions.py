@@ -23,6 +23,11 @@ from django_mongopool import leaks
 from django_mongopool.metrics import ProcessCounters
 
 
+def _ran_a_command(session: Any) -> bool:
+    server_session = session._server_session  # None once ended, empty until it ran a command
+    return server_session is not None and not isinstance(server_session, _EmptyServerSession)
+
+
 def _counting_materialize(base: Any) -> Any:
     """pymongo's ``_materialize`` (``base``, read when this module is imported), counting the
     session as started the first time."""
@@ -36,16 +41,14 @@ def _counting_materialize(base: Any) -> Any:
     return _materialize
 
 
-# The sync and async classes each test "ran a command" inline at their end, rather than through
-# one shared function: a session end is on every request's path, and the async one must await.
 class CountedClientSession(ClientSession):
     _mongopool_counters: ProcessCounters
     _materialize = _counting_materialize(ClientSession._materialize)
 
     def _end_session(self, lock: bool) -> None:
-        server_session = self._server_session  # None once ended, empty until it ran a command
+        ran = _ran_a_command(self)
         ClientSession._end_session(self, lock)
-        if server_session is not None and not isinstance(server_session, _EmptyServerSession):
+        if ran:
             next(self._mongopool_counters.sessions_ended)
 
 
@@ -54,9 +57,9 @@ class CountedAsyncClientSession(AsyncClientSession):
     _materialize = _counting_materialize(AsyncClientSession._materialize)
 
     async def _end_session(self, lock: bool) -> None:
-        server_session = self._server_session  # None once ended, empty until it ran a command
+        ran = _ran_a_command(self)
         await AsyncClientSession._end_session(self, lock)
-        if server_session is not None and not isinstance(server_session, _EmptyServerSession):
+        if ran:
             next(self._mongopool_counters.sessions_ended)
 
 
