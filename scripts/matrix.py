@@ -1,7 +1,6 @@
 """Run the test command's legs (.ci/matrix.toml): each in its own venv, each reported.
 
-A leg's Python is "host" (the interpreter that runs this script) or a version such as "3.13".
-A versioned Python is looked up in this order: $MONGOPOOL_PYTHON_<major>_<minor> (a path),
+A leg's Python is a version such as "3.13", looked up in this order: $MONGOPOOL_PYTHON_<major>_<minor> (a path),
 ``python3.X`` on PATH, pyenv's versions, ``uv python find``; when there is none, a Debian 13
 (trixie) root with that Python is built once with debootstrap into the cache
 (``$MONGOPOOL_CACHE_DIR/debian-trixie-*``, beside FerretDB) and the leg runs inside it through
@@ -225,12 +224,32 @@ class DebianRoot:
 
 
 def runner_for(leg: Leg) -> Host | DebianRoot:
-    if leg.python == "host":
-        return Host(os.environ.get("PYTHON", "python3"), "host")
     found = find_python(leg.python)
     if found:
         return Host(found, found)
+    if leg.python != "3.13":
+        raise LegError(f"[{leg.name}] no Python {leg.python} on this machine (PATH, pyenv, uv)")
     return DebianRoot(leg.python)
+
+
+SATISFIES = """\
+import sys
+from importlib.metadata import version
+from packaging.requirements import Requirement
+sys.exit(any(not Requirement(r).specifier.contains(version(Requirement(r).name)) for r in sys.argv[1:]))
+"""
+
+
+def setup_venv_fits(leg: Leg) -> bool:
+    """Whether the leg can use .venv as scripts/setup made it (the demo's venv): its Python is the
+    leg's and its packages meet the leg's requirements."""
+    python = str(ROOT / ".venv" / "bin" / "python")
+    return (
+        leg.venv == ".venv"
+        and not leg.constraints
+        and _runs(python, leg.python)
+        and subprocess.run([python, "-c", SATISFIES, *leg.requirements]).returncode == 0
+    )
 
 
 # --- One leg ----------------------------------------------------------------------------------
@@ -244,8 +263,6 @@ def ensure_venv(leg: Leg, runner: Host | DebianRoot) -> None:
     stamp = venv / (".installed-" + hashlib.sha256("\n".join(inputs).encode()).hexdigest()[:16])
     if stamp.exists():
         return
-    if leg.venv == ".venv" and leg.python == "host" and not leg.requirements:
-        return  # scripts/setup made it (the demo's venv)
     shutil.rmtree(venv, ignore_errors=True)  # another interpreter's, or a stale install
     print(f"[{leg.name}] creating {leg.venv} with {runner.origin}", flush=True)
     steps = [
@@ -261,8 +278,13 @@ def ensure_venv(leg: Leg, runner: Host | DebianRoot) -> None:
 
 
 def run_leg(leg: Leg, tiers: dict[str, dict[str, list[str]]], extra: list[str]) -> tuple[bool, str]:
-    runner = runner_for(leg)
-    ensure_venv(leg, runner)
+    if setup_venv_fits(leg):
+        runner: Host | DebianRoot = Host(str(ROOT / ".venv" / "bin" / "python"), "scripts/setup's .venv")
+    else:
+        runner = runner_for(leg)
+        if leg.venv == ".venv":
+            leg.venv = f".venv-{leg.name}"
+        ensure_venv(leg, runner)
     python = f"{leg.venv}/bin/python"
     versions = runner.run([python, "-c", REPORT_VERSIONS], capture_output=True)
     if versions.returncode:
