@@ -129,14 +129,18 @@ def find_python(version: str) -> str | None:
     explicit = os.environ.get("MONGOPOOL_PYTHON_" + version.replace(".", "_"))
     if explicit:
         if not _runs(explicit, version):
-            raise LegError(f"MONGOPOOL_PYTHON_{version.replace('.', '_')}={explicit} is not a working Python {version}")
+            raise LegError(
+                f"MONGOPOOL_PYTHON_{version.replace('.', '_')}={explicit} is not a working Python {version}"
+            )
         return explicit
     candidates = [shutil.which(f"python{version}")]
     pyenv = shutil.which("pyenv")
     if pyenv:
         root = subprocess.run([pyenv, "root"], capture_output=True, text=True).stdout.strip()
         found = glob.glob(os.path.join(root, "versions", f"{version}.*", "bin", f"python{version}"))
-        candidates += sorted(found, key=lambda p: [int(x) for x in re.findall(r"\d+", p)], reverse=True)
+        candidates += sorted(
+            found, key=lambda p: [int(x) for x in re.findall(r"\d+", p)], reverse=True
+        )
     uv = shutil.which("uv")
     if uv:
         out = subprocess.run([uv, "python", "find", version], capture_output=True, text=True)
@@ -173,7 +177,10 @@ class DebianRoot:
         if not shutil.which("debootstrap"):
             print("Installing Debian's debootstrap...", flush=True)
             env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-            for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "debootstrap"]):
+            for cmd in (
+                ["apt-get", "update", "-qq"],
+                ["apt-get", "install", "-y", "-qq", "debootstrap"],
+            ):
                 if subprocess.run(sudo + cmd, env=env, stdout=subprocess.DEVNULL).returncode:
                     raise LegError(f"could not install debootstrap ({' '.join(cmd)} failed)")
         if self.path.exists():  # an interrupted build
@@ -268,7 +275,16 @@ def ensure_venv(leg: Leg, runner: Host | DebianRoot) -> None:
     steps = [
         [runner.python, "-m", "venv", leg.venv],
         [f"{leg.venv}/bin/python", "-m", "pip", "install", "--quiet", "--upgrade", "pip"],
-        [f"{leg.venv}/bin/python", "-m", "pip", "install", "--quiet", "-e", ".[test]", *leg.requirements]
+        [
+            f"{leg.venv}/bin/python",
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "-e",
+            ".[test]",
+            *leg.requirements,
+        ]
         + (["-c", leg.constraints] if leg.constraints else []),
     ]
     for step in steps:
@@ -279,7 +295,9 @@ def ensure_venv(leg: Leg, runner: Host | DebianRoot) -> None:
 
 def run_leg(leg: Leg, tiers: dict[str, dict[str, list[str]]], extra: list[str]) -> tuple[bool, str]:
     if setup_venv_fits(leg):
-        runner: Host | DebianRoot = Host(str(ROOT / ".venv" / "bin" / "python"), "scripts/setup's .venv")
+        runner: Host | DebianRoot = Host(
+            str(ROOT / ".venv" / "bin" / "python"), "scripts/setup's .venv"
+        )
     else:
         runner = runner_for(leg)
         if leg.venv == ".venv":
@@ -291,7 +309,9 @@ def run_leg(leg: Leg, tiers: dict[str, dict[str, list[str]]], extra: list[str]) 
         raise LegError(f"[{leg.name}] cannot read its versions: {versions.stderr.strip()}")
     ran = versions.stdout.strip()
     if leg.constraints:
-        checked = runner.run([python, "-c", CHECK_LOWER_BOUNDS, leg.constraints], capture_output=True)
+        checked = runner.run(
+            [python, "-c", CHECK_LOWER_BOUNDS, leg.constraints], capture_output=True
+        )
         if checked.returncode:
             raise LegError(f"[{leg.name}] {checked.stderr.strip()}")
     tier = "the whole suite" if leg.tier == "full" else f"the {leg.tier} tier"
@@ -306,7 +326,9 @@ def main(argv: list[str]) -> int:
     extra = [a for a in argv if a.startswith("-")]
     unknown = set(wanted) - {leg.name for leg in legs}
     if unknown:
-        sys.exit(f"unknown leg(s) {', '.join(sorted(unknown))}; known: {', '.join(leg.name for leg in legs)}")
+        sys.exit(
+            f"unknown leg(s) {', '.join(sorted(unknown))}; known: {', '.join(leg.name for leg in legs)}"
+        )
     results = []
     for leg in legs:
         if wanted and leg.name not in wanted:

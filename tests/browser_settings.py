@@ -3,6 +3,7 @@ Django's own CSP middleware on Django 6.0+, a test-only one on 5.2 (tests/csp.py
 
 from example_project.settings import *  # noqa: F403
 from example_project.settings import MIDDLEWARE
+
 from tests import csp
 
 MIDDLEWARE = [*MIDDLEWARE, csp.MIDDLEWARE]

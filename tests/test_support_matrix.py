@@ -75,7 +75,9 @@ def test_declared_versions_cover_every_leg_and_nothing_untested():
                 assert lower in django.specifier, (leg.name, django)
                 tested_django.add(".".join(lower.split(".")[:2]))
     declared = {
-        c.rsplit(" ", 1)[1] for c in PYPROJECT["classifiers"] if c.startswith("Framework :: Django ::")
+        c.rsplit(" ", 1)[1]
+        for c in PYPROJECT["classifiers"]
+        if c.startswith("Framework :: Django ::")
     }
     assert declared == tested_django
     # Each Django minor the dependency admits is tested: the upper bound stops at the newest leg's.
