@@ -93,3 +93,17 @@ def test_an_unexpected_error_has_its_traceback_once(settings, monkeypatch, caplo
     records = [r for r in caplog.records if r.name == "django_mongopool.heartbeat"]
     assert len(records) == 1 and records[0].exc_info is not None
     assert publisher.failures == 5
+
+
+def test_a_beat_failing_while_the_thread_stops_is_not_reported(settings, monkeypatch, caplog):
+    settings.MONGOPOOL_HEARTBEAT_SECONDS = 1
+    publisher = heartbeat.Publisher()
+
+    def beat() -> None:  # what a beat running into the closed client at exit sees
+        publisher.stop()
+        raise ServerSelectionTimeoutError("Cannot use MongoClient after close")
+
+    monkeypatch.setattr(publisher, "beat", beat)
+    with caplog.at_level(logging.DEBUG, logger="django_mongopool"):
+        publisher.tick()
+    assert caplog.records == [] and publisher.failures == 0
