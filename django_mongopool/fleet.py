@@ -121,7 +121,7 @@ def verify(document: Mapping[str, Any], secrets: Sequence[str | bytes]) -> bool:
         return False
     try:
         payload = _signed_bytes(document)
-    except (BSONError, TypeError, ValueError, OverflowError):
+    except (BSONError, TypeError, ValueError, OverflowError, RecursionError):
         return False
     return any(
         hmac.compare_digest(

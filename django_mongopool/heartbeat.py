@@ -179,7 +179,10 @@ def ensure_index(target: Collection[dict[str, Any]]) -> None:
             ttl = spec.get("expireAfterSeconds")
             if ttl is None or ttl >= fleet.PRUNE_AFTER_SECONDS:
                 return
-            target.drop_index(name)
+            try:
+                target.drop_index(name)
+            except OperationFailure:  # another process replaced it first
+                return
     try:
         target.create_index(
             [("updated_at", 1)],

@@ -16,6 +16,12 @@ from pymongo.errors import ServerSelectionTimeoutError
 from django_mongopool import heartbeat, shares
 
 
+@pytest.fixture(autouse=True)
+def _only_the_tests_publisher(monkeypatch):
+    heartbeat.stop()  # a thread an earlier test's request started would log too
+    monkeypatch.setattr(heartbeat, "running_here", True)
+
+
 @pytest.fixture
 def no_database(settings):
     settings.MONGOPOOL_URI = "mongodb://127.0.0.1:9/"  # what `ferretdb serve --url-file` writes
