@@ -76,17 +76,18 @@ def test_forged_documents_are_counted_and_listed_never_live():
         other_key,
         {**good, "_id": "copied"},  # a real beat's MAC under another id
         {**good, "_id": "typed", "mac": 12},
+        {**good, "_id": "accented", "mac": "é" * 64},
         {**good, "_id": "x" * 500, "interval": 3600},
     ]
     reading = _read([good, *forged])
     assert [p["id"] for p in reading.processes] == [good["_id"]]
-    assert reading.forged == 5 and reading.unreadable == 0
-    assert reading.forged_ids[:4] == ["no-mac", "k", "copied", "typed"]
-    assert reading.forged_ids[4] == "x" * 80  # shown ids are cut
+    assert reading.forged == 6 and reading.unreadable == 0
+    assert reading.forged_ids[:5] == ["no-mac", "k", "copied", "typed", "accented"]
+    assert reading.forged_ids[5] == "x" * 80  # shown ids are cut
     summary = fleet.summary(reading)
-    assert (summary["alive"], summary["forged"]) == (1, 5)
+    assert (summary["alive"], summary["forged"]) == (1, 6)
     (note,) = fleet.notes(reading, "mongopool_heartbeats")
-    assert note.startswith("5 forged heartbeat document(s) ignored in mongopool_heartbeats")
+    assert note.startswith("6 forged heartbeat document(s) ignored in mongopool_heartbeats")
 
 
 def test_at_most_twenty_forged_ids_are_listed():
