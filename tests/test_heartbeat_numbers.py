@@ -12,6 +12,8 @@ import datetime as dt
 import math
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from django_mongopool import fleet, heartbeat
 
@@ -100,3 +102,29 @@ def test_the_largest_sane_values_are_read_and_summed_exactly():
     assert process["open"] == 10**6 and process["sessions_started"] == 2**53
     summary = fleet.summary(reading)
     assert summary["open"] == 10**6 and float(summary["in_use"]) == 1e6
+
+
+_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats()
+    | st.text(max_size=20)
+    | st.datetimes(timezones=st.just(dt.UTC)),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+_DOCS = st.dictionaries(st.sampled_from([*fleet.FIELDS, fleet.MAC_FIELD]), _VALUES, max_size=12)
+
+
+@given(doc=_DOCS, signed=st.booleans())
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_any_document_is_live_odd_or_forged_never_an_error(doc, signed):
+    if signed:
+        heartbeat.sign(doc)
+    reading = _read(doc)
+    assert len(reading.processes) + reading.unreadable + reading.forged + len(reading.future) <= 1
+    assert reading.forged == (0 if signed else 1)
+    fleet.summary(reading)  # sums and the busiest process, whatever was read
