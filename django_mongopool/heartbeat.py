@@ -109,7 +109,10 @@ class ServerClock:
 def server_clock(database: Database[Any]) -> ServerClock:
     """Ask the server its time (``hello``); a server that does not say gives the host's."""
     before = time.monotonic()
-    reply = database.command("hello", codec_options=fleet.UNTRUSTED_CODEC_OPTIONS)
+    try:
+        reply = database.command("hello", codec_options=fleet.UNTRUSTED_CODEC_OPTIONS)
+    except OperationFailure:  # a server (or the mongomock tier) that does not know hello
+        reply = {}
     after = time.monotonic()
     local = reply.get("localTime")
     if isinstance(local, dt.datetime):
