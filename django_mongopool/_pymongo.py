@@ -182,7 +182,7 @@ def _parameters(func: Any) -> tuple[str, ...] | None:
 
 def _signature(problems: Problems, name: str, owner: Any, attribute: str, *params: str) -> None:
     """``owner.attribute`` is a function whose parameters are exactly ``params``."""
-    expected = f"a method ({', '.join(params)})"
+    expected = f"a function ({', '.join(params)})"
     func = getattr(owner, attribute, None) if owner is not None else None
     if not callable(func):
         problems.append(Problem(name, expected, _shown(func)))

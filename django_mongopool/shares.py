@@ -239,10 +239,10 @@ def report() -> dict[str, Any] | None:
 
 def forget() -> None:
     """A new client (settings change): the share is unknown again."""
-    global _state, _warned_unreadable
+    global _state, _warned_unreadable, _logged_refusal
     with _lock:
         _state = ShareState()
-        _warned_unreadable = False
+        _warned_unreadable = _logged_refusal = False
 
 
 def forget_after_fork() -> None:
