@@ -658,7 +658,7 @@ def mark_ended(session: Any) -> None:
 # Pool figures: pymongo's pool with hooks, passed to the client as its pool factory.
 def pool_factory(metrics: Any, is_async: bool) -> Callable[..., Any]:
     """A pool factory for the client's ``_pool_class`` option: counting pools feeding
-    ``metrics`` (its ``attach(pool)`` gives the pool's counters) for the connections requests
+    ``metrics`` (its ``attach(pool, address)`` gives the pool's counters) for the connections requests
     use, pymongo's own pool for the monitors' connections (``is_sdam``)."""
     base = AsyncPool if is_async else SyncPool
     counting_base = _counting_pool_class(base, is_async)
@@ -781,7 +781,7 @@ def _counting_pool_class(base: Any, is_async: bool) -> type:
         self: Any, address: Any, options: Any, is_sdam: bool = False, client_id: Any = None
     ) -> None:
         base.__init__(self, address, options, is_sdam, client_id)
-        counters = self.mongopool_metrics.attach(self)
+        counters = self.mongopool_metrics.attach(self, self.address)
         self._telemetry = _counting_telemetry(self._telemetry, counters)
         self.size_cond = _counting_condition_class(type(self.size_cond), is_async)(
             self.lock, counters
@@ -826,6 +826,13 @@ def _counting_pool_class(base: Any, is_async: bool) -> type:
     cls = type(name, (base,), {"__init__": __init__, "_get_conn": _get_conn, "connect": _connect})
     _classes[key] = cls
     return cls
+
+
+def idle_connections(pool: Any) -> tuple[Any, int] | None:
+    """(address, idle connections) of a counting pool, or None once it is closed."""
+    if pool.closed:
+        return None
+    return pool.address, len(pool.conns)
 
 
 def retried_checkout_timeout() -> bool:

@@ -162,9 +162,10 @@ class PoolMetrics:
                 counters = self._servers.setdefault(address, _ServerCounters(self))
         return counters
 
-    def attach(self, pool: Any) -> _ServerCounters:
-        """A pymongo pool of this client (see counting_pools): its gauges are read from it."""
-        counters = self.server(pool.address)
+    def attach(self, pool: Any, address: Any) -> _ServerCounters:
+        """A pymongo pool of this client, for ``address`` (see counting_pools): its gauges are
+        read from it."""
+        counters = self.server(address)
         with self._lock:
             self._pools.add(pool)
         return counters
@@ -186,10 +187,13 @@ class PoolMetrics:
                     address: max(0, self._events_idle(c)) for address, c in self._servers.items()
                 }
         with self._lock:
-            live = [pool for pool in self._pools if not pool.closed]
+            pools = list(self._pools)
         idle: dict[Any, int] = {}
-        for pool in live:
-            idle[pool.address] = idle.get(pool.address, 0) + len(pool.conns)
+        for pool in pools:
+            gauge = _pymongo.idle_connections(pool)  # None once the pool is closed
+            if gauge is not None:
+                address, count = gauge
+                idle[address] = idle.get(address, 0) + count
         return idle
 
     @staticmethod

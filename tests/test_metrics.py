@@ -29,7 +29,7 @@ class FakePool:
 def test_counters_and_gauges():
     metrics = PoolMetrics()
     pool = FakePool(idle=1)
-    c = metrics.attach(pool)
+    c = metrics.attach(pool, ADDR)
     for _ in range(3):
         metrics.connection_created(c)
     for n, wait in enumerate((0.002, 0.004, 0.006), start=1):
@@ -64,7 +64,7 @@ def test_counters_and_gauges():
 def test_closed_pools_are_not_read():
     metrics = PoolMetrics()
     pool = FakePool(idle=2)
-    c = metrics.attach(pool)
+    c = metrics.attach(pool, ADDR)
     metrics.connection_created(c)
     metrics.connection_created(c)
     assert metrics.snapshot()[0].idle == 2
@@ -75,14 +75,14 @@ def test_closed_pools_are_not_read():
 
 def test_empty_metrics_have_no_percentiles():
     metrics = PoolMetrics()
-    metrics.attach(FakePool())
+    metrics.attach(FakePool(), ADDR)
     (server,) = metrics.snapshot()
     assert server.wait_ms_p99 is None
 
 
 def test_budget_waits_and_refusals_count_only_while_limited():
     metrics = PoolMetrics()
-    c = metrics.attach(FakePool())
+    c = metrics.attach(FakePool(), ADDR)
     c.checked_out_now(0.05, checked_out=1)
     metrics.checkout_failed(c, "timeout")
     metrics.limited = True
@@ -99,7 +99,7 @@ def test_a_retried_check_out_timeout_counts_one_timed_out_operation():
     """pymongo retries a read once after a check-out timeout: two failed check-outs, one
     operation that failed for want of a connection (the 503 it gives)."""
     metrics = PoolMetrics()
-    c = metrics.attach(FakePool())
+    c = metrics.attach(FakePool(), ADDR)
     metrics.checkout_failed(c, "timeout")  # a write: not retried
     metrics.checkout_failed(c, "timeout")  # a read ...
     metrics.checkout_failed(c, "timeout", retry=True)  # ... and its retry
@@ -122,7 +122,7 @@ def test_command_counter_counts_success_and_failure():
 
 
 def _one_connection_checked_out(metrics: PoolMetrics, address: tuple[str, int]) -> None:
-    c = metrics.attach(FakePool(address))
+    c = metrics.attach(FakePool(address), address)
     metrics.connection_created(c)
     c.checked_out_now(0.0, checked_out=1)
 
@@ -145,7 +145,7 @@ def test_totals_across_servers_and_pools():
 def test_the_check_out_hook_takes_no_lock():
     """Check-out: counters only (the lock is for rare events and snapshots)."""
     metrics = PoolMetrics()
-    c = metrics.attach(FakePool())
+    c = metrics.attach(FakePool(), ADDR)
     metrics.connection_created(c)
     metrics.connection_created(c)
     metrics._lock.acquire()  # a held lock would block a locking hook forever
@@ -170,7 +170,7 @@ def test_the_sync_pools_check_out_records_what_checked_out_now_records(monkeypat
 
     inline, reference = PoolMetrics(), PoolMetrics()
     pool = pool_class(inline, is_async=False)(ADDR, PoolOptions())
-    counted, expected = pool._mongopool, reference.attach(FakePool())
+    counted, expected = pool._mongopool, reference.attach(FakePool(), ADDR)
     for metrics, c in ((inline, counted), (reference, expected)):
         metrics.limited = True
         metrics.connection_created(c)

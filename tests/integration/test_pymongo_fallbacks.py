@@ -145,7 +145,10 @@ def test_event_figures_count_waiting_and_one_timeout_per_operation(mongo, moved,
     ("change", "named"),
     [
         ({"EmptyServerSession": None}, "_EmptyServerSession"),
-        ({"ClientSession": SessionWithAnotherEnd}, "_end_session: expected a function (self, lock), found (self)"),
+        (
+            {"ClientSession": SessionWithAnotherEnd},
+            "_end_session: expected a function (self, lock), found (self)",
+        ),
     ],
     ids=["empty-session-gone", "end-session-signature"],
 )
