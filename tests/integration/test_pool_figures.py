@@ -90,6 +90,10 @@ class BlockConnect(monitoring.ConnectionPoolListener):
         self.armed = False
         self.blocked = threading.Event()
         self.release = threading.Event()
+        self.check_outs = 0
+
+    def connection_check_out_started(self, event: object) -> None:
+        self.check_outs += 1
 
     def connection_created(self, event: monitoring.ConnectionCreatedEvent) -> None:
         if self.armed:
@@ -101,7 +105,7 @@ class BlockConnect(monitoring.ConnectionPoolListener):
         pass
 
     pool_created = pool_ready = pool_cleared = pool_closed = _ignored
-    connection_ready = connection_closed = connection_check_out_started = _ignored
+    connection_ready = connection_closed = _ignored
     connection_check_out_failed = connection_checked_out = connection_checked_in = _ignored
 
 
@@ -148,6 +152,32 @@ def test_opening_a_connection_is_connecting_not_waiting(mongo, settings):
             thread.join()
     server = _server()
     assert (server.waiting, server.connecting) == (0, 0)
+
+
+def test_a_check_out_queued_behind_max_connecting_is_not_waiting(mongo, settings):
+    connect = BlockConnect()
+    settings.MONGOPOOL_CLIENT_OPTIONS = {
+        "maxPoolSize": 10,
+        "maxConnecting": 1,
+        "waitQueueTimeoutMS": 60_000,
+        "event_listeners": [connect],
+    }
+    collection = get_client()[mongo.name]["items"]
+    collection.find_one({})  # discovery done
+    idle = _server().idle
+    connect.armed = True
+    threads = [threading.Thread(target=lambda: collection.find_one({})) for _ in range(idle + 2)]
+    try:
+        for thread in threads:  # the idle connection(s) are taken, then one opens, one queues
+            thread.start()
+        assert connect.blocked.wait(30)
+        _until(lambda: connect.check_outs >= len(threads) + 1)
+        server = _server()
+        assert (server.waiting, server.connecting) == (0, 1)
+    finally:
+        connect.release.set()
+        for thread in threads:
+            thread.join()
 
 
 def test_a_full_pool_is_waiting_and_not_ready(mongo, settings):
