@@ -241,3 +241,44 @@ def test_a_read_that_pymongo_retries_counts_one_check_out_timeout(mongo, setting
     assert snapshot.servers[0].checkout_failures == {"timeout": 5}
     assert snapshot.as_dict()["checkout_timeouts"] == 3
     assert snapshot.unavailable_responses == 1
+
+
+def _async_server():
+    (server,) = [s for s in pools.snapshot().servers if s.pool.startswith("async")]
+    return server
+
+
+async def test_async_pools_count_waiting_and_one_timeout_per_read(mongo, settings):
+    import asyncio
+
+    from pymongo.errors import WaitQueueTimeoutError
+
+    from django_mongopool import get_async_client
+
+    settings.MONGOPOOL_CLIENT_OPTIONS = {"maxPoolSize": 1, "waitQueueTimeoutMS": 60_000}
+    collection = get_async_client()[mongo.name]["items"]
+    await collection.find_one({})
+    (member,) = get_async_client()._topology._servers.values()
+    async with member.pool.checkout():  # the pool's one connection, held
+        waiter = asyncio.create_task(collection.find_one({}))
+        deadline = time.monotonic() + 30
+        while _async_server().waiting != 1:
+            assert time.monotonic() < deadline, "never waiting"
+            await asyncio.sleep(0.01)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert (_async_server().waiting, _async_server().connecting) == (0, 0)
+
+    settings.MONGOPOOL_CLIENT_OPTIONS = {"maxPoolSize": 1, "waitQueueTimeoutMS": 50}
+    collection = get_async_client()[mongo.name]["items"]
+    await collection.find_one({})
+    (member,) = get_async_client()._topology._servers.values()
+    async with member.pool.checkout():
+        with pytest.raises(WaitQueueTimeoutError):
+            await collection.find_one({})  # retried by pymongo: two failed check-outs
+        with pytest.raises(WaitQueueTimeoutError):
+            await collection.insert_one({})
+    server = _async_server()
+    assert server.checkout_failures == {"timeout": 3}
+    assert server.checkout_timeouts == 2

@@ -21,6 +21,7 @@ import pytest
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
+from prometheus_client.parser import text_string_to_metric_families
 from pymongo.client_session import ClientSession
 from pymongo.errors import WaitQueueTimeoutError
 from pymongo.synchronous.pool import Pool
@@ -33,6 +34,7 @@ from django_mongopool.sessions import CountedClientSession
 from tests.helpers import ROOT, HoldConnection
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db]
+TOKEN = "t0ken-for-prometheus-scrapes"
 
 
 def _rebuild() -> None:
@@ -92,7 +94,9 @@ class SessionWithAnotherEnd(ClientSession):
     ],
     ids=["telemetry-gone", "get-conn-signature"],
 )
-def test_pool_figures_come_from_public_pool_events(mongo, moved, change, named, django_user_model):
+def test_pool_figures_come_from_public_pool_events(
+    mongo, moved, change, named, django_user_model, settings
+):
     status = moved(**change)
     assert not status.ok("pool_hooks") and status.ok("sessions")
     (message,) = _messages("django_mongopool.W010")
@@ -112,6 +116,12 @@ def test_pool_figures_come_from_public_pool_events(mongo, moved, change, named, 
     assert process["pool_figures_from"] == "connection pool events"
     assert process["open"] >= 1 and process["servers"][0]["checkouts"] >= 2
     assert process["sessions_started"] == process["sessions_ended"] == 1
+    settings.MONGOPOOL_METRICS_TOKEN = TOKEN  # not a client setting: the client stays
+    metrics = Client().get("/mongopool/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert metrics.status_code == 200
+    families = {f.name: f for f in text_string_to_metric_families(metrics.content.decode())}
+    assert families["mongopool_pool_open"].samples[0].value >= 1
+    assert families["mongopool_pool_checkouts"].samples[0].value >= 2
 
 
 def test_event_figures_count_waiting_and_one_timeout_per_operation(mongo, moved, settings):
@@ -174,10 +184,15 @@ async def test_async_request_sessions_work_uncounted(mongo, moved):
     from django.test import AsyncClient
 
     moved(EmptyServerSession=None)
-    response = await AsyncClient().get("/t/async/")
+    response = await AsyncClient().get("/t/async/")  # request.mongo_session in a thread
     assert response.status_code == 200
     key = response.json()["key"]
     assert client.get_database()["items"].count_documents({"key": key}) == 1
+    response = await AsyncClient().get("/t/async-native/")  # await request.amongo_session()
+    assert response.status_code == 200
+    key = response.json()["key"]
+    database = async_client.get_async_database()
+    assert await database["items"].count_documents({"key": key}) == 1
 
 
 @pytest.fixture
