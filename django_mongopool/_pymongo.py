@@ -90,8 +90,8 @@ FALLBACKS = {
     "mongodb+srv:// URI in DNS when the settings are validated",
     "auth_source": "member connections use the URI's authSource, else its database",
     "fork": "a client counts as connected once it knows a server (MongoClient.nodes)",
-    "retries": "every failed check-out counts as a check-out timeout: a read that pymongo "
-    "retries counts two",
+    "retries": "each check-out timeout counts as an operation that timed out: a read that "
+    "pymongo retries counts two",
 }
 CHECK_IDS = {
     "pool_hooks": "django_mongopool.W010",

@@ -313,7 +313,7 @@ def check_pymongo_internals(app_configs: Any = None, **kwargs: Any) -> Messages:
             messages.append(
                 checks.Error(
                     f"MONGOPOOL_FLEET_BUDGET cannot be enforced on pymongo "
-                    f"{status.pymongo_version}: {feature.summary()}. The budget is refused: "
+                    f"{status.pymongo_version}: {feature.summary()}. Fallback in force: "
                     f"{feature.fallback}.",
                     hint="Pin pymongo to a release this django-mongopool is tested with (the "
                     "README's Limits name them), upgrade django-mongopool, or remove "
