@@ -155,28 +155,30 @@ def test_opening_a_connection_is_connecting_not_waiting(mongo, settings):
 
 
 def test_a_check_out_queued_behind_max_connecting_is_not_waiting(mongo, settings):
-    connect = BlockConnect()
+    hold, connect = HoldConnection(), BlockConnect()
     settings.MONGOPOOL_CLIENT_OPTIONS = {
         "maxPoolSize": 10,
         "maxConnecting": 1,
         "waitQueueTimeoutMS": 60_000,
-        "event_listeners": [connect],
+        "event_listeners": [hold, connect],
     }
     collection = get_client()[mongo.name]["items"]
-    collection.find_one({})  # discovery done
-    idle = _server().idle
+    collection.find_one({})  # discovery done, one connection idle
+    holders = _held(collection, 1, hold)  # and checked out: the next check-outs must open one
     connect.armed = True
-    threads = [threading.Thread(target=lambda: collection.find_one({})) for _ in range(idle + 2)]
+    opener = threading.Thread(target=lambda: collection.find_one({}))
+    queued = threading.Thread(target=lambda: collection.find_one({}))
     try:
-        for thread in threads:  # the idle connection(s) are taken, then one opens, one queues
-            thread.start()
-        assert connect.blocked.wait(30)
-        _until(lambda: connect.check_outs >= len(threads) + 1)
+        opener.start()
+        assert connect.blocked.wait(30)  # opening the one connection maxConnecting allows
+        queued.start()
+        _until(lambda: connect.check_outs == 4)  # the warm-up, the holder, both threads
         server = _server()
-        assert (server.waiting, server.connecting) == (0, 1)
+        assert (server.waiting, server.connecting, server.in_use) == (0, 1, 2)
     finally:
         connect.release.set()
-        for thread in threads:
+        hold.release.set()
+        for thread in (opener, queued, *holders):
             thread.join()
 
 
