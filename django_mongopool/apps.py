@@ -78,9 +78,10 @@ class MongoPoolConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        from django_mongopool import checks, heartbeat, reporting, stray
+        from django_mongopool import _pymongo, checks, heartbeat, reporting, stray
         from django_mongopool.conf import conf
 
+        _pymongo.verify()  # pymongo internals checked once; what moved: checks E010, W010-W015
         checks.register()
         install_process_hooks()
         reporting.install()  # credentials out of Django's error pages and e-mails
