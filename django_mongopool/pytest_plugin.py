@@ -238,9 +238,17 @@ class _TestState:
     settings_uri: Any = None
     timeout_ms = DEFAULT_TIMEOUT_MS
     uses_fixture = True  # outside a test: never interfere
+    isolation: Any = None  # the session's testing.isolation.Isolation
 
 
 _state = _TestState()
+
+
+def _where(isolation: Any) -> str:
+    if isolation is None or isolation.uri is None:
+        return "MONGOPOOL_URI from your settings"
+    database = f"the test database {isolation.database}" if isolation.database else "a test run"
+    return f"{database} on {isolation.server.description}"
 
 
 def _unreachable_hint(request: Any, cause: BaseException | None) -> None:
@@ -259,8 +267,9 @@ def _unreachable_hint(request: Any, cause: BaseException | None) -> None:
     raise ServerUnreachableInTests(
         f"{request.method} {request.path}: MongoDB at {config.redacted_uri} could not be reached "
         f"within {config.seconds('serverSelectionTimeoutMS'):g} s{why}.\n"
-        "This test uses none of django-mongopool's pytest fixtures, so it ran against "
-        "MONGOPOOL_URI from your settings. Either:\n"
+        "This test uses none of django-mongopool's pytest fixtures, so it ran on "
+        f"{_where(_state.isolation)}. Either:\n"
+        "  - start that server (or fix MONGOPOOL_TEST_URL), so such tests run there; or\n"
         "  - request the mongopool_mock fixture (in-memory mongomock, no server), or set "
         "mongopool_mode = mock in your pytest ini for the whole suite; or\n"
         "  - request the mongopool_db fixture (a real server: FerretDB started for the "
@@ -291,25 +300,64 @@ def _capped_options(limit_ms: int) -> dict[str, Any] | None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _mongopool_test_session(pytestconfig: pytest.Config) -> Iterator[None]:
-    """Cap serverSelectionTimeoutMS for the session and turn a test's bare 503 into a hint."""
+    """Isolate the session (a test server, ``test_<name>``), cap serverSelectionTimeoutMS, and
+    turn a fixture-less test's bare 503 into a hint."""
     if not _django_configured():
         yield
         return
     from django.conf import settings
     from django.test.utils import override_settings
 
+    from django_mongopool.testing.isolation import Isolation
     from django_mongopool.unavailable import response_hook
 
     _state.timeout_ms = _timeout_ms(pytestconfig)
-    options = _capped_options(_state.timeout_ms)
-    cap: AbstractContextManager[Any] = (
-        contextlib.nullcontext()
-        if options is None
-        else override_settings(MONGOPOOL_CLIENT_OPTIONS=options)
-    )
-    with cap, response_hook(_unreachable_hint):
+    with contextlib.ExitStack() as stack:
+        _state.isolation = stack.enter_context(
+            Isolation(
+                os.environ.get("MONGOPOOL_TEST_URL"),
+                orm=True,
+                suffix=os.environ.get("PYTEST_XDIST_WORKER", ""),
+            )
+        )
+        options = _capped_options(_state.timeout_ms)
+        if options is not None:
+            stack.enter_context(override_settings(MONGOPOOL_CLIENT_OPTIONS=options))
+        stack.enter_context(response_hook(_unreachable_hint))
         _state.settings_uri = getattr(settings, "MONGOPOOL_URI", None)
-        yield
+        try:
+            yield
+        finally:
+            _state.isolation = None
+
+
+class _OwnUri:
+    """``mongopool_mode = mock``: while a test has set MONGOPOOL_URI itself (to test its 503
+    handling), the app's real client serves it instead of mongomock."""
+
+    def __init__(self, session_uri: Any) -> None:
+        self.session_uri = session_uri
+        self.real: contextlib.ExitStack | None = None
+
+    def __call__(self, *, setting: str, **kwargs: Any) -> None:
+        if setting != "MONGOPOOL_URI":
+            return
+        from django.conf import settings
+
+        from django_mongopool.client import use_test_client
+
+        own = getattr(settings, "MONGOPOOL_URI", None) not in (self.session_uri, MOCK_URI)
+        if own and self.real is None:
+            self.real = contextlib.ExitStack()
+            self.real.enter_context(use_test_client(None))
+        elif not own and self.real is not None:
+            self.real.close()
+            self.real = None
+
+    def close(self) -> None:
+        if self.real is not None:
+            self.real.close()
+            self.real = None
 
 
 @pytest.fixture(autouse=True)
@@ -318,16 +366,24 @@ def _mongopool_tier(request: pytest.FixtureRequest) -> Iterator[None]:
     if not _django_configured():
         yield
         return
+    from django.core.signals import setting_changed
+
     names = set(request.fixturenames)
     chose = bool(names.intersection(SERVER_FIXTURES)) or "mongopool_mock" in names
+    own_uri: _OwnUri | None = None
     if not chose and _mode(request.config) == "mock":
         request.getfixturevalue("mongopool_mock")
+        own_uri = _OwnUri(_state.settings_uri)
+        setting_changed.connect(own_uri, dispatch_uid="django_mongopool.own_uri")
         chose = True
     _state.uses_fixture = chose
     try:
         yield
     finally:
         _state.uses_fixture = True
+        if own_uri is not None:
+            setting_changed.disconnect(dispatch_uid="django_mongopool.own_uri")
+            own_uri.close()
         from django_mongopool.testing import end_mongo_requests
 
         end_mongo_requests()
