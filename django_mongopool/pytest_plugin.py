@@ -316,7 +316,6 @@ def _mongopool_test_session(pytestconfig: pytest.Config) -> Iterator[None]:
         _state.isolation = stack.enter_context(
             Isolation(
                 os.environ.get("MONGOPOOL_TEST_URL"),
-                orm=True,
                 suffix=os.environ.get("PYTEST_XDIST_WORKER", ""),
             )
         )

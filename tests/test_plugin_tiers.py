@@ -47,7 +47,7 @@ def test_view_runs_without_a_server():
     assert Client().get("/add/", {"name": "a"}).json() == {"count": 1, "name": "a"}
     assert Client().get("/add/", {"name": "b"}).json() == {"count": 2, "name": "b"}
     assert isinstance(get_client(), MockClient)
-    assert get_database().name == "shop"
+    assert get_database().name == "test_shop"  # a test run's database, as on a server
 
 
 def test_next_test_starts_empty():
@@ -74,10 +74,13 @@ def mongopool_server():
 """
 
 
-def _run(pytester, monkeypatch, *args):
+def _run(pytester, monkeypatch, *args, test_url=None):
     monkeypatch.setenv("PYTHONPATH", str(pytester.path))
     monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
-    monkeypatch.delenv("MONGOPOOL_TEST_URL", raising=False)
+    if test_url:
+        monkeypatch.setenv("MONGOPOOL_TEST_URL", test_url)
+    else:
+        monkeypatch.delenv("MONGOPOOL_TEST_URL", raising=False)
     return pytester.runpytest_subprocess(
         "--ds=proj_settings", "-p", "no:cacheprovider", "-q", *args
     )
@@ -135,6 +138,7 @@ def test_request_fails_fast_and_names_the_fixtures():
     for name in ("mongopool_mock", "mongopool_db", "MONGOPOOL_TEST_URL", "mongopool_mode = mock"):
         assert name in message, name
     assert "GET /add/" in message and "127.0.0.1:9" in message
+    assert "ran on the test database test_shop on the server MONGOPOOL_TEST_URL names" in message
     assert "within %s s" % EXPECTED_SECONDS in message
     assert get_config().option("serverSelectionTimeoutMS") == EXPECTED_MS
 
@@ -151,6 +155,7 @@ def test_a_test_that_sets_the_uri_itself_gets_the_503(settings):
 
 
 def _unreachable(pytester, monkeypatch, ini, expected_ms):
+    # Fixture-less tests run on the test server: here MONGOPOOL_TEST_URL names one that is down.
     # The product default (no MONGOPOOL_CLIENT_OPTIONS) waits far longer than the cap.
     source = UNREACHABLE_TESTS.replace("EXPECTED_SECONDS", repr(f"{expected_ms / 1000:g}")).replace(
         "EXPECTED_MS", str(expected_ms)
@@ -159,13 +164,13 @@ def _unreachable(pytester, monkeypatch, ini, expected_ms):
     if ini:
         pytester.makeini(ini)
     started = time.monotonic()
-    result = _run(pytester, monkeypatch)
+    result = _run(pytester, monkeypatch, test_url="mongodb://127.0.0.1:9/")
     elapsed = time.monotonic() - started
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*ServerUnreachableInTests: GET /add/: MongoDB at mongodb://127.0.0.1:9/shop could "
-            "not be reached within*",
+            "*ServerUnreachableInTests: GET /add/: MongoDB at mongodb://127.0.0.1:9/test_shop "
+            "could not be reached within*",
         ]
     )
     assert "mongopool_db" in result.stdout.str()

@@ -8,8 +8,8 @@ What Django's test runner does for ``DATABASES``, done for the app's client: for
   starts nothing), on a loopback port chosen when the run starts;
 - the default database (``MONGOPOOL_DATABASE`` and the URI's ``/database``) becomes
   ``test_<name>``; ORM aliases on ``django_mongopool.backends.mongodb`` get ``test_<NAME>``
-  (pytest only: ``manage.py test`` renames them itself), and ``django_mongopool.mongoengine``
-  aliases registered without ``db=`` follow;
+  (also ``TEST["NAME"]``, so that Django's runner and pytest-django create that very database),
+  and ``django_mongopool.mongoengine`` aliases registered without ``db=`` follow;
 - the test databases are dropped the first time the run needs the server (a crashed run's
   leftovers) and at its end; a FerretDB started for the run is removed with its data.
 
@@ -161,13 +161,11 @@ class TestServer:
 class Isolation:
     """The settings of an isolated test run, as a context manager (see the module docstring).
 
-    ``orm=True`` also renames the ORM aliases (pytest; Django's runner does it itself);
     ``suffix`` tells parallel runs apart (pytest-xdist's worker id).
     """
 
-    def __init__(self, test_url: str | None, *, orm: bool = False, suffix: str = "") -> None:
+    def __init__(self, test_url: str | None, *, suffix: str = "") -> None:
         self.server = TestServer(test_url)
-        self.orm = orm
         self.suffix = suffix
         self.timeout_ms = 5000
         self.uri: str | None = None  # the isolated MONGOPOOL_URI, once entered
@@ -199,8 +197,7 @@ class Isolation:
         self.uri = overrides["MONGOPOOL_URI"] = with_database(self.server.url, self.database or "")
         self._stack.enter_context(override_settings(**overrides))
         self._stack.enter_context(on_build(self._on_build))
-        if self.orm:
-            self._rename_orm_aliases()
+        self._rename_orm_aliases()
         return self
 
     def __exit__(self, *exc: object) -> None:
