@@ -16,12 +16,18 @@ Fixtures:
   test (``session=`` accepted and ignored; no transactions, no pool figures, no threads).
   Yields the database, like ``mongopool_db``. Needs Django settings, not pytest-django.
 
+Isolation (:mod:`django_mongopool.testing.isolation`): for the whole session the app's client
+points at a test server (``MONGOPOOL_TEST_URL``'s, else a FerretDB started the first time a
+client is built) and ``test_<name>``, so a test that requests none of the fixtures never reaches
+the configured server or database.
+
 Ini options:
 - ``mongopool_mode = mock`` runs every test on the mongomock tier, except tests that request
-  ``mongopool_db``, ``mongopool_server`` or ``mongopool_secure_server`` (default ``real``).
+  ``mongopool_db``, ``mongopool_server`` or ``mongopool_secure_server`` (default ``real``); while
+  such a test has set MONGOPOOL_URI itself (its 503 handling), the real client serves it.
 - ``mongopool_test_server_timeout_ms`` (default 1500): serverSelectionTimeoutMS is capped at this
   for the whole session (through MONGOPOOL_CLIENT_OPTIONS), and a request of a test that uses none
-  of the plugin's fixtures and cannot reach the settings' MONGOPOOL_URI raises
+  of the plugin's fixtures and cannot reach the test server raises
   :class:`~django_mongopool.exceptions.ServerUnreachableInTests` (naming the fixtures and
   ``MONGOPOOL_TEST_URL``) instead of answering 503. A test that sets MONGOPOOL_URI itself (to test
   its 503 handling) gets the 503.

@@ -199,3 +199,57 @@ def test_kept():
     )
     result = _run(pytester, monkeypatch)
     result.assert_outcomes(passed=1)
+
+
+def readme_block(after: str) -> str:
+    """The first ```python block of the README after the line containing ``after``."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    tail = readme.split(after, 1)[1]
+    return tail.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+OWN_URI_TESTS = """
+from django.test import Client
+from django_mongopool import get_client
+from django_mongopool.testing.mock import MockClient
+
+README_503_TEST
+
+
+def test_with_the_settings_fixture(settings):
+    settings.MONGOPOOL_URI = "mongodb://127.0.0.1:9/shop"
+    response = Client().get("/orders/")
+    assert response.status_code == 503 and response["Retry-After"]
+    assert not isinstance(get_client(), MockClient)
+
+
+def test_the_next_test_is_on_mongomock_again():
+    assert isinstance(get_client(), MockClient)
+    assert Client().get("/orders/").json() == {"orders": 0}
+"""
+
+ORDERS_VIEW = """
+
+def orders(request):
+    count = get_database()["orders"].count_documents({}, session=request.mongo_session)
+    return JsonResponse({"orders": count})
+
+
+urlpatterns.append(path("orders/", orders))
+"""
+
+
+def test_mock_mode_a_test_that_sets_the_uri_itself_gets_the_503(pytester, monkeypatch):
+    """Issue 24 item 2: the README's 503 test, as written there, in mongopool_mode = mock."""
+    snippet = readme_block("A test that sets `MONGOPOOL_URI` itself")
+    assert "override_settings(MONGOPOOL_URI=" in snippet and "503" in snippet
+    pytester.makepyfile(
+        proj_settings=SETTINGS,
+        proj_urls=URLS + ORDERS_VIEW,
+        test_own_uri=OWN_URI_TESTS.replace("README_503_TEST", snippet),
+    )
+    pytester.makeini("[pytest]\nmongopool_mode = mock\n")
+    result = _run(pytester, monkeypatch)
+    result.assert_outcomes(passed=3)
