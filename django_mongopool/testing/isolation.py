@@ -193,7 +193,9 @@ class Isolation:
         if name:
             self.database = isolated_name(name, self.suffix)
             self.databases.add(self.database)
-            overrides["MONGOPOOL_DATABASE"] = self.database
+            if getattr(settings, "MONGOPOOL_DATABASE", None):
+                # Else the URI's path names it: a test that sets a URI of its own keeps its path.
+                overrides["MONGOPOOL_DATABASE"] = self.database
         self.uri = overrides["MONGOPOOL_URI"] = with_database(self.server.url, self.database or "")
         self._stack.enter_context(override_settings(**overrides))
         self._stack.enter_context(on_build(self._on_build))
