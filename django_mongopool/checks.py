@@ -266,9 +266,49 @@ def check_metrics_routed(app_configs: Any = None, **kwargs: Any) -> Messages:
     return []
 
 
+def _served_by(url: str) -> str:
+    from django.urls import Resolver404, resolve
+
+    try:
+        match = resolve(url)
+    except Resolver404:
+        return "no view (404)"
+    func = match.func
+    name = getattr(func, "__qualname__", None) or type(func).__name__
+    return f"{getattr(func, '__module__', '?')}.{name}"
+
+
+def check_probe_reachable(app_configs: Any = None, **kwargs: Any) -> Messages:
+    """The include is there, but a pattern listed before it takes its URLs (e.g. after
+    ``admin.site.urls`` under ``admin/``, where the admin's catch-all answers a 302 to the login)."""
+    from django.urls import NoReverseMatch, reverse
+
+    from django_mongopool.views import served_url
+
+    messages: Messages = []
+    for name, what in (("mongopool:ready", "readiness probe"), ("mongopool:metrics", "metrics")):
+        try:
+            url = reverse(name)
+        except NoReverseMatch:
+            continue  # not included: nothing to reach (W005 covers a metrics token without it)
+        if served_url(name) is None:
+            messages.append(
+                checks.Warning(
+                    f"The {what} URL {url} is answered by {_served_by(url)}, not by "
+                    "django-mongopool: a URL pattern listed before the include takes it, so a "
+                    "load balancer's probe (or a Prometheus scrape) never reaches it.",
+                    hint='Put path("mongopool/", include("django_mongopool.urls")) before '
+                    "admin.site.urls and outside admin/ in your URLconf.",
+                    id="django_mongopool.W030",
+                )
+            )
+    return messages
+
+
 def register() -> None:
     """Register every check (``AppConfig.ready()``; registering twice is harmless)."""
     for check in (check_uri, check_middleware, check_pool, check_fork):
         checks.register(check, "django_mongopool")
     checks.register(check_metrics_routed, "django_mongopool", checks.Tags.urls)
+    checks.register(check_probe_reachable, "django_mongopool", checks.Tags.urls)
     checks.register(check_deploy, "django_mongopool", deploy=True)
