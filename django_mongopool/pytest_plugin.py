@@ -314,6 +314,7 @@ def _mongopool_test_session(pytestconfig: pytest.Config) -> Iterator[None]:
     from django.conf import settings
     from django.test.utils import override_settings
 
+    from django_mongopool.testing import explain_missing_sessions
     from django_mongopool.testing.isolation import Isolation
     from django_mongopool.unavailable import response_hook
 
@@ -329,6 +330,7 @@ def _mongopool_test_session(pytestconfig: pytest.Config) -> Iterator[None]:
         if options is not None:
             stack.enter_context(override_settings(MONGOPOOL_CLIENT_OPTIONS=options))
         stack.enter_context(response_hook(_unreachable_hint))
+        stack.enter_context(explain_missing_sessions())
         _state.settings_uri = getattr(settings, "MONGOPOOL_URI", None)
         try:
             yield

@@ -103,4 +103,6 @@ def served_url(name: str) -> str | None:
         match = resolve(url)
     except (NoReverseMatch, Resolver404):
         return None
-    return url if match.url_name == name.rpartition(":")[2] and match.app_name == "mongopool" else None
+    return (
+        url if match.url_name == name.rpartition(":")[2] and match.app_name == "mongopool" else None
+    )

@@ -72,3 +72,77 @@ def test_anonymous_users_end_at_the_admin_login(settings):
     response = Client().get("/admin/mongopool/", follow=True)
     assert response.redirect_chain[0] == (PAGE, 302)
     assert response.redirect_chain[-1][0].startswith("/admin/login/")
+
+
+# Item 4: the mock attempts a user makes first fail with what to use instead.
+
+
+def test_a_mongomock_client_of_your_own_points_to_mongopool_mock(monkeypatch):
+    import mongomock
+
+    from tests import views
+
+    own = mongomock.MongoClient()["shop"]
+    monkeypatch.setattr(views, "get_database", lambda: own)
+    with pytest.raises(NotImplementedError) as caught:
+        Client().get("/t/insert/")
+    message = str(caught.value)
+    assert message.startswith("Mongomock does not handle sessions yet")
+    assert "mongopool_mock" in message and "mongo_request(" in message
+    assert "mongopool_mode = mock" in message
+    assert isinstance(caught.value.__cause__, NotImplementedError)  # mongomock's own, chained
+
+
+def test_other_not_implemented_errors_are_left_alone():
+    from django.test import RequestFactory
+
+    from django_mongopool.middleware import MongoSessionMiddleware
+
+    middleware = MongoSessionMiddleware(lambda request: None)
+    request = RequestFactory().get("/")
+    assert middleware.process_exception(request, NotImplementedError("not yet")) is None
+
+
+def test_request_factory_without_the_middleware_names_mongo_request():
+    from django.test import RequestFactory
+
+    from tests import views
+
+    request = RequestFactory().get("/t/insert/")
+    with pytest.raises(AttributeError) as caught:
+        views.insert_and_read(request)
+    message = str(caught.value)
+    assert message.startswith("'WSGIRequest' object has no attribute 'mongo_session'")
+    assert "mongo_request(RequestFactory().get('/'))" in message
+    assert not hasattr(request, "amongo_session")
+
+
+def test_the_hint_is_for_tests_only():
+    from django.http import HttpRequest
+
+    from django_mongopool.testing import explain_missing_sessions
+
+    assert "mongo_session" in HttpRequest.__dict__  # the plugin's session installed it
+    with explain_missing_sessions():  # nested: leaves the outer one in place
+        pass
+    assert "mongo_session" in HttpRequest.__dict__
+
+
+def test_mongo_request_gives_an_anonymous_user_by_default(mongopool_mock):
+    import asyncio
+
+    from django.contrib.auth.models import AnonymousUser
+    from django.test import RequestFactory
+
+    from django_mongopool.testing import mongo_request
+
+    request = mongo_request(RequestFactory().get("/"))
+    assert isinstance(request.user, AnonymousUser)
+    assert isinstance(asyncio.run(request.auser()), AnonymousUser)
+    assert request.mongo_session.client is mongopool_mock.client
+
+    given = object()
+    assert mongo_request(RequestFactory().get("/"), user=given).user is given
+    kept = RequestFactory().get("/")
+    kept.user = given
+    assert mongo_request(kept).user is given

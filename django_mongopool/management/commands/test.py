@@ -16,6 +16,7 @@ from django.core.management.base import CommandError
 from django.core.management.commands.test import Command as DjangoTestCommand
 from django.test.runner import get_max_test_processes
 
+from django_mongopool.testing import explain_missing_sessions
 from django_mongopool.testing.isolation import Isolation
 
 
@@ -43,7 +44,10 @@ class Command(DjangoTestCommand):
                 "a spawned worker would read MONGOPOOL_URI from your settings. Run without "
                 "--parallel."
             )
-        with Isolation(os.environ.get("MONGOPOOL_TEST_URL")) as isolation:
+        with (
+            Isolation(os.environ.get("MONGOPOOL_TEST_URL")) as isolation,
+            explain_missing_sessions(),
+        ):
             if processes > 1:
                 isolation.start_now()  # forked workers use the server their parent started
             super().handle(*test_labels, **options)
