@@ -146,3 +146,53 @@ def test_mongo_request_gives_an_anonymous_user_by_default(mongopool_mock):
     kept = RequestFactory().get("/")
     kept.user = given
     assert mongo_request(kept).user is given
+
+
+# Item 7: the ORM engine on the app's pool defaults.
+
+
+@pytest.fixture
+def orm_alias(monkeypatch):
+    from django.conf import settings as django_settings
+
+    databases = {
+        **django_settings.DATABASES,
+        "mongo": {"ENGINE": "django_mongopool.backends.mongodb"},
+    }
+    # Set without override_settings: Django warns about overriding DATABASES in a test.
+    monkeypatch.setattr(django_settings, "DATABASES", databases)
+
+
+def test_w031_orm_engine_on_the_default_pool(orm_alias, settings):
+    settings.MONGOPOOL_CLIENT_OPTIONS = {"waitQueueTimeoutMS": 2000}
+    (message,) = _messages("django_mongopool.W031")
+    assert "DATABASES['mongo']" in message.msg
+    assert "maxPoolSize 10 and waitQueueTimeoutMS 2000" in message.msg
+    assert "pymongo's 100" in message.msg and "DatabaseError" in message.msg
+    assert "MONGOPOOL_CLIENT_OPTIONS['maxPoolSize']" in message.hint
+    assert "gunicorn --threads" in message.hint
+
+
+@pytest.mark.parametrize(
+    "sized",
+    [
+        {"MONGOPOOL_CLIENT_OPTIONS": {"maxPoolSize": 10}},
+        {"MONGOPOOL_CLIENT_OPTIONS": {"MAXPOOLSIZE": 32}},
+        {
+            "MONGOPOOL_URI": "mongodb://127.0.0.1:9/shop?maxPoolSize=40",
+            "MONGOPOOL_CLIENT_OPTIONS": {},
+        },
+        {"MONGOPOOL_FLEET_BUDGET": 24, "MONGOPOOL_HEARTBEAT_SECONDS": 5},
+    ],
+    ids=["options", "options-any-case", "uri", "fleet-budget"],
+)
+def test_w031_quiet_once_the_pool_is_sized(orm_alias, settings, sized):
+    settings.MONGOPOOL_CLIENT_OPTIONS = {}
+    for name, value in sized.items():
+        setattr(settings, name, value)
+    assert _messages("django_mongopool.W031") == []
+
+
+def test_w031_quiet_without_the_orm_engine(settings):
+    settings.MONGOPOOL_CLIENT_OPTIONS = {}
+    assert _messages("django_mongopool.W031") == []
