@@ -196,3 +196,33 @@ def test_w031_quiet_once_the_pool_is_sized(orm_alias, settings, sized):
 def test_w031_quiet_without_the_orm_engine(settings):
     settings.MONGOPOOL_CLIENT_OPTIONS = {}
     assert _messages("django_mongopool.W031") == []
+
+
+# Item 8: the page with heartbeats off says so, without an empty fleet table.
+
+
+def test_page_with_heartbeats_off_has_no_empty_fleet(admin_client, settings):
+    settings.MONGOPOOL_HEARTBEAT_SECONDS = 0
+    settings.MONGOPOOL_PROCESSES = 1
+    page = admin_client.get(PAGE).content.decode()
+    assert "Heartbeats are off (MONGOPOOL_HEARTBEAT_SECONDS = 0)" in page
+    assert "live processes" not in page and "Fleet (1 processes)" not in page
+    assert "Fleet of 1 process (MONGOPOOL_PROCESSES)" in page
+    assert '<table class="mp-table" id="mp-fleet" hidden>' in page  # no "Total 0 0 0" row shown
+
+
+def test_page_with_heartbeats_on_lists_the_fleet(admin_client, settings):
+    from django_mongopool import heartbeat
+
+    settings.MONGOPOOL_HEARTBEAT_SECONDS = 1
+    settings.MONGOPOOL_PROCESSES = 3
+    try:
+        publisher = heartbeat.ensure_started()
+        assert publisher is not None and heartbeat.wait_for_beats(publisher.beats + 1)
+        page = admin_client.get(PAGE).content.decode()
+    finally:
+        heartbeat.stop()
+    assert 'Fleet: <span data-field="fleet.alive">1</span> live processes' in page
+    assert '<table class="mp-table" id="mp-fleet">' in page
+    assert 'id="mp-fleet-none" hidden' in page
+    assert "Fleet of 3 processes (MONGOPOOL_PROCESSES)" in page
