@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -119,9 +120,47 @@ def _timeout_ms(config: pytest.Config) -> int:
     return value
 
 
+PYTEST_DJANGO = (
+    "django-mongopool's pytest plugin needs pytest-django: pip install pytest-django, and set "
+    'DJANGO_SETTINGS_MODULE = "mysite.settings" in your pytest configuration (README, '
+    '"Testing your project").'
+)
+
+
+def _has_pytest_django(config: pytest.Config) -> bool:
+    return bool(config.pluginmanager.hasplugin("django"))
+
+
+def _ini_sets_django_settings(config: pytest.Config) -> bool:
+    """The ini file sets DJANGO_SETTINGS_MODULE, a key only pytest-django reads."""
+    path = config.inipath
+    try:
+        text = path.read_text() if path is not None else ""
+    except OSError:
+        return False
+    return re.search(r"^\s*DJANGO_SETTINGS_MODULE\s*=", text, re.MULTILINE) is not None
+
+
 def pytest_configure(config: pytest.Config) -> None:
     _mode(config)  # a typo in the ini fails the run before any test
     _timeout_ms(config)
+    if not _has_pytest_django(config) and _ini_sets_django_settings(config):
+        where = config.inipath.name if config.inipath else "your pytest configuration"
+        raise pytest.UsageError(
+            f"DJANGO_SETTINGS_MODULE is set in {where}, but pytest-django is not installed (or "
+            f"is disabled with -p no:django), so nothing reads it. {PYTEST_DJANGO}"
+        )
+
+
+def _needs_django(request: pytest.FixtureRequest) -> None:
+    """A fixture of the plugin used without Django's settings: say what is missing."""
+    if _django_configured():
+        return
+    missing = "" if _has_pytest_django(request.config) else " pytest-django is not installed."
+    raise pytest.UsageError(
+        f"{request.fixturename} needs Django's settings, and they are not configured.{missing} "
+        + PYTEST_DJANGO
+    )
 
 
 def _django_configured() -> bool:
@@ -196,7 +235,7 @@ def mongopool_secure_server(
 
 
 @pytest.fixture
-def mongopool_db(mongopool_server: MongoServer, settings: Any) -> Iterator[Any]:
+def mongopool_db(mongopool_server: MongoServer, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A database of the app's client on the real server, isolated per test.
 
     A test that changes another MONGOPOOL_* setting gets a rebuilt client: it
@@ -206,6 +245,12 @@ def mongopool_db(mongopool_server: MongoServer, settings: Any) -> Iterator[Any]:
 
     from django_mongopool.client import get_client, get_database
 
+    _needs_django(request)
+    if not _has_pytest_django(request.config):
+        raise pytest.UsageError(
+            f"mongopool_db uses pytest-django's settings fixture. {PYTEST_DJANGO}"
+        )
+    settings = request.getfixturevalue("settings")
     name = f"test_{uuid.uuid4().hex[:12]}"
     settings.MONGOPOOL_URI = mongopool_server.url
     settings.MONGOPOOL_DATABASE = name
@@ -215,7 +260,7 @@ def mongopool_db(mongopool_server: MongoServer, settings: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def mongopool_mock() -> Iterator[Any]:
+def mongopool_mock(request: pytest.FixtureRequest) -> Iterator[Any]:
     """The mongomock tier for one test: a fresh in-memory client behind the app's accessors.
 
     Yields the database ``get_database()`` returns (``MONGOPOOL_DATABASE`` or the URI's,
@@ -228,6 +273,7 @@ def mongopool_mock() -> Iterator[Any]:
     from django_mongopool.testing import end_mongo_requests
     from django_mongopool.testing.mock import mock_clients
 
+    _needs_django(request)
     placeholder: AbstractContextManager[Any] = (
         contextlib.nullcontext() if conf.uri_is_set else override_settings(MONGOPOOL_URI=MOCK_URI)
     )

@@ -253,3 +253,69 @@ def test_mock_mode_a_test_that_sets_the_uri_itself_gets_the_503(pytester, monkey
     pytester.makeini("[pytest]\nmongopool_mode = mock\n")
     result = _run(pytester, monkeypatch)
     result.assert_outcomes(passed=3)
+
+
+SNIPPET_TESTS = """
+import asyncio
+
+from django.test import Client
+
+
+def test_sync(mongopool_mock):
+    assert Client().get("/add/", {"name": "a"}).json() == {"count": 1, "name": "a"}
+
+
+async def test_async_without_a_marker():
+    await asyncio.sleep(0)
+"""
+
+
+def _readme_config(settings_module: str) -> str:
+    """The README's minimal pytest configuration (pyproject.toml), for ``settings_module``."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("The minimal configuration, in your project's", 1)[1]
+    toml = block.split("```toml\n", 1)[1].split("```", 1)[0]
+    assert '"mysite.settings"' in toml
+    return toml.replace('"mysite.settings"', f'"{settings_module}"')
+
+
+def test_the_readmes_config_snippet_runs_async_tests_without_a_warning(pytester, monkeypatch):
+    """Issue 24 item 8: pytest-asyncio warned on every run with the README's snippet."""
+    pytester.makepyfile(proj_settings=SETTINGS, proj_urls=URLS, test_snippet=SNIPPET_TESTS)
+    pytester.makefile(".toml", pyproject=_readme_config("proj_settings"))
+    monkeypatch.setenv("PYTHONPATH", str(pytester.path))
+    monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
+    result.assert_outcomes(passed=2)
+    output = result.stdout.str() + result.stderr.str()
+    assert "Warning" not in output, output
+
+
+def test_without_pytest_django_the_error_says_so(pytester, monkeypatch):
+    pytester.makepyfile(proj_settings=SETTINGS, test_nothing="def test_x():\n    pass\n")
+    pytester.makefile(".toml", pyproject=_readme_config("proj_settings"))
+    monkeypatch.setenv("PYTHONPATH", str(pytester.path))
+    monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:django")
+    assert result.ret == 4  # pytest.ExitCode.USAGE_ERROR, before any test
+    result.stderr.fnmatch_lines(
+        [
+            "*DJANGO_SETTINGS_MODULE is set in pyproject.toml, but pytest-django is not "
+            "installed*pip install pytest-django*"
+        ]
+    )
+
+
+def test_the_fixtures_say_what_is_missing_without_django_settings(pytester, monkeypatch):
+    pytester.makepyfile(test_mock="def test_x(mongopool_mock):\n    pass\n")
+    monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:django")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*mongopool_mock needs Django's settings, and they are not configured. "
+            "pytest-django is not installed.*pip install pytest-django*"
+        ]
+    )
