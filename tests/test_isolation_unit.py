@@ -133,3 +133,21 @@ def test_without_a_uri_nothing_is_isolated(settings):
     with Isolation("mongodb://127.0.0.1:9/") as isolation:
         assert isolation.uri is None
         assert not conf.uri_is_set
+
+
+def test_manage_py_test_is_the_apps_command():
+    from django.core.management import get_commands
+
+    assert get_commands()["test"] == "django_mongopool"
+
+
+def test_manage_py_test_refuses_spawned_parallel_workers(monkeypatch):
+    """A spawned worker imports the settings afresh: it would reach the configured server."""
+    import multiprocessing
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    monkeypatch.setattr(multiprocessing, "get_start_method", lambda *args: "spawn")
+    with pytest.raises(CommandError, match="spawn.*Run without --parallel"):
+        call_command("test", "tests.no_such_module", parallel=2)
