@@ -3,7 +3,10 @@
 
 An app's command of the same name replaces Django's, as ``django.contrib.staticfiles`` does for
 ``runserver``: the isolation wraps whatever ``TEST_RUNNER`` is configured, with no change to the
-project's settings and nothing patched in Django.
+project's settings and nothing patched in Django (a runner setting, or a wrapper around
+``DiscoverRunner``, would need a line in the project's settings, or a patch, and would miss
+custom runners). An app listed before ``django_mongopool`` in ``INSTALLED_APPS`` with a ``test``
+command of its own takes precedence.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from django.core.management.commands.test import Command as DjangoTestCommand
 from django.test.runner import get_max_test_processes
 
 from django_mongopool.testing import explain_missing_sessions
+from django_mongopool.testing.ferretdb import FerretDBUnavailable
 from django_mongopool.testing.isolation import Isolation
 
 
@@ -49,5 +53,8 @@ class Command(DjangoTestCommand):
             explain_missing_sessions(),
         ):
             if processes > 1:
-                isolation.start_now()  # forked workers use the server their parent started
+                try:
+                    isolation.start_now()  # forked workers use the server their parent started
+                except FerretDBUnavailable as exc:
+                    raise CommandError(str(exc)) from exc
             super().handle(*test_labels, **options)
