@@ -151,3 +151,15 @@ def test_manage_py_test_refuses_spawned_parallel_workers(monkeypatch):
     monkeypatch.setattr(multiprocessing, "get_start_method", lambda *args: "spawn")
     with pytest.raises(CommandError, match="spawn.*Run without --parallel"):
         call_command("test", "tests.no_such_module", parallel=2)
+
+
+def test_a_malformed_test_url_is_named_without_its_password():
+    from django.core.exceptions import ImproperlyConfigured
+
+    with pytest.raises(ImproperlyConfigured) as caught:
+        with Isolation("mongodb://app:hunter2-secret@db.example.com:notaport/"):
+            pass
+    message = str(caught.value)
+    assert message.startswith("MONGOPOOL_TEST_URL (the test server) is not a valid")
+    assert "hunter2-secret" not in message
+    assert get_database().name == "test_mongopool_test"  # the session's isolation is intact

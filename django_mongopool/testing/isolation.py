@@ -184,6 +184,8 @@ class Isolation:
 
         if not conf.uri_is_set:
             return self  # nothing configured, nothing to keep tests away from (check E001)
+        if self.server.external:
+            _validate_test_url(self.server.external)
         overrides: dict[str, Any] = {
             "MONGOPOOL_CLIENT_OPTIONS": _pool_options(
                 getattr(settings, "MONGOPOOL_CLIENT_OPTIONS", None)
@@ -268,6 +270,19 @@ class Isolation:
             target["NAME"] = name
             target["TEST"]["NAME"] = test_name
         self._orm_saved.clear()
+
+
+def _validate_test_url(url: str) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from django_mongopool.options import build_config
+
+    try:
+        build_config(url, {})
+    except ImproperlyConfigured as exc:  # its message is redacted and says what is allowed
+        raise ImproperlyConfigured(
+            str(exc).replace("MONGOPOOL_URI", "MONGOPOOL_TEST_URL (the test server)")
+        ) from None
 
 
 @contextlib.contextmanager
