@@ -156,9 +156,9 @@ def test_manage_py_test_refuses_spawned_parallel_workers(monkeypatch):
 def test_a_malformed_test_url_is_named_without_its_password():
     from django.core.exceptions import ImproperlyConfigured
 
+    isolation = Isolation("mongodb://app:hunter2-secret@db.example.com:notaport/")
     with pytest.raises(ImproperlyConfigured) as caught:
-        with Isolation("mongodb://app:hunter2-secret@db.example.com:notaport/"):
-            pass
+        isolation.__enter__()
     message = str(caught.value)
     assert message.startswith("MONGOPOOL_TEST_URL (the test server) is not a valid")
     assert "hunter2-secret" not in message
