@@ -87,17 +87,19 @@ def _pool_options(options: Any) -> dict[str, Any]:
     return kept
 
 
-def _reserve_port() -> int:
-    """A free loopback port outside the ephemeral ranges, so it stays free until FerretDB binds it."""
+def _reserve_port() -> socket.socket:
+    """A loopback port outside the ephemeral ranges (no port-0 bind takes it), held bound (so no
+    other run reserves it) until FerretDB is about to listen on it."""
     ports = list(range(*_PORT_RANGE))
     random.shuffle(ports)
     for port in ports[:200]:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
+        held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            held.bind(("127.0.0.1", port))
+        except OSError:
+            held.close()
+            continue
+        return held
     raise RuntimeError(f"No free loopback port in {_PORT_RANGE[0]}..{_PORT_RANGE[1]}.")
 
 
@@ -115,7 +117,8 @@ class TestServer:
 
     def __init__(self, url: str | None) -> None:
         self.external = url or None
-        self.port = None if self.external else _reserve_port()
+        self._held = None if self.external else _reserve_port()
+        self.port: int | None = self._held.getsockname()[1] if self._held else None
         self.ferretdb: Any = None
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -142,6 +145,7 @@ class TestServer:
                 return
             if self._failure is not None:
                 raise FerretDBUnavailable(self._failure)
+            self._release()
             try:
                 self.ferretdb = FerretDB(port=self.port or 0).start()
             except FerretDBUnavailable as exc:
@@ -152,8 +156,16 @@ class TestServer:
                 )
                 raise FerretDBUnavailable(self._failure) from None
 
+    def _release(self) -> None:
+        if self._held is not None:
+            self._held.close()
+            self._held = None
+
     def close(self) -> None:
-        if self.ferretdb is not None and os.getpid() == self._pid:
+        if os.getpid() != self._pid:
+            return
+        self._release()
+        if self.ferretdb is not None:
             self.ferretdb.cleanup()
             self.ferretdb = None
 
