@@ -163,3 +163,11 @@ def test_a_malformed_test_url_is_named_without_its_password():
     assert message.startswith("MONGOPOOL_TEST_URL (the test server) is not a valid")
     assert "hunter2-secret" not in message
     assert get_database().name == "test_mongopool_test"  # the session's isolation is intact
+
+
+def test_a_collection_kept_from_before_the_run_cannot_reach_the_old_server():
+    from pymongo.errors import InvalidOperation
+
+    kept = get_database()["orders"]  # e.g. a module-level variable, made before the run
+    with Isolation("mongodb://127.0.0.1:9/"), pytest.raises(InvalidOperation, match="after close"):
+        kept.find_one({})

@@ -56,6 +56,7 @@ urlpatterns = [path("add/", add)]
 
 # Shared by the pytest run and the manage.py test run (unittest style works for both).
 CHECKS = """
+import multiprocessing
 import os
 from unittest import TestCase
 
@@ -74,7 +75,13 @@ class Thing(mongoengine.Document):
     meta = {"collection": "things"}
 
 
-class ForgotTheFixture(TestCase):
+class Recorded(TestCase):
+    def setUp(self):  # which process ran the test (manage.py test --parallel: a forked worker)
+        with open("processes.txt", "a") as out:
+            out.write(multiprocessing.current_process().name + "\\n")
+
+
+class ForgotTheFixture(Recorded):
     def test_a_post_to_a_view_lands_in_the_test_database(self):
         response = Client().post("/add/", {"name": "from a test"})
         self.assertEqual(response.status_code, 200)
@@ -92,6 +99,9 @@ class ForgotTheFixture(TestCase):
         self.assertEqual(configured is not None, OPT_IN)
         get_database()["things"].insert_one({"name": "written by get_database"})
 
+
+
+class ForgotTheFixtureToo(Recorded):  # a second class: manage.py test --parallel splits by class
     def test_the_orm_engine_uses_the_test_database(self):
         database = connections["mongo"].database
         self.assertEqual(database.name, "test_DEVDB")
@@ -178,9 +188,13 @@ def test_a_fixture_less_pytest_run_never_touches_the_configured_database(
     _only_the_developers_data_left(developer, opt_in)
 
 
-@pytest.mark.parametrize("opt_in", [False, True], ids=["ferretdb", "MONGOPOOL_TEST_URL"])
+@pytest.mark.parametrize(
+    ("opt_in", "parallel"),
+    [(False, "2"), (True, "1")],
+    ids=["ferretdb-parallel-forked", "MONGOPOOL_TEST_URL"],
+)
 def test_manage_py_test_never_touches_the_configured_database(
-    tmp_path, mongo_server, developer, opt_in
+    tmp_path, mongo_server, developer, opt_in, parallel
 ):
     _project(tmp_path, mongo_server.url, developer)
     (tmp_path / "manage.py").write_text(
@@ -198,7 +212,17 @@ def test_manage_py_test_never_touches_the_configured_database(
     if opt_in:
         env["MONGOPOOL_TEST_URL"] = mongo_server.url
     result = subprocess.run(
-        [sys.executable, "manage.py", "test", "proj", "--noinput", "-v", "2"],
+        [
+            sys.executable,
+            "manage.py",
+            "test",
+            "proj",
+            "--noinput",
+            "-v",
+            "2",
+            "--parallel",
+            parallel,
+        ],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -208,4 +232,9 @@ def test_manage_py_test_never_touches_the_configured_database(
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "Ran 4 tests" in result.stderr
+    processes = set((tmp_path / "processes.txt").read_text().split())
+    if parallel == "1":
+        assert processes == {"MainProcess"}
+    else:  # workers forked after the parent started the test server
+        assert processes and all(name.startswith("ForkPoolWorker") for name in processes)
     _only_the_developers_data_left(developer, opt_in)
