@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, URLPattern, path, reverse
+from django.urls import URLPattern, path
 from django.utils.cache import patch_vary_headers
 from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_safe
@@ -16,16 +16,14 @@ from django.views.decorators.http import require_safe
 from django_mongopool.models import PoolHealth
 from django_mongopool.negotiation import format_is_known, wants_json
 from django_mongopool.permissions import can_view_pool
-from django_mongopool.views import web_report
+from django_mongopool.views import served_url, web_report
 
 REFRESH_SECONDS = 5
 
 
 def _metrics_url() -> str | None:
-    try:
-        return reverse("mongopool:metrics")
-    except NoReverseMatch:  # django_mongopool.urls is not included: no link
-        return None
+    # No link when django_mongopool.urls is not included or another pattern takes the URL (W030).
+    return served_url("mongopool:metrics")
 
 
 @admin.register(PoolHealth)

@@ -335,9 +335,90 @@ def check_pymongo_internals(app_configs: Any = None, **kwargs: Any) -> Messages:
     return messages
 
 
+def _served_by(url: str) -> str:
+    from django.urls import Resolver404, resolve
+
+    try:
+        match = resolve(url)
+    except Resolver404:
+        return "no view (404)"
+    func = match.func
+    name = getattr(func, "__qualname__", None) or type(func).__name__
+    return f"{getattr(func, '__module__', '?')}.{name}"
+
+
+def check_probe_reachable(app_configs: Any = None, **kwargs: Any) -> Messages:
+    """The include is there, but a pattern listed before it takes its URLs (e.g. after
+    ``admin.site.urls`` under ``admin/``, where the admin's catch-all answers a 302 to the login)."""
+    from django.urls import NoReverseMatch, reverse
+
+    from django_mongopool.views import served_url
+
+    messages: Messages = []
+    for name, what in (("mongopool:ready", "readiness probe"), ("mongopool:metrics", "metrics")):
+        try:
+            url = reverse(name)
+        except NoReverseMatch:
+            continue  # not included: nothing to reach (W005 covers a metrics token without it)
+        if served_url(name) is None:
+            messages.append(
+                checks.Warning(
+                    f"The {what} URL {url} is answered by {_served_by(url)}, not by "
+                    "django-mongopool: a URL pattern listed before the include takes it, so a "
+                    "load balancer's probe (or a Prometheus scrape) never reaches it.",
+                    hint='Put path("mongopool/", include("django_mongopool.urls")) before '
+                    "admin.site.urls and outside admin/ in your URLconf.",
+                    id="django_mongopool.W030",
+                )
+            )
+    return messages
+
+
+ORM_ENGINE = "django_mongopool.backends.mongodb"
+
+
+def check_orm_pool_sized(app_configs: Any = None, **kwargs: Any) -> Messages:
+    """The ORM engine on the app's pool defaults, which are smaller than pymongo's."""
+    from django_mongopool.options import DEFAULT_CLIENT_OPTIONS
+
+    aliases = [
+        alias
+        for alias, database in (getattr(settings, "DATABASES", None) or {}).items()
+        if isinstance(database, dict) and database.get("ENGINE") == ORM_ENGINE
+    ]
+    config = _config()
+    if not aliases or config is None or conf.fleet_budget is not None:
+        return []  # no ORM alias; E001/E004 report the settings; a fleet budget sizes the pool
+    given = dict(conf.raw("MONGOPOOL_CLIENT_OPTIONS") or {})
+    if (
+        any(str(key).lower() == "maxpoolsize" for key in given)
+        or "maxPoolSize" not in config.kwargs
+    ):
+        return []  # sized in MONGOPOOL_CLIENT_OPTIONS or in the URI
+    default = DEFAULT_CLIENT_OPTIONS["maxPoolSize"]
+    wait = config.option("waitQueueTimeoutMS")
+    return [
+        checks.Warning(
+            f"DATABASES[{aliases[0]!r}] uses ENGINE {ORM_ENGINE!r}, which runs on "
+            f"django-mongopool's pool with its defaults: maxPoolSize {default} and "
+            f"waitQueueTimeoutMS {wait} (the stock engine has pymongo's 100 and no wait limit). "
+            f"More than {default} threads of a process running queries at once wait, and after "
+            f"{float(wait) / 1000:g} s fail with DatabaseError (WaitQueueTimeoutError; a 503 in "
+            "a request).",
+            hint="Set MONGOPOOL_CLIENT_OPTIONS['maxPoolSize'] to at least the threads per "
+            "process that use MongoDB at once (gunicorn --threads, uWSGI threads, ASGI "
+            "thread-pool size), within what the server accepts (check E005); set it to "
+            f"{default} to keep the default and silence this warning.",
+            id="django_mongopool.W031",
+        )
+    ]
+
+
 def register() -> None:
     """Register every check (``AppConfig.ready()``; registering twice is harmless)."""
     for check in (check_uri, check_middleware, check_pool, check_fork, check_pymongo_internals):
         checks.register(check, "django_mongopool")
     checks.register(check_metrics_routed, "django_mongopool", checks.Tags.urls)
+    checks.register(check_probe_reachable, "django_mongopool", checks.Tags.urls)
+    checks.register(check_orm_pool_sized, "django_mongopool")
     checks.register(check_deploy, "django_mongopool", deploy=True)

@@ -82,6 +82,8 @@ class PooledClientMixin:
     _mongopool_retirement: _Retirement
 
     def __init__(self, config: ClientConfig, pool: PoolMetrics, counters: ProcessCounters) -> None:
+        for hook in _build_hooks:  # empty outside test runs (see on_build)
+            hook(config)
         self._mongopool_pool = pool
         self._mongopool_counters = counters
         self._mongopool_config = config
@@ -335,6 +337,23 @@ def after_fork_in_child() -> None:
     _process.lock = threading.RLock()
 
 
+# Called with the configuration before each client of the app is built from it.
+_build_hooks: list[Callable[[ClientConfig], None]] = []
+
+
+@contextmanager
+def on_build(hook: Callable[[ClientConfig], None]) -> Iterator[None]:
+    """While the block runs, ``hook(config)`` is called before each client is built (the sync
+    client and each event loop's async client). The test isolation
+    (:mod:`django_mongopool.testing.isolation`) starts its test server there, on first need; an
+    exception from the hook is the build's."""
+    _build_hooks.append(hook)
+    try:
+        yield
+    finally:
+        _build_hooks.remove(hook)
+
+
 @contextmanager
 def use_test_client(client: Any, async_client: Any = None) -> Iterator[Any]:
     """The one override point for tests: while the block runs, ``client`` replaces the process client.
@@ -345,8 +364,11 @@ def use_test_client(client: Any, async_client: Any = None) -> Iterator[Any]:
     ``async_client`` when one is given. ``client`` needs ``start_request_session()``
     (and ``async_client`` too). No real client is built or closed meanwhile.
     Used by the pytest plugin's mongomock tier (:mod:`django_mongopool.testing.mock`).
+    ``client=None`` puts the real clients back for the block (a mock-mode test that sets
+    ``MONGOPOOL_URI`` itself).
     """
-    previous, _process.test_clients = _process.test_clients, (client, async_client)
+    replacement = None if client is None else (client, async_client)
+    previous, _process.test_clients = _process.test_clients, replacement
     try:
         yield client
     finally:

@@ -268,6 +268,12 @@ class MongoSessionMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         cause = unavailable_cause(exception)
         if cause is None:
+            if isinstance(exception, NotImplementedError):  # a mongomock client of the user's own
+                from django_mongopool.testing.mock import explain_refused_session
+
+                explained = explain_refused_session(exception)
+                if explained is not None:
+                    raise explained from exception
             return None
         process_counters().count("unavailable_responses")
         log_unavailable(

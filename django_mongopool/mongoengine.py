@@ -57,6 +57,8 @@ _IGNORED = {"host", "port", "read_preference", "driver"}
 
 _lock = threading.Lock()
 _aliases: set[str] = set()
+# Aliases registered without db=: they follow MONGOPOOL_DATABASE (a test run's test_<name>).
+_default_db_aliases: set[str] = set()
 _hooks_installed = False
 
 
@@ -131,8 +133,22 @@ def forget_cached_databases() -> None:
                 document._disconnect()
 
 
+def _follow_default_database() -> None:
+    """Point the aliases registered without ``db=`` at the current default database."""
+    try:
+        name = conf.database
+    except ImproperlyConfigured:
+        return  # check E004 says why; the client cannot be built either
+    for alias in list(_default_db_aliases):
+        registered = me_connection._connection_settings.get(alias)
+        if name and registered is not None:
+            registered["name"] = name
+
+
 def _settings_changed(*, setting: str, **kwargs: Any) -> None:
-    if setting in CLIENT_SETTINGS:
+    if setting in CLIENT_SETTINGS or setting == "MONGOPOOL_DATABASE":
+        conf.clear(setting)  # this receiver may run before the app's own
+        _follow_default_database()
         forget_cached_databases()
 
 
@@ -149,7 +165,8 @@ def _install_hooks() -> None:
 def connect(alias: str = "default", db: str | None = None, **options: Any) -> SharedClient:
     """Register MongoEngine's ``alias`` on the app's process client and return its client.
 
-    ``db``: the database (default ``MONGOPOOL_DATABASE`` or the URI's). ``options``: codec
+    ``db``: the database (default ``MONGOPOOL_DATABASE`` or the URI's, followed when it changes:
+    a test run's ``test_<name>``). ``options``: codec
     options (``uuidRepresentation``, default ``"pythonLegacy"`` as MongoEngine's own; ``tz_aware``,
     ``tzinfo``, ``document_class``, ...) and ``read_preference``, applied to MongoEngine's
     database objects only. Server address, credentials and pool options are refused: they
@@ -176,6 +193,10 @@ def connect(alias: str = "default", db: str | None = None, **options: Any) -> Sh
     _install_hooks()
     with _lock:
         _aliases.add(alias)
+        if db:
+            _default_db_aliases.discard(alias)
+        else:
+            _default_db_aliases.add(alias)
     mongoengine.connect(db=name, alias=alias, mongo_client_class=SharedClient, **options)
     return me_connection.get_connection(alias)  # type: ignore[no-any-return]
 
@@ -185,3 +206,4 @@ def disconnect(alias: str = "default") -> None:
     me_connection.disconnect(alias)
     with _lock:
         _aliases.discard(alias)
+        _default_db_aliases.discard(alias)

@@ -16,12 +16,18 @@ Fixtures:
   test (``session=`` accepted and ignored; no transactions, no pool figures, no threads).
   Yields the database, like ``mongopool_db``. Needs Django settings, not pytest-django.
 
+Isolation (:mod:`django_mongopool.testing.isolation`): for the whole session the app's client
+points at a test server (``MONGOPOOL_TEST_URL``'s, else a FerretDB started the first time a
+client is built) and ``test_<name>``, so a test that requests none of the fixtures never reaches
+the configured server or database.
+
 Ini options:
 - ``mongopool_mode = mock`` runs every test on the mongomock tier, except tests that request
-  ``mongopool_db``, ``mongopool_server`` or ``mongopool_secure_server`` (default ``real``).
+  ``mongopool_db``, ``mongopool_server`` or ``mongopool_secure_server`` (default ``real``); while
+  such a test has set MONGOPOOL_URI itself (its 503 handling), the real client serves it.
 - ``mongopool_test_server_timeout_ms`` (default 1500): serverSelectionTimeoutMS is capped at this
   for the whole session (through MONGOPOOL_CLIENT_OPTIONS), and a request of a test that uses none
-  of the plugin's fixtures and cannot reach the settings' MONGOPOOL_URI raises
+  of the plugin's fixtures and cannot reach the test server raises
   :class:`~django_mongopool.exceptions.ServerUnreachableInTests` (naming the fixtures and
   ``MONGOPOOL_TEST_URL``) instead of answering 503. A test that sets MONGOPOOL_URI itself (to test
   its 503 handling) gets the 503.
@@ -35,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -113,9 +120,47 @@ def _timeout_ms(config: pytest.Config) -> int:
     return value
 
 
+PYTEST_DJANGO = (
+    "django-mongopool's pytest plugin needs pytest-django: pip install pytest-django, and set "
+    'DJANGO_SETTINGS_MODULE = "mysite.settings" in your pytest configuration (README, '
+    '"Testing your project").'
+)
+
+
+def _has_pytest_django(config: pytest.Config) -> bool:
+    return bool(config.pluginmanager.hasplugin("django"))
+
+
+def _ini_sets_django_settings(config: pytest.Config) -> bool:
+    """The ini file sets DJANGO_SETTINGS_MODULE, a key only pytest-django reads."""
+    path = config.inipath
+    try:
+        text = path.read_text() if path is not None else ""
+    except OSError:
+        return False
+    return re.search(r"^\s*DJANGO_SETTINGS_MODULE\s*=", text, re.MULTILINE) is not None
+
+
 def pytest_configure(config: pytest.Config) -> None:
     _mode(config)  # a typo in the ini fails the run before any test
     _timeout_ms(config)
+    if not _has_pytest_django(config) and _ini_sets_django_settings(config):
+        where = config.inipath.name if config.inipath else "your pytest configuration"
+        raise pytest.UsageError(
+            f"DJANGO_SETTINGS_MODULE is set in {where}, but pytest-django is not installed (or "
+            f"is disabled with -p no:django), so nothing reads it. {PYTEST_DJANGO}"
+        )
+
+
+def _needs_django(request: pytest.FixtureRequest) -> None:
+    """A fixture of the plugin used without Django's settings: say what is missing."""
+    if _django_configured():
+        return
+    missing = "" if _has_pytest_django(request.config) else " pytest-django is not installed."
+    raise pytest.UsageError(
+        f"{request.fixturename} needs Django's settings, and they are not configured.{missing} "
+        + PYTEST_DJANGO
+    )
 
 
 def _django_configured() -> bool:
@@ -190,7 +235,7 @@ def mongopool_secure_server(
 
 
 @pytest.fixture
-def mongopool_db(mongopool_server: MongoServer, settings: Any) -> Iterator[Any]:
+def mongopool_db(mongopool_server: MongoServer, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A database of the app's client on the real server, isolated per test.
 
     A test that changes another MONGOPOOL_* setting gets a rebuilt client: it
@@ -200,6 +245,12 @@ def mongopool_db(mongopool_server: MongoServer, settings: Any) -> Iterator[Any]:
 
     from django_mongopool.client import get_client, get_database
 
+    _needs_django(request)
+    if not _has_pytest_django(request.config):
+        raise pytest.UsageError(
+            f"mongopool_db uses pytest-django's settings fixture. {PYTEST_DJANGO}"
+        )
+    settings = request.getfixturevalue("settings")
     name = f"test_{uuid.uuid4().hex[:12]}"
     settings.MONGOPOOL_URI = mongopool_server.url
     settings.MONGOPOOL_DATABASE = name
@@ -209,7 +260,7 @@ def mongopool_db(mongopool_server: MongoServer, settings: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def mongopool_mock() -> Iterator[Any]:
+def mongopool_mock(request: pytest.FixtureRequest) -> Iterator[Any]:
     """The mongomock tier for one test: a fresh in-memory client behind the app's accessors.
 
     Yields the database ``get_database()`` returns (``MONGOPOOL_DATABASE`` or the URI's,
@@ -222,6 +273,7 @@ def mongopool_mock() -> Iterator[Any]:
     from django_mongopool.testing import end_mongo_requests
     from django_mongopool.testing.mock import mock_clients
 
+    _needs_django(request)
     placeholder: AbstractContextManager[Any] = (
         contextlib.nullcontext() if conf.uri_is_set else override_settings(MONGOPOOL_URI=MOCK_URI)
     )
@@ -238,9 +290,17 @@ class _TestState:
     settings_uri: Any = None
     timeout_ms = DEFAULT_TIMEOUT_MS
     uses_fixture = True  # outside a test: never interfere
+    isolation: Any = None  # the session's testing.isolation.Isolation
 
 
 _state = _TestState()
+
+
+def _where(isolation: Any) -> str:
+    if isolation is None or isolation.uri is None:
+        return "MONGOPOOL_URI from your settings"
+    database = f"the test database {isolation.database}" if isolation.database else "a test run"
+    return f"{database} on {isolation.server.description}"
 
 
 def _unreachable_hint(request: Any, cause: BaseException | None) -> None:
@@ -259,8 +319,9 @@ def _unreachable_hint(request: Any, cause: BaseException | None) -> None:
     raise ServerUnreachableInTests(
         f"{request.method} {request.path}: MongoDB at {config.redacted_uri} could not be reached "
         f"within {config.seconds('serverSelectionTimeoutMS'):g} s{why}.\n"
-        "This test uses none of django-mongopool's pytest fixtures, so it ran against "
-        "MONGOPOOL_URI from your settings. Either:\n"
+        "This test uses none of django-mongopool's pytest fixtures, so it ran on "
+        f"{_where(_state.isolation)}. Either:\n"
+        "  - start that server (or fix MONGOPOOL_TEST_URL), so such tests run there; or\n"
         "  - request the mongopool_mock fixture (in-memory mongomock, no server), or set "
         "mongopool_mode = mock in your pytest ini for the whole suite; or\n"
         "  - request the mongopool_db fixture (a real server: FerretDB started for the "
@@ -291,25 +352,65 @@ def _capped_options(limit_ms: int) -> dict[str, Any] | None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _mongopool_test_session(pytestconfig: pytest.Config) -> Iterator[None]:
-    """Cap serverSelectionTimeoutMS for the session and turn a test's bare 503 into a hint."""
+    """Isolate the session (a test server, ``test_<name>``), cap serverSelectionTimeoutMS, and
+    turn a fixture-less test's bare 503 into a hint."""
     if not _django_configured():
         yield
         return
     from django.conf import settings
     from django.test.utils import override_settings
 
+    from django_mongopool.testing import explain_missing_sessions
+    from django_mongopool.testing.isolation import Isolation
     from django_mongopool.unavailable import response_hook
 
     _state.timeout_ms = _timeout_ms(pytestconfig)
-    options = _capped_options(_state.timeout_ms)
-    cap: AbstractContextManager[Any] = (
-        contextlib.nullcontext()
-        if options is None
-        else override_settings(MONGOPOOL_CLIENT_OPTIONS=options)
-    )
-    with cap, response_hook(_unreachable_hint):
+    with contextlib.ExitStack() as stack:
+        _state.isolation = stack.enter_context(
+            Isolation(
+                os.environ.get("MONGOPOOL_TEST_URL"),
+                suffix=os.environ.get("PYTEST_XDIST_WORKER", ""),
+            )
+        )
+        options = _capped_options(_state.timeout_ms)
+        if options is not None:
+            stack.enter_context(override_settings(MONGOPOOL_CLIENT_OPTIONS=options))
+        stack.enter_context(response_hook(_unreachable_hint))
+        stack.enter_context(explain_missing_sessions())
         _state.settings_uri = getattr(settings, "MONGOPOOL_URI", None)
-        yield
+        try:
+            yield
+        finally:
+            _state.isolation = None
+
+
+class _OwnUri:
+    """``mongopool_mode = mock``: while a test has set MONGOPOOL_URI itself (to test its 503
+    handling), the app's real client serves it instead of mongomock."""
+
+    def __init__(self, session_uri: Any) -> None:
+        self.session_uri = session_uri
+        self.real: contextlib.ExitStack | None = None
+
+    def __call__(self, *, setting: str, **kwargs: Any) -> None:
+        if setting != "MONGOPOOL_URI":
+            return
+        from django.conf import settings
+
+        from django_mongopool.client import use_test_client
+
+        own = getattr(settings, "MONGOPOOL_URI", None) not in (self.session_uri, MOCK_URI)
+        if own and self.real is None:
+            self.real = contextlib.ExitStack()
+            self.real.enter_context(use_test_client(None))
+        elif not own and self.real is not None:
+            self.real.close()
+            self.real = None
+
+    def close(self) -> None:
+        if self.real is not None:
+            self.real.close()
+            self.real = None
 
 
 @pytest.fixture(autouse=True)
@@ -318,16 +419,24 @@ def _mongopool_tier(request: pytest.FixtureRequest) -> Iterator[None]:
     if not _django_configured():
         yield
         return
+    from django.core.signals import setting_changed
+
     names = set(request.fixturenames)
     chose = bool(names.intersection(SERVER_FIXTURES)) or "mongopool_mock" in names
+    own_uri: _OwnUri | None = None
     if not chose and _mode(request.config) == "mock":
         request.getfixturevalue("mongopool_mock")
+        own_uri = _OwnUri(_state.settings_uri)
+        setting_changed.connect(own_uri, dispatch_uid="django_mongopool.own_uri")
         chose = True
     _state.uses_fixture = chose
     try:
         yield
     finally:
         _state.uses_fixture = True
+        if own_uri is not None:
+            setting_changed.disconnect(dispatch_uid="django_mongopool.own_uri")
+            own_uri.close()
         from django_mongopool.testing import end_mongo_requests
 
         end_mongo_requests()

@@ -4,7 +4,8 @@
 ``/mongopool/metrics`` (keep them out of ``admin/``, where ingress rules usually stop probes).
 ``ready`` is public (no hosts, no secrets) for load balancers; ``metrics`` answers staff with
 the pool permission or ``Authorization: Bearer <MONGOPOOL_METRICS_TOKEN>``. The pool-health page
-needs no line here: the admin mounts it (see admin.py).
+needs no line here: the admin mounts it (see admin.py); the include's root redirects there (the
+page's old address, ``/admin/mongopool/``, keeps working where the include is still mounted).
 """
 
 from django.urls import path
@@ -13,6 +14,7 @@ from django_mongopool import views
 
 app_name = "mongopool"
 urlpatterns = [
+    path("", views.page, name="page"),  # to the admin-mounted page
     path("ready", views.ready, name="ready"),
     path("metrics", views.metrics, name="metrics"),
 ]

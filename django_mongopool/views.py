@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
@@ -17,6 +18,7 @@ from django_mongopool.conf import conf
 from django_mongopool.permissions import bearer_token, can_view_pool, token_matches
 
 PAGE_TIMEOUT = 2.0  # seconds per server query while answering a web request
+PAGE = "admin:django_mongopool_poolhealth_changelist"
 
 
 def web_report(current_op: bool = False) -> dict[str, Any]:
@@ -79,3 +81,28 @@ def ready(request: HttpRequest) -> JsonResponse:
     if not readiness.reachable(conf.readiness_timeout):
         return _not_ready("database unreachable")
     return JsonResponse({"status": "ok"})
+
+
+@never_cache
+@require_safe
+def page(request: HttpRequest) -> HttpResponseRedirect:
+    """The include's own root (``/admin/mongopool/`` where the page used to be): to the page."""
+    try:
+        target = reverse(PAGE)
+    except NoReverseMatch:
+        raise Http404("The pool-health page needs django.contrib.admin in the URLconf.") from None
+    query = request.META.get("QUERY_STRING", "")
+    return HttpResponseRedirect(f"{target}?{query}" if query else target)
+
+
+def served_url(name: str) -> str | None:
+    """``reverse(name)`` when a request there reaches this app's view; None when the include is
+    missing or a pattern listed before it takes the URL (e.g. the admin's catch-all)."""
+    try:
+        url = reverse(name)
+        match = resolve(url)
+    except (NoReverseMatch, Resolver404):
+        return None
+    return (
+        url if match.url_name == name.rpartition(":")[2] and match.app_name == "mongopool" else None
+    )

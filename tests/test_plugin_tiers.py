@@ -47,7 +47,7 @@ def test_view_runs_without_a_server():
     assert Client().get("/add/", {"name": "a"}).json() == {"count": 1, "name": "a"}
     assert Client().get("/add/", {"name": "b"}).json() == {"count": 2, "name": "b"}
     assert isinstance(get_client(), MockClient)
-    assert get_database().name == "shop"
+    assert get_database().name == "test_shop"  # a test run's database, as on a server
 
 
 def test_next_test_starts_empty():
@@ -74,10 +74,13 @@ def mongopool_server():
 """
 
 
-def _run(pytester, monkeypatch, *args):
+def _run(pytester, monkeypatch, *args, test_url=None):
     monkeypatch.setenv("PYTHONPATH", str(pytester.path))
     monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
-    monkeypatch.delenv("MONGOPOOL_TEST_URL", raising=False)
+    if test_url:
+        monkeypatch.setenv("MONGOPOOL_TEST_URL", test_url)
+    else:
+        monkeypatch.delenv("MONGOPOOL_TEST_URL", raising=False)
     return pytester.runpytest_subprocess(
         "--ds=proj_settings", "-p", "no:cacheprovider", "-q", *args
     )
@@ -135,6 +138,7 @@ def test_request_fails_fast_and_names_the_fixtures():
     for name in ("mongopool_mock", "mongopool_db", "MONGOPOOL_TEST_URL", "mongopool_mode = mock"):
         assert name in message, name
     assert "GET /add/" in message and "127.0.0.1:9" in message
+    assert "ran on the test database test_shop on the server MONGOPOOL_TEST_URL names" in message
     assert "within %s s" % EXPECTED_SECONDS in message
     assert get_config().option("serverSelectionTimeoutMS") == EXPECTED_MS
 
@@ -151,6 +155,7 @@ def test_a_test_that_sets_the_uri_itself_gets_the_503(settings):
 
 
 def _unreachable(pytester, monkeypatch, ini, expected_ms):
+    # Fixture-less tests run on the test server: here MONGOPOOL_TEST_URL names one that is down.
     # The product default (no MONGOPOOL_CLIENT_OPTIONS) waits far longer than the cap.
     source = UNREACHABLE_TESTS.replace("EXPECTED_SECONDS", repr(f"{expected_ms / 1000:g}")).replace(
         "EXPECTED_MS", str(expected_ms)
@@ -159,13 +164,13 @@ def _unreachable(pytester, monkeypatch, ini, expected_ms):
     if ini:
         pytester.makeini(ini)
     started = time.monotonic()
-    result = _run(pytester, monkeypatch)
+    result = _run(pytester, monkeypatch, test_url="mongodb://127.0.0.1:9/")
     elapsed = time.monotonic() - started
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*ServerUnreachableInTests: GET /add/: MongoDB at mongodb://127.0.0.1:9/shop could "
-            "not be reached within*",
+            "*ServerUnreachableInTests: GET /add/: MongoDB at mongodb://127.0.0.1:9/test_shop "
+            "could not be reached within*",
         ]
     )
     assert "mongopool_db" in result.stdout.str()
@@ -194,3 +199,123 @@ def test_kept():
     )
     result = _run(pytester, monkeypatch)
     result.assert_outcomes(passed=1)
+
+
+def readme_block(after: str) -> str:
+    """The first ```python block of the README after the line containing ``after``."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    tail = readme.split(after, 1)[1]
+    return tail.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+OWN_URI_TESTS = """
+from django.test import Client
+from django_mongopool import get_client
+from django_mongopool.testing.mock import MockClient
+
+README_503_TEST
+
+
+def test_with_the_settings_fixture(settings):
+    settings.MONGOPOOL_URI = "mongodb://127.0.0.1:9/shop"
+    response = Client().get("/orders/")
+    assert response.status_code == 503 and response["Retry-After"]
+    assert not isinstance(get_client(), MockClient)
+
+
+def test_the_next_test_is_on_mongomock_again():
+    assert isinstance(get_client(), MockClient)
+    assert Client().get("/orders/").json() == {"orders": 0}
+"""
+
+ORDERS_VIEW = """
+
+def orders(request):
+    count = get_database()["orders"].count_documents({}, session=request.mongo_session)
+    return JsonResponse({"orders": count})
+
+
+urlpatterns.append(path("orders/", orders))
+"""
+
+
+def test_mock_mode_a_test_that_sets_the_uri_itself_gets_the_503(pytester, monkeypatch):
+    """Issue 24 item 2: the README's 503 test, as written there, in mongopool_mode = mock."""
+    snippet = readme_block("A test that sets `MONGOPOOL_URI` itself")
+    assert "override_settings(MONGOPOOL_URI=" in snippet and "503" in snippet
+    pytester.makepyfile(
+        proj_settings=SETTINGS,
+        proj_urls=URLS + ORDERS_VIEW,
+        test_own_uri=OWN_URI_TESTS.replace("README_503_TEST", snippet),
+    )
+    pytester.makeini("[pytest]\nmongopool_mode = mock\n")
+    result = _run(pytester, monkeypatch)
+    result.assert_outcomes(passed=3)
+
+
+SNIPPET_TESTS = """
+import asyncio
+
+from django.test import Client
+
+
+def test_sync(mongopool_mock):
+    assert Client().get("/add/", {"name": "a"}).json() == {"count": 1, "name": "a"}
+
+
+async def test_async_without_a_marker():
+    await asyncio.sleep(0)
+"""
+
+
+def _readme_config(settings_module: str) -> str:
+    """The README's minimal pytest configuration (pyproject.toml), for ``settings_module``."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("The minimal configuration, in your project's", 1)[1]
+    toml = block.split("```toml\n", 1)[1].split("```", 1)[0]
+    assert '"mysite.settings"' in toml
+    return toml.replace('"mysite.settings"', f'"{settings_module}"')
+
+
+def test_the_readmes_config_snippet_runs_async_tests_without_a_warning(pytester, monkeypatch):
+    """Issue 24 item 8: pytest-asyncio warned on every run with the README's snippet."""
+    pytester.makepyfile(proj_settings=SETTINGS, proj_urls=URLS, test_snippet=SNIPPET_TESTS)
+    pytester.makefile(".toml", pyproject=_readme_config("proj_settings"))
+    monkeypatch.setenv("PYTHONPATH", str(pytester.path))
+    monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
+    result.assert_outcomes(passed=2)
+    output = result.stdout.str() + result.stderr.str()
+    assert "Warning" not in output, output
+
+
+def test_without_pytest_django_the_error_says_so(pytester, monkeypatch):
+    pytester.makepyfile(proj_settings=SETTINGS, test_nothing="def test_x():\n    pass\n")
+    pytester.makefile(".toml", pyproject=_readme_config("proj_settings"))
+    monkeypatch.setenv("PYTHONPATH", str(pytester.path))
+    monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:django")
+    assert result.ret == 4  # pytest.ExitCode.USAGE_ERROR, before any test
+    result.stderr.fnmatch_lines(
+        [
+            "*DJANGO_SETTINGS_MODULE is set in pyproject.toml, but pytest-django is not "
+            "installed*pip install pytest-django*"
+        ]
+    )
+
+
+def test_the_fixtures_say_what_is_missing_without_django_settings(pytester, monkeypatch):
+    pytester.makepyfile(test_mock="def test_x(mongopool_mock):\n    pass\n")
+    monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:django")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*mongopool_mock needs Django's settings, and they are not configured. "
+            "pytest-django is not installed.*pip install pytest-django*"
+        ]
+    )

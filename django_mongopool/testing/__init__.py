@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django_mongopool import leaks, pools
 
@@ -19,6 +19,7 @@ __all__ = [
     "assert_no_leaked_sessions",
     "end_mongo_request",
     "end_mongo_requests",
+    "explain_missing_sessions",
     "mongo_request",
 ]
 
@@ -27,7 +28,7 @@ _opened: list[RequestSessions] = []
 _opened_lock = threading.Lock()
 
 
-def mongo_request(request: R) -> R:
+def mongo_request(request: R, user: Any = None) -> R:
     """Give a ``RequestFactory`` request what ``MongoSessionMiddleware`` gives a real one.
 
     ``request.mongo_session`` (a session of the process client, or of the mongomock
@@ -37,17 +38,79 @@ def mongo_request(request: R) -> R:
         request = mongo_request(RequestFactory().get("/"))
         response = views.entry_list(request)
 
-    The sessions end with :func:`end_mongo_request`, or, under the pytest plugin, after
-    the test. Returns the same request object.
+    ``request.user`` (and ``await request.auser()``) is ``user``, else the one the request
+    already has, else ``AnonymousUser()`` (with ``django.contrib.auth`` installed), as
+    ``AuthenticationMiddleware`` would give an anonymous request. The sessions end with
+    :func:`end_mongo_request`, or, under the pytest plugin, after the test. Returns the same
+    request object.
     """
     from django_mongopool.middleware import RequestSessions
 
     sessions = RequestSessions.open(request)
     # A bound method: a view called directly runs outside any request's context.
     request.amongo_session = sessions.aget  # type: ignore[attr-defined]
+    _give_user(request, user)
     with _opened_lock:
         _opened.append(sessions)
     return request
+
+
+def _give_user(request: HttpRequest, user: Any) -> None:
+    if user is None:
+        if "user" in request.__dict__:
+            return
+        from django.apps import apps
+
+        if not apps.is_installed("django.contrib.auth"):
+            return
+        from django.contrib.auth.models import AnonymousUser
+
+        user = AnonymousUser()
+    request.user = user
+
+    async def auser() -> Any:
+        return user
+
+    request.auser = auser
+
+
+class _SetByTheMiddleware:
+    """While tests run, ``HttpRequest.mongo_session`` / ``amongo_session`` for a request that
+    did not pass ``MongoSessionMiddleware``: the AttributeError says how to give it one. A
+    non-data descriptor, so the middleware's own attribute (in the instance) wins."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, request: Any, owner: Any = None) -> Any:
+        if request is None:
+            return self
+        raise AttributeError(
+            f"{type(request).__name__!r} object has no attribute {self.name!r}: "
+            "MongoSessionMiddleware sets it, and this request did not pass through the "
+            "middleware (a RequestFactory request?). Wrap it: "
+            "django_mongopool.testing.mongo_request(RequestFactory().get('/')) gives it "
+            "request.mongo_session, request.amongo_session and an anonymous request.user; "
+            "under the mongopool_mock fixture they are mongomock's."
+        )
+
+
+@contextmanager
+def explain_missing_sessions() -> Iterator[None]:
+    """While the block runs, a request without the middleware's attributes says what to do
+    (the pytest plugin and ``manage.py test`` run tests in it). Nothing changes outside it."""
+    from django.http import HttpRequest
+
+    added = [
+        name for name in ("mongo_session", "amongo_session") if name not in HttpRequest.__dict__
+    ]
+    for name in added:
+        setattr(HttpRequest, name, _SetByTheMiddleware(name))
+    try:
+        yield
+    finally:
+        for name in added:
+            delattr(HttpRequest, name)
 
 
 def end_mongo_request(request: HttpRequest) -> None:

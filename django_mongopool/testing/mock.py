@@ -38,6 +38,7 @@ __all__ = [
     "AsyncMockSession",
     "MockClient",
     "MockSession",
+    "explain_refused_session",
     "mock_clients",
 ]
 
@@ -48,6 +49,25 @@ TRANSACTIONS_MESSAGE = (
     "real server instead: request the mongopool_db fixture, with MONGOPOOL_TEST_URL naming "
     "a replica set or a sharded cluster (a standalone server, FerretDB included, has none either)."
 )
+
+
+OWN_MONGOMOCK_HINT = (
+    "A mongomock client of your own refuses every session, and django-mongopool passes "
+    "request.mongo_session (session=) to it. Use django-mongopool's mock tier instead of "
+    "patching one in: request the pytest fixture mongopool_mock (or set mongopool_mode = mock "
+    "in your pytest ini); its client accepts session= and ignores it, behind get_client(), "
+    "get_database() and request.mongo_session. Outside pytest: "
+    "django_mongopool.testing.mock.mock_clients(). To call a view directly: "
+    "view(mongo_request(RequestFactory().get('/'))) (django_mongopool.testing)."
+)
+
+
+def explain_refused_session(exc: BaseException) -> NotImplementedError | None:
+    """mongomock's "does not handle sessions" error with what to use instead, else None
+    (``MongoSessionMiddleware.process_exception`` raises it from the original)."""
+    if type(exc) is NotImplementedError and "does not handle sessions" in str(exc):
+        return NotImplementedError(f"{exc}. {OWN_MONGOMOCK_HINT}")
+    return None
 
 
 def _mongomock() -> Any:
@@ -406,12 +426,16 @@ class AsyncMockClient(_AsyncProxy):
 def mock_clients() -> Iterator[MockClient]:
     """A fresh in-memory client that ``get_client()``, ``get_database()``, the middleware and
     ``get_async_client()`` use until the block ends (then its data is gone)."""
+    from django_mongopool import audit
+
     client = MockClient()
+    audit.clear_cache()  # the page's server section measured on the other client
     try:
         with use_test_client(client, AsyncMockClient(client)):
             yield client
     finally:
         client.close()
+        audit.clear_cache()
 
 
 def is_active() -> bool:

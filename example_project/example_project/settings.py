@@ -62,9 +62,13 @@ TEMPLATES = [
 # Django's own tables (users, admin sessions) stay in SQLite; the guestbook lives in MongoDB.
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 
+# Static files (the admin's and the pool page's CSS and JavaScript) are served by WhiteNoise from
+# the web process itself: under gunicorn nothing else serves them. In production run
+# `manage.py collectstatic` into STATIC_ROOT and set WHITENOISE_USE_FINDERS=false; the demo
+# serves them straight from the apps (no collectstatic needed).
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
-WHITENOISE_USE_FINDERS = True  # serve app static files without collectstatic (demo only)
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=True)
 USE_TZ = True
 TIME_ZONE = "UTC"
 
