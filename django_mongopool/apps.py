@@ -89,3 +89,8 @@ class MongoPoolConfig(AppConfig):
         # manage.py command; anything malformed raises ImproperlyConfigured here.
         conf.validate_all()
         stray.sync_with_settings()
+        if conf.task_integration:  # the opt-out: nothing is connected
+            from django_mongopool.contrib import celery, django_tasks
+
+            celery.install()  # when the project's Celery app has been imported
+            django_tasks.install()  # Django 6's django.tasks, or the django-tasks backport

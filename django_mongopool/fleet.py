@@ -17,6 +17,7 @@ from bson.codec_options import CodecOptions, DatetimeConversion
 from bson.errors import BSONError
 
 from django_mongopool.budget import is_saturated
+from django_mongopool.roles import ROLES, WEB
 
 # How documents written by others are decoded: a date outside Python's range stays a
 # DatetimeMS (and is then refused as a date) and invalid UTF-8 is replaced, instead of
@@ -100,6 +101,14 @@ def _share(doc: Mapping[str, Any]) -> int | None:
     return _count(published, "share")
 
 
+def _role(doc: Mapping[str, Any]) -> str:
+    """web, worker or command (a beat without one is from a web process of an older version)."""
+    value = doc.get("role", WEB)
+    if value not in ROLES:
+        raise Unreadable("role")
+    return str(value)
+
+
 def _iso(value: dt.datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
@@ -123,6 +132,7 @@ def parse(doc: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
         "host": _text(doc, "host"),
         "pid": pid,
         "app": doc.get("app") if isinstance(doc.get("app"), str) else None,
+        "role": _role(doc),
         "started_at": _iso(started) if isinstance(started, dt.datetime) else None,
         "updated_at": _iso(updated),
         "age_seconds": round((now - updated).total_seconds(), 1),

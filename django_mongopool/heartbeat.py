@@ -24,7 +24,7 @@ import pymongo
 from pymongo.collection import Collection
 from pymongo.errors import OperationFailure, PyMongoError
 
-from django_mongopool import __version__, fleet, history, pools, shares
+from django_mongopool import __version__, fleet, history, pools, roles, shares
 from django_mongopool.client import (
     active_test_clients,
     connected_before_fork,
@@ -77,6 +77,7 @@ def build_document(beat: str, started_at: dt.datetime, previous_timeouts: int) -
         "host": host,
         "pid": pid,
         "app": config.appname,
+        "role": roles.current(),  # web, worker or command
         "version": __version__,
         "started_at": started_at,
         "updated_at": dt.datetime.now(dt.UTC),
