@@ -46,8 +46,9 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "memory://")
 CELERY_BROKER_TRANSPORT_OPTIONS = {"polling_interval": 0.1}
 CELERY_TASK_ACKS_LATE = True  # a task is acknowledged when it has run...
 CELERY_TASK_REJECT_ON_WORKER_LOST = True  # ...and requeued when its child was killed
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_LOST_WAIT = 1.0  # a killed child's task is requeued 1 s later (default 10 s)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 LOGGING = {

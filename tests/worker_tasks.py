@@ -41,7 +41,6 @@ def victim(key: str) -> None:
     """Says which process runs it, then waits to be killed; run again afterwards, it stores."""
     session = task_session()
     db = get_database()
-    db["runs"].insert_one({"key": key, "pid": os.getpid()}, session=session)
     db["markers"].update_one(
         {"_id": "victim"}, {"$setOnInsert": {"pid": os.getpid()}}, upsert=True, session=session
     )

@@ -78,7 +78,7 @@
     }
     if (report.fleet) {
       rows("mp-fleet", report.fleet.processes, function (p) {
-        return [p.host, p.pid, p.app, p.max_pool_size, p.open, p.in_use, p.waiting, p.checkout_timeouts,
+        return [p.host, p.pid, p.role, p.app, p.max_pool_size, p.open, p.in_use, p.waiting, p.checkout_timeouts,
                 p.sessions_ended + "/" + p.sessions_started, p.age_seconds + "s"];
       });
     }
