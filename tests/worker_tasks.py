@@ -13,6 +13,7 @@ import time
 
 import pymongo
 from celery import shared_task
+from django.db import transaction
 
 from django_mongopool import get_client, get_database
 from django_mongopool.client import _process
@@ -109,6 +110,7 @@ def django_victim(key: str) -> None:
 
 def enqueue_django(count: int) -> None:
     """Enqueue the victim, then ``count`` stores (run in a process with the worker settings)."""
-    django_victim.enqueue("victim")
-    for n in range(count):
-        django_store.enqueue(f"task-{n}")
+    with transaction.atomic():  # one commit: the workers see them all at once
+        django_victim.enqueue("victim")
+        for n in range(count):
+            django_store.enqueue(f"task-{n}")

@@ -111,19 +111,29 @@ def celery_worker(env: dict[str, str], log: Path, concurrency: int) -> Process:
 
 
 @contextlib.contextmanager
-def throwaway_ferretdb(tmp_path: Path, name: str) -> Iterator[FerretDB]:
-    """A FerretDB of its own whose data is thrown away (in memory, on tmpfs, when there is one)."""
+def scratch(tmp_path: Path, name: str) -> Iterator[Path]:
+    """A directory for data the test throws away: in memory (tmpfs) when the machine has one."""
     shm = Path("/dev/shm")
-    in_memory = shm.is_dir() and os.access(shm, os.W_OK)
-    base = Path(tempfile.mkdtemp(prefix=f"mongopool-{name}-", dir=shm)) if in_memory else tmp_path
-    server = FerretDB(data_dir=base / name).start()
+    if not (shm.is_dir() and os.access(shm, os.W_OK)):
+        yield tmp_path / name
+        return
+    base = Path(tempfile.mkdtemp(prefix=f"mongopool-{name}-", dir=shm))
     try:
-        yield server
+        yield base / name
     finally:
-        server.kill()  # nothing in it is kept: no graceful shutdown to wait for
-        server.cleanup()
-        if in_memory:
-            shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def throwaway_ferretdb(tmp_path: Path, name: str) -> Iterator[FerretDB]:
+    """A FerretDB of its own whose data is thrown away."""
+    with scratch(tmp_path, name) as directory:
+        server = FerretDB(data_dir=directory).start()
+        try:
+            yield server
+        finally:
+            server.kill()  # nothing in it is kept: no graceful shutdown to wait for
+            server.cleanup()
 
 
 def children(pid: int) -> list[int]:
