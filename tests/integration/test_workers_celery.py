@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 from io import StringIO
 
 import pytest
@@ -23,8 +24,10 @@ from celery import Celery
 from django.core.management import call_command
 
 from django_mongopool import heartbeat
+from tests.helpers import ROOT
 from tests.integration.worker_processes import (
     ConnectionSampler,
+    Process,
     beats_by_pid,
     celery_worker,
     children,
@@ -192,3 +195,58 @@ def test_prefork_children_never_use_the_client_their_parent_built(
     assert worker.pid not in {d["pid"] for d in docs}
     assert "django_mongopool.W004" in log
     assert "opened before fork" not in log
+
+
+def test_the_example_projects_worker_signs_the_guestbook(
+    mongo, mongo_server, broker, sender, tmp_path
+):
+    """``celery -A example_project worker`` as the README shows it (solo pool: the worker itself
+    runs the tasks and joins the fleet when it starts)."""
+    env = {
+        k: v
+        for k, v in worker_environment().items()
+        if k not in ("DJANGO_SETTINGS_MODULE", "PYTHONPATH")
+    }
+    env.update(
+        MONGODB_URL=mongo_server.url,
+        MONGODB_DATABASE=mongo.name,
+        MONGODB_HEARTBEAT_SECONDS="1",
+        CELERY_BROKER_URL=broker,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'example.sqlite3'}",
+    )
+    worker = Process(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "example_project",
+            "worker",
+            "--pool=solo",
+            "-l",
+            "INFO",
+        ],
+        env,
+        tmp_path / "example-worker.log",
+        cwd=ROOT / "example_project",
+    )
+    try:
+        wait_for(lambda: " ready." in worker.output() or not worker.alive(), "the worker")
+        assert worker.alive(), worker.output()[-4000:]
+        for n in range(3):
+            sender.send_task(
+                "guestbook.tasks.celery_sign_later", args=[f"later-{n}", "Ada", f"hello {n}"]
+            )
+        wait_for(
+            lambda: mongo["entries"].count_documents({}) == 3, "the entries", 30, worker.output
+        )
+        beat = wait_for(lambda: beats_by_pid(mongo).get(worker.pid), "the worker's heartbeat", 30)
+        assert beat["role"] == "worker"
+        wait_for(
+            lambda: beats_by_pid(mongo)[worker.pid]["sessions_ended"] == 3,
+            "its sessions to end",
+            30,
+        )
+    finally:
+        worker.stop(sig=signal.SIGQUIT)
+    assert beats_by_pid(mongo)[worker.pid]["sessions_started"] == 3

@@ -58,11 +58,13 @@ def wait_for(
 class Process:
     """One command in its own process, its output in ``log``."""
 
-    def __init__(self, command: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, command: list[str], env: dict[str, str], log: Path, cwd: Path = ROOT
+    ) -> None:
         self.log = log
         with open(log, "wb") as out:
             self.popen = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+                command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT
             )
 
     @property
