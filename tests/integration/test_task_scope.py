@@ -16,11 +16,11 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.test import override_settings
 from pymongo.errors import AutoReconnect, InvalidOperation
 
-from django_mongopool import get_client, get_database, heartbeat, pools, roles
+from django_mongopool import get_async_database, get_client, get_database, heartbeat, pools, roles
 from django_mongopool.contrib import celery as celery_integration
 from django_mongopool.contrib import django_tasks as tasks_integration
 from django_mongopool.exceptions import LeakedSessionError, LeakedSessionWarning
-from django_mongopool.task_scope import running, task_scope, task_session
+from django_mongopool.task_scope import atask_session, running, task_scope, task_session
 from django_mongopool.workers import join_fleet
 
 try:
@@ -58,6 +58,15 @@ def sign(key: str) -> str:
 def unreachable() -> None:
     get_database()["items"].insert_one({}, session=task_session())
     raise AutoReconnect("db1:27017: connection refused")
+
+
+@django_task()
+async def sign_async(key: str) -> bool:
+    session = await atask_session()
+    assert await atask_session() is session
+    await get_async_database()["items"].insert_one({"_id": key}, session=session)
+    _sessions.append(session)
+    return True
 
 
 @pytest.fixture(autouse=True)
@@ -243,3 +252,23 @@ def test_join_fleet_publishes_as_a_command_and_leaves_at_the_end(mongo, settings
     assert not heartbeat.running_here
     assert heartbeat.collection().count_documents({"pid": os.getpid()}) == 0
     assert roles.current() == roles.WEB
+
+
+def test_an_async_django_task_gets_the_loops_session_ended_with_the_task(mongo):
+    _sessions.clear()
+    with override_settings(TASKS=IMMEDIATE):
+        assert sign_async.enqueue("async").return_value is True
+    (session,) = _sessions
+    assert session.has_ended and running() is None
+    assert _counts() == (1, 1)
+    assert mongo["items"].find_one({"_id": "async"}) is not None
+
+
+def test_a_worker_whose_pool_runs_tasks_in_threads_joins_the_fleet_at_its_first_task(mongo, app):
+    @app.task
+    def noop():
+        return heartbeat.running_here
+
+    roles.set_role(roles.WORKER)  # what worker_init did; no worker_process_init (threads pool)
+    assert not heartbeat.running_here
+    assert noop.apply().get() is True

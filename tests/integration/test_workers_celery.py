@@ -82,6 +82,14 @@ def test_prefork_worker_holds_the_budget_ends_every_session_and_loses_no_write(
     sampler = ConnectionSampler(mongo_server.ports, lambda: [worker.pid, *children(worker.pid)])
     sampler.start()
     try:
+        # Every child is in the fleet, as a worker, before any task has run.
+        first = children(worker.pid)
+        wait_for(
+            lambda: all(
+                (beat := beats_by_pid(mongo).get(pid)) and beat["role"] == "worker" for pid in first
+            ),
+            "every child's first heartbeat",
+        )
         sender.send_task("mongopool_tests.victim", args=["victim"], task_id="victim")
         keys = [f"task-{n}" for n in range(STORES)]
         for key in keys:
@@ -233,6 +241,9 @@ def test_the_example_projects_worker_signs_the_guestbook(
     try:
         wait_for(lambda: " ready." in worker.output() or not worker.alive(), "the worker")
         assert worker.alive(), worker.output()[-4000:]
+        # In the fleet before it has run any task.
+        beat = wait_for(lambda: beats_by_pid(mongo).get(worker.pid), "the worker's heartbeat", 30)
+        assert beat["role"] == "worker" and beat["sessions_started"] == 0
         for n in range(3):
             sender.send_task(
                 "guestbook.tasks.celery_sign_later", args=[f"later-{n}", "Ada", f"hello {n}"]
@@ -240,8 +251,6 @@ def test_the_example_projects_worker_signs_the_guestbook(
         wait_for(
             lambda: mongo["entries"].count_documents({}) == 3, "the entries", 30, worker.output
         )
-        beat = wait_for(lambda: beats_by_pid(mongo).get(worker.pid), "the worker's heartbeat", 30)
-        assert beat["role"] == "worker"
         wait_for(
             lambda: beats_by_pid(mongo)[worker.pid]["sessions_ended"] == 3,
             "its sessions to end",
