@@ -4,6 +4,7 @@ MONGODB_URL is required. ./scripts/demo sets it to a FerretDB it starts when
 you have not set one; this module itself never starts anything.
 """
 
+from importlib.util import find_spec
 from pathlib import Path
 
 import django
@@ -26,7 +27,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_mongopool",
-    *(["django_tasks"] if django.VERSION < (6, 0) else []),  # Django 6 has django.tasks
+    # Django's tasks framework: Django 6 has it; on 5.2 the django-tasks backport, if installed.
+    *(["django_tasks"] if django.VERSION < (6, 0) and find_spec("django_tasks") else []),
     "guestbook",
 ]
 
@@ -99,5 +101,6 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # Django's tasks framework: the immediate backend runs a task where it is enqueued; a worker
 # backend (django-tasks-db's DatabaseBackend and `manage.py db_worker`) runs it elsewhere.
-_TASKS = "django.tasks" if django.VERSION >= (6, 0) else "django_tasks"
-TASKS = {"default": {"BACKEND": f"{_TASKS}.backends.immediate.ImmediateBackend"}}
+if django.VERSION >= (6, 0) or "django_tasks" in INSTALLED_APPS:
+    _TASKS = "django.tasks" if django.VERSION >= (6, 0) else "django_tasks"
+    TASKS = {"default": {"BACKEND": f"{_TASKS}.backends.immediate.ImmediateBackend"}}
