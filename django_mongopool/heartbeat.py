@@ -1,7 +1,8 @@
 """The per-process background thread: pool history samples and fleet heartbeats.
 
 A daemon thread, started on the first request of each process (so forked
-workers start their own and manage.py commands publish nothing), records a
+workers start their own), by task workers and by commands that join the fleet
+(:mod:`django_mongopool.workers`; other commands publish nothing), records a
 sample of the pools every :data:`~django_mongopool.history.SAMPLE_SECONDS` for
 the page's chart and, when ``MONGOPOOL_HEARTBEAT_SECONDS`` > 0, upserts one
 small document per process into ``MONGOPOOL_HEARTBEAT_COLLECTION`` (TTL index,

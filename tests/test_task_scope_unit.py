@@ -8,10 +8,10 @@ import logging
 import sys
 
 import pytest
-from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 
 from django_mongopool import fleet, heartbeat, roles
+from django_mongopool.apps import install_task_integrations
 from django_mongopool.conf import conf
 from django_mongopool.contrib import celery as celery_integration
 from django_mongopool.contrib import django_tasks as tasks_integration
@@ -79,7 +79,7 @@ def test_ready_connects_the_integrations_unless_opted_out(settings, monkeypatch,
     called = []
     monkeypatch.setattr(celery_integration, "install", lambda: called.append("celery"))
     monkeypatch.setattr(tasks_integration, "install", lambda: called.append("django_tasks"))
-    apps.get_app_config("django_mongopool").ready()
+    install_task_integrations()  # what AppConfig.ready() runs
     assert called == (["celery", "django_tasks"] if enabled else [])
 
 
