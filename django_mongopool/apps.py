@@ -59,13 +59,16 @@ def _after_fork_in_child() -> None:
 def install_process_hooks() -> None:
     """Fork and exit hooks, registered once per interpreter however often ready() runs."""
     global _hooks_installed
-    from django_mongopool import client
+    from django_mongopool import client, heartbeat
 
     with _hooks_lock:
         if _hooks_installed:
             return
         os.register_at_fork(before=client.before_fork, after_in_child=_after_fork_in_child)
         atexit.register(client.close_clients)
+        # atexit runs the last registered first: the heartbeat thread stops before the
+        # clients it writes with are closed.
+        atexit.register(heartbeat.stop_at_exit)
         _hooks_installed = True
 
 
@@ -86,9 +89,10 @@ class MongoPoolConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        from django_mongopool import checks, heartbeat, reporting, stray
+        from django_mongopool import _pymongo, checks, heartbeat, reporting, stray
         from django_mongopool.conf import conf
 
+        _pymongo.verify()  # pymongo internals checked once; what moved: checks E010, W010-W015
         checks.register()
         install_process_hooks()
         reporting.install()  # credentials out of Django's error pages and e-mails

@@ -22,6 +22,7 @@ from typing import Any
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from django_mongopool import _pymongo
 from django_mongopool.client import (
     PooledClientMixin,
     active_test_clients,
@@ -39,6 +40,8 @@ class PooledAsyncMongoClient(PooledClientMixin, AsyncMongoClient):  # type: igno
 
     _mongopool_async = True
 
+
+_pymongo.register_client_class(PooledAsyncMongoClient, is_async=True)
 
 _lock = threading.Lock()
 _clients: dict[int, tuple[asyncio.AbstractEventLoop, PooledAsyncMongoClient]] = {}

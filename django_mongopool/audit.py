@@ -158,17 +158,7 @@ def _fleet(notes: list[str]) -> dict[str, Any] | None:
     except OperationFailure as exc:
         notes.append(f"Heartbeats could not be read: {servers.error_text(exc)}.")
         return None
-    if reading.unreadable:
-        notes.append(
-            f"{reading.unreadable} unreadable heartbeat document(s) skipped (not written by "
-            f"django-mongopool, or damaged) in {conf.heartbeat_collection}."
-        )
-    if reading.future:
-        notes.append(
-            f"{len(reading.future)} heartbeat document(s) dated in the future ignored "
-            "(a clock ahead by more than "
-            f"{fleets.MAX_SKEW_SECONDS:g} s); the publishers prune them."
-        )
+    notes.extend(fleets.notes(reading, conf.heartbeat_collection))
     if not reading.processes:
         if not conf.heartbeat_seconds:
             notes.append(

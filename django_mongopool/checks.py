@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
-from django_mongopool import budget
+from django_mongopool import _pymongo, budget
 from django_mongopool.client import connected_before_fork
 from django_mongopool.conf import conf
 from django_mongopool.options import ClientConfig
@@ -113,7 +113,22 @@ def check_pool(app_configs: Any = None, **kwargs: Any) -> Messages:
                 id="django_mongopool.E005",
             )
         )
-    for name in ("waitQueueTimeoutMS", "serverSelectionTimeoutMS", "timeoutMS"):
+    read_wait_ms, write_wait_ms = checkout_waits_ms(config)
+    if read_wait_ms > LONG_WAIT_MS and not config.option("timeoutMS"):  # else: timeoutMS below
+        wait_queue = config.option("waitQueueTimeoutMS")
+        messages.append(
+            checks.Warning(
+                f"waitQueueTimeoutMS = {wait_queue}: with a saturated pool a read waits up to "
+                f"{read_wait_ms / 1000:g} s and a write up to {write_wait_ms / 1000:g} s before "
+                "the request gets its 503 (pymongo retries a read once after a check-out "
+                "timeout, and the retry waits again).",
+                hint=f"Keep the longest wait at most {LONG_WAIT_MS} ms (load balancers usually "
+                f"give up at 30 s): waitQueueTimeoutMS at most {LONG_WAIT_MS // 2} with "
+                "retryable reads, or set timeoutMS, which bounds the whole operation.",
+                id="django_mongopool.W002",
+            )
+        )
+    for name in ("serverSelectionTimeoutMS", "timeoutMS"):
         value = config.option(name)
         if value and float(value) > LONG_WAIT_MS:
             messages.append(
@@ -134,6 +149,26 @@ def check_pool(app_configs: Any = None, **kwargs: Any) -> Messages:
             )
         )
     return messages
+
+
+def _retries_reads(config: ClientConfig) -> bool:
+    value = config.option("retryReads", True)
+    return str(value).strip().lower() not in {"false", "0", "no", "off"}
+
+
+def checkout_waits_ms(config: ClientConfig) -> tuple[float, float]:
+    """The longest a read and a write wait for a connection before failing, in milliseconds.
+
+    A check-out gives up after waitQueueTimeoutMS; pymongo retries a retryable read once after
+    a check-out timeout, so a read waits twice that. With timeoutMS set, the whole operation
+    (both check-outs included) ends at timeoutMS instead.
+    """
+    wait_queue = float(config.option("waitQueueTimeoutMS") or 0)
+    read = wait_queue * (2 if _retries_reads(config) else 1)
+    limit = float(config.option("timeoutMS") or 0)
+    if limit:
+        return limit, limit
+    return read, wait_queue
 
 
 def _fleet_budget(processes: int, capacity: int | None) -> Messages:
@@ -266,9 +301,43 @@ def check_metrics_routed(app_configs: Any = None, **kwargs: Any) -> Messages:
     return []
 
 
+def check_pymongo_internals(app_configs: Any = None, **kwargs: Any) -> Messages:
+    """The pymongo internals the package uses that this pymongo has moved (see ``_pymongo``),
+    each with the fallback in force."""
+    status = _pymongo.status()
+    messages: Messages = []
+    for feature in status.failed:
+        if feature.key == "fleet_budget":
+            if conf.fleet_budget is None:
+                continue  # nothing relies on it
+            messages.append(
+                checks.Error(
+                    f"MONGOPOOL_FLEET_BUDGET cannot be enforced on pymongo "
+                    f"{status.pymongo_version}: {feature.summary()}. Fallback in force: "
+                    f"{feature.fallback}.",
+                    hint="Pin pymongo to a release this django-mongopool is tested with (the "
+                    "README's Limits name them), upgrade django-mongopool, or remove "
+                    "MONGOPOOL_FLEET_BUDGET.",
+                    id=_pymongo.CHECK_IDS[feature.key],
+                )
+            )
+            continue
+        messages.append(
+            checks.Warning(
+                f"pymongo {status.pymongo_version} has moved internals django-mongopool uses "
+                f"for {feature.promise}: {feature.summary()}. Fallback in force: "
+                f"{feature.fallback}.",
+                hint="Pin pymongo to a release this django-mongopool is tested with (the "
+                "README's Limits name them), or upgrade django-mongopool.",
+                id=_pymongo.CHECK_IDS[feature.key],
+            )
+        )
+    return messages
+
+
 def register() -> None:
     """Register every check (``AppConfig.ready()``; registering twice is harmless)."""
-    for check in (check_uri, check_middleware, check_pool, check_fork):
+    for check in (check_uri, check_middleware, check_pool, check_fork, check_pymongo_internals):
         checks.register(check, "django_mongopool")
     checks.register(check_metrics_routed, "django_mongopool", checks.Tags.urls)
     checks.register(check_deploy, "django_mongopool", deploy=True)

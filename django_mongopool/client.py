@@ -31,9 +31,9 @@ from django.core.exceptions import ImproperlyConfigured
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from django_mongopool import leaks
+from django_mongopool import _pymongo, leaks
 from django_mongopool.conf import conf
-from django_mongopool.counting_pools import pool_class
+from django_mongopool.counting_pools import instrument
 from django_mongopool.metrics import (
     CommandCounter,
     PoolMetrics,
@@ -89,12 +89,13 @@ class PooledClientMixin:
         listeners = list(config.kwargs.get("event_listeners", ()))
         if config.command_metrics:  # opt-in: pymongo builds two event objects per command
             listeners.append(CommandCounter(counters))
+        pool_options, pool_listeners = instrument(pool, self._mongopool_async)
         kwargs = {k: v for k, v in config.kwargs.items() if k != "event_listeners"}
         super().__init__(  # type: ignore[call-arg]
             config.uri,
             connect=False,
-            event_listeners=listeners,
-            _pool_class=pool_class(pool, self._mongopool_async),
+            event_listeners=listeners + pool_listeners,
+            **pool_options,
             **kwargs,
         )
 
@@ -156,17 +157,17 @@ class PooledClientMixin:
 
     _mongopool_async = False
 
-    def _start_session(self, implicit: bool, **kwargs: Any) -> Any:
-        if implicit:  # pymongo's own per-operation sessions are not counted
-            return super()._start_session(implicit, **kwargs)  # type: ignore[misc]
+    def _mongopool_explicit_session(self, options: dict[str, Any]) -> Any:
+        """The session ``start_session(**options)`` gives: counted, and leak-tracked (called by
+        the hook :func:`django_mongopool._pymongo.verify` installs on the client class)."""
         scope = current.get()
         outside = scope is None or scope.ended  # no request or block will check it: watched
         session = start_session(
-            self._mongopool_async, self, self._mongopool_counters, outside, **kwargs
+            self._mongopool_async, self, self._mongopool_counters, outside, **options
         )
-        # Only pymongo's start_session() asks for an explicit session: its caller is two frames up.
-        # What leaks.record() does, with the scope already read here.
-        where = leaks.site(sys._getframe(2))
+        # Only pymongo's start_session() asks for an explicit session, through the hook: its
+        # caller is three frames up. What leaks.record() does, with the scope already read here.
+        where = leaks.site(sys._getframe(3))
         if outside:  # reports itself if it is collected without having been ended
             session._mongopool_site = where
         else:
@@ -184,6 +185,9 @@ class PooledClientMixin:
 
 class PooledMongoClient(PooledClientMixin, MongoClient):  # type: ignore[type-arg]
     """The app's own client: a ``MongoClient`` whose sessions count themselves."""
+
+
+_pymongo.register_client_class(PooledMongoClient, is_async=False)
 
 
 class _ProcessClient:
@@ -322,7 +326,7 @@ def before_fork() -> None:
     """pymongo resets its clients in the child, so whether ours was connected is seen here."""
     client = _process.client
     _process.opened_at_fork = bool(
-        client is not None and _process.pid == os.getpid() and getattr(client, "_opened", False)
+        client is not None and _process.pid == os.getpid() and _pymongo.client_opened(client)
     )
 
 

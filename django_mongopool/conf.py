@@ -105,6 +105,15 @@ def _metrics_token(value: Any) -> str | None:
     return value
 
 
+def _heartbeat_key(value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or len(value) < 32):
+        raise ImproperlyConfigured(
+            "MONGOPOOL_HEARTBEAT_KEY must be None (heartbeats signed with a key derived from "
+            "SECRET_KEY) or a random secret string of at least 32 characters."
+        )
+    return value
+
+
 def _as_is(value: Any) -> Any:
     return value  # validated together with the other client settings by options.build_config
 
@@ -157,6 +166,12 @@ SETTINGS: Mapping[str, Setting] = {
         ),
         Setting("MONGOPOOL_HEARTBEAT_SECONDS", 0, _heartbeat_seconds),
         Setting("MONGOPOOL_HEARTBEAT_COLLECTION", "mongopool_heartbeats", _collection_name),
+        Setting("MONGOPOOL_HEARTBEAT_KEY", None, _heartbeat_key),
+        Setting(
+            "MONGOPOOL_HEARTBEAT_MAX_SECONDS",
+            300,
+            _number("MONGOPOOL_HEARTBEAT_MAX_SECONDS", 1, 3600, integer=False),
+        ),
         Setting("MONGOPOOL_METRICS_TOKEN", None, _metrics_token),
         Setting(
             "MONGOPOOL_READINESS_TIMEOUT",
@@ -270,6 +285,16 @@ class Conf:
     @property
     def heartbeat_collection(self) -> str:
         return cast(str, self._get("MONGOPOOL_HEARTBEAT_COLLECTION"))
+
+    @property
+    def heartbeat_key(self) -> str | None:
+        """The secret heartbeats are signed with (None: one derived from ``SECRET_KEY``)."""
+        return cast("str | None", self._get("MONGOPOOL_HEARTBEAT_KEY"))
+
+    @property
+    def heartbeat_max_seconds(self) -> float:
+        """The longest interval this process believes of another's heartbeat (never below its own)."""
+        return max(float(self._get("MONGOPOOL_HEARTBEAT_MAX_SECONDS")), self.heartbeat_seconds)
 
     @property
     def metrics_token(self) -> str | None:

@@ -4,13 +4,21 @@ No connection-pool event listener is installed: with one, pymongo builds and
 dispatches an event object for every check-out and check-in. Instead the app's
 clients use their own pool factory (:mod:`django_mongopool.counting_pools`):
 
-- per check-out, three atomic ``itertools.count`` steps, one clock read and one
+- per check-out, one atomic ``itertools.count`` step, one clock read and one
   bounded-deque append (the wait), no lock and no allocation of our own;
+- waiting for a free connection and opening a new one are counted only when they
+  happen (two ``itertools.count`` steps each);
 - rare events (connections created or closed, failed check-outs, pool clears) take
   a lock and keep their reasons;
 - figures are derived only when a snapshot is built: open = created - closed, idle
-  is read from pymongo's pools, in use = open - idle, waiting = check-outs begun
-  and not yet finished.
+  is read from pymongo's pools, in use = open - idle, waiting = check-outs waiting
+  because every connection is in use or being opened, connecting = connections being
+  opened.
+
+When a pymongo release has moved the internals those hooks need
+(:mod:`django_mongopool._pymongo`), the same counters are fed by pymongo's public
+connection-pool events instead (:class:`~django_mongopool.counting_pools.PoolEventCounter`,
+slower) and the gauges are derived from the events (:attr:`PoolMetrics.from_events`).
 
 One :class:`PoolMetrics` belongs to one client's pool (the sync client, or one
 event loop's async client); :class:`ProcessCounters` holds the figures of the
@@ -27,10 +35,11 @@ import time
 import weakref
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
-from time import monotonic
 from typing import Any
 
 from pymongo import monitoring
+
+from django_mongopool import _pymongo
 
 WAIT_SAMPLES = 1024  # recent check-out waits kept per server for percentiles
 BUDGET_WAIT_SECONDS = (
@@ -46,10 +55,19 @@ def value(counter: itertools.count[int]) -> int:
 @dataclass(eq=False)
 class _ServerCounters:
     owner: PoolMetrics
-    # Check-outs begun and finished (got a connection or failed): the difference is waiting.
+    checked_out: itertools.count[int] = field(default_factory=itertools.count)
+    # Waits for room in a full pool, begun and ended: the difference is "waiting".
+    waiting_started: itertools.count[int] = field(default_factory=itertools.count)
+    waiting_ended: itertools.count[int] = field(default_factory=itertools.count)
+    # New connections being opened, begun and ended: the difference is "connecting".
+    connect_started: itertools.count[int] = field(default_factory=itertools.count)
+    connect_ended: itertools.count[int] = field(default_factory=itertools.count)
+    # Fed by pool events only (PoolMetrics.from_events): check-outs begun and finished (got a
+    # connection or failed), check-ins, connections created and not yet ready.
     checkout_started: itertools.count[int] = field(default_factory=itertools.count)
     checkout_ended: itertools.count[int] = field(default_factory=itertools.count)
-    checked_out: itertools.count[int] = field(default_factory=itertools.count)
+    checked_in: itertools.count[int] = field(default_factory=itertools.count)
+    connecting_ids: set[int] = field(default_factory=set)
     waits: deque[float] = field(default_factory=lambda: deque(maxlen=WAIT_SAMPLES))  # seconds
     budget_waits: itertools.count[int] = field(default_factory=itertools.count)
     peak_in_use: int = 0  # raised on check-out without a lock: a high-water mark
@@ -59,6 +77,7 @@ class _ServerCounters:
     closed_by_reason: Counter[str] = field(default_factory=Counter)
     checkout_failed: int = 0
     failed_by_reason: Counter[str] = field(default_factory=Counter)
+    timed_out_operations: int = 0  # failed for want of a connection (a retried read: once)
     pool_cleared: int = 0
     budget_refusals: int = 0
     peak_open: int = 0
@@ -68,11 +87,10 @@ class _ServerCounters:
         down). ``idle`` is read from pymongo's pools."""
         return max(0, self.created - self.closed - idle)
 
-    def checked_out_now(self, started: float, checked_out: int) -> None:
-        """A check-out that began at ``started`` (``time.monotonic()``) got its connection;
-        ``checked_out`` is how many of the pool's connections are out now."""
+    def checked_out_now(self, wait: float, checked_out: int) -> None:
+        """A check-out got its connection after ``wait`` seconds; ``checked_out`` is how many of
+        the pool's connections are out now."""
         next(self.checked_out)
-        wait = monotonic() - started
         self.waits.append(wait)
         if checked_out > self.peak_in_use:  # then no more than the open connections
             in_use = min(checked_out, self.created - self.closed)
@@ -103,6 +121,10 @@ class ServerPoolSnapshot:
     wait_ms_max: float | None
     budget_waits: int = 0
     budget_refusals: int = 0
+    connecting: int = 0
+    # Operations that failed for want of a free connection (a read that pymongo retries after
+    # a check-out timeout counts once); checkout_failures counts every failed check-out.
+    checkout_timeouts: int = 0
 
     @property
     def checkout_failures_total(self) -> int:
@@ -128,6 +150,7 @@ class PoolMetrics:
     def __init__(self, name: str = "sync") -> None:
         self.name = name
         self.limited = False  # True while a fleet budget holds this pool below maxPoolSize
+        self.from_events = False  # fed by pymongo's public pool events (counting_pools)
         self._lock = threading.Lock()
         self._servers: dict[Any, _ServerCounters] = {}
         self._pools: weakref.WeakSet[Any] = weakref.WeakSet()  # pymongo pools feeding these
@@ -140,9 +163,10 @@ class PoolMetrics:
                 counters = self._servers.setdefault(address, _ServerCounters(self))
         return counters
 
-    def attach(self, pool: Any) -> _ServerCounters:
-        """A pymongo pool of this client (see counting_pools): its gauges are read from it."""
-        counters = self.server(pool.address)
+    def attach(self, pool: Any, address: Any) -> _ServerCounters:
+        """A pymongo pool of this client, for ``address`` (see counting_pools): its gauges are
+        read from it."""
+        counters = self.server(address)
         with self._lock:
             self._pools.add(pool)
         return counters
@@ -156,13 +180,40 @@ class PoolMetrics:
                 c.peak_in_use = c.in_use(gauges.get(address, 0))
 
     def _gauges(self) -> dict[Any, int]:
-        """Idle connections per server, read from the live pools now."""
+        """Idle connections per server, read from the live pools now (or, fed by events:
+        open connections neither checked out nor being opened)."""
+        if self.from_events:
+            with self._lock:
+                return {
+                    address: max(0, self._events_idle(c)) for address, c in self._servers.items()
+                }
         with self._lock:
-            live = [pool for pool in self._pools if not pool.closed]
+            pools = list(self._pools)
         idle: dict[Any, int] = {}
-        for pool in live:
-            idle[pool.address] = idle.get(pool.address, 0) + len(pool.conns)
+        for pool in pools:
+            gauge = _pymongo.idle_connections(pool)  # None once the pool is closed
+            if gauge is not None:
+                address, count = gauge
+                idle[address] = idle.get(address, 0) + count
         return idle
+
+    @staticmethod
+    def _events_idle(c: _ServerCounters) -> int:
+        out = value(c.checked_out) - value(c.checked_in)
+        return c.created - c.closed - out - len(c.connecting_ids)
+
+    def _waiting_and_connecting(self, c: _ServerCounters) -> tuple[int, int]:
+        if self.from_events:
+            # Events tell when a connection is being opened, not which check-out waits for it:
+            # a check-out in progress while no connection is being opened is waiting.
+            ended = value(c.checkout_ended)
+            in_progress = value(c.checkout_started) - ended
+            connecting = len(c.connecting_ids)
+            return max(0, in_progress - connecting), connecting
+        ended = value(c.waiting_ended)  # read first: a figure may be high, never negative
+        waiting = max(0, value(c.waiting_started) - ended)
+        ended = value(c.connect_ended)
+        return waiting, max(0, value(c.connect_started) - ended)
 
     def snapshot(self) -> tuple[ServerPoolSnapshot, ...]:
         gauges = self._gauges()
@@ -172,8 +223,7 @@ class PoolMetrics:
 
     def _server_snapshot(self, address: str, c: _ServerCounters, idle: int) -> ServerPoolSnapshot:
         waits = sorted(c.waits)
-        ended = value(c.checkout_ended)  # read first: waiting may be high, never negative
-        waiting = max(0, value(c.checkout_started) - ended)
+        waiting, connecting = self._waiting_and_connecting(c)
         open_ = c.created - c.closed
         idle = min(idle, open_)
         in_use = c.in_use(idle)
@@ -198,6 +248,8 @@ class PoolMetrics:
             wait_ms_max=round(waits[-1] * 1000, 3) if waits else None,
             budget_waits=value(c.budget_waits),
             budget_refusals=c.budget_refusals,
+            connecting=connecting,
+            checkout_timeouts=c.timed_out_operations,
         )
 
     # Rare events (locked).
@@ -211,12 +263,25 @@ class PoolMetrics:
             c.closed += 1
             c.closed_by_reason[reason] += 1
 
-    def checkout_failed(self, c: _ServerCounters, reason: str) -> None:
+    def checkout_failed(self, c: _ServerCounters, reason: str, retry: bool = False) -> None:
+        """A check-out failed for ``reason``; ``retry``: pymongo retrying an operation whose
+        previous check-out timed out (counted with the failed check-outs, not as another
+        timed-out operation)."""
         with self._lock:
             c.checkout_failed += 1
             c.failed_by_reason[reason] += 1
-            if self.limited and reason == "timeout":
-                c.budget_refusals += 1
+            if reason == "timeout" and not retry:
+                c.timed_out_operations += 1
+                if self.limited:
+                    c.budget_refusals += 1
+
+    def connecting(self, c: _ServerCounters, connection_id: int, opening: bool) -> None:
+        """(Pool events) connection ``connection_id`` is being opened, or no longer."""
+        with self._lock:
+            if opening:
+                c.connecting_ids.add(connection_id)
+            else:
+                c.connecting_ids.discard(connection_id)
 
     def pool_cleared(self, c: _ServerCounters) -> None:
         with self._lock:
@@ -277,6 +342,8 @@ class ProcessSnapshot:
     servers: tuple[ServerPoolSnapshot, ...]
     counters: dict[str, int]
     pool_count: int = 1  # the sync client's pool and one per running event loop's client
+    pool_figures_from: str = "pool hooks"  # or "connection pool events" (see metrics' docstring)
+    sessions_counted: bool = True  # False when pymongo's session internals moved
 
     @property
     def open(self) -> int:
@@ -289,6 +356,10 @@ class ProcessSnapshot:
     @property
     def waiting(self) -> int:
         return sum(server.waiting for server in self.servers)
+
+    @property
+    def connecting(self) -> int:
+        return sum(server.connecting for server in self.servers)
 
     @property
     def sessions_started(self) -> int:
@@ -321,10 +392,11 @@ class ProcessSnapshot:
             "open": self.open,
             "in_use": self.in_use,
             "waiting": self.waiting,
+            "connecting": self.connecting,
             "pools": self.pools,
-            "checkout_timeouts": sum(
-                server.checkout_failures.get("timeout", 0) for server in self.servers
-            ),
+            "checkout_timeouts": sum(server.checkout_timeouts for server in self.servers),
+            "pool_figures_from": self.pool_figures_from,
+            "sessions_counted": self.sessions_counted,
         }
 
 
@@ -336,4 +408,8 @@ def process_snapshot(counters: ProcessCounters, pools: list[PoolMetrics]) -> Pro
         servers=servers,
         counters=counters.as_dict(),
         pool_count=len(pools),
+        pool_figures_from=(
+            "connection pool events" if any(p.from_events for p in pools) else "pool hooks"
+        ),
+        sessions_counted=_pymongo.sessions_hooked,
     )

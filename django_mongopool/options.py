@@ -16,8 +16,9 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from pymongo import common
 from pymongo.errors import ConfigurationError, InvalidURI
-from pymongo.uri_parser_shared import _validate_uri, split_options
+from pymongo.uri_parser import split_options
 
+from django_mongopool import _pymongo
 from django_mongopool.redact import MASK, SECRET_OPTIONS, redact_uri, scrub, uri_secrets
 
 URI_SETTING = "MONGOPOOL_URI"
@@ -117,7 +118,7 @@ def _parse_uri(uri: Any, secrets: tuple[str, ...]) -> dict[str, Any]:
             f"{URI_SETTING} must be a string ({URI_FORM}), not {type(uri).__name__}."
         )
     try:
-        return _validate_uri(uri, validate=True, warn=False, normalize=True)
+        return _pymongo.parse_uri(uri)
     except (InvalidURI, ConfigurationError, ValueError, TypeError, KeyError) as exc:
         raise ImproperlyConfigured(
             f"{URI_SETTING} is not a valid MongoDB connection string: {scrub(str(exc), secrets)}. "
@@ -128,7 +129,7 @@ def _parse_uri(uri: Any, secrets: tuple[str, ...]) -> dict[str, Any]:
 def _uri_raw_options(uri: str) -> dict[str, Any]:
     """The URI's options as written, split the way pymongo splits them (``&`` or ``;``).
 
-    Only the options part is split here (as pymongo's ``_validate_uri`` does it), without
+    Only the options part is split here (as pymongo's own URI parser does it), without
     pymongo's checks across options: those ran on the validated parse already, and on raw
     strings they misread ``directConnection=false`` as true.
     """
@@ -139,7 +140,7 @@ def _uri_raw_options(uri: str) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a repeated key: the last wins, as in pymongo
         options = split_options(query, validate=False, warn=True, normalize=False)
-    return {options.cased_key(key): value for key, value in options.items()}  # type: ignore[attr-defined]
+    return _pymongo.as_written(options)
 
 
 def _user_options(raw: Any) -> dict[str, Any]:

@@ -128,11 +128,11 @@ def _django_configured() -> bool:
 
 @pytest.fixture(scope="session")
 def mongopool_server() -> Iterator[MongoServer]:
-    from pymongo.uri_parser_shared import _validate_uri
+    from django_mongopool._pymongo import parse_uri
 
     url = os.environ.get("MONGOPOOL_TEST_URL")
     if url:
-        nodes = _validate_uri(url)["nodelist"]
+        nodes = parse_uri(url)["nodelist"]
         yield MongoServer(url=url, ports={port for _host, port in nodes})
         return
     from django_mongopool.testing.ferretdb import FerretDB

@@ -28,8 +28,8 @@ import pymongo
 from bson.errors import BSONError
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure, PyMongoError
-from pymongo.uri_parser_shared import _validate_uri
 
+from django_mongopool import _pymongo
 from django_mongopool.budget import percent
 from django_mongopool.client import get_client, get_config
 from django_mongopool.fleet import UNTRUSTED_CODEC_OPTIONS
@@ -271,7 +271,7 @@ def member_client(address: str, timeout: float) -> MemberClient:
     """
     config = get_config()
     host, port = split_address(address)
-    parsed = _validate_uri(config.uri, validate=True, warn=False, normalize=True)
+    parsed = _pymongo.parse_uri(config.uri)
     kwargs: dict[str, Any] = {
         k: v
         for k, v in config.effective.items()
@@ -285,10 +285,8 @@ def member_client(address: str, timeout: float) -> MemberClient:
         kwargs["tls"] = True  # SRV implies TLS
     # The app's client knows where the user is defined (the URI's database, authSource, or
     # an SRV TXT record that a member connection would lose): use the same.
-    pool_options = getattr(get_client().options, "pool_options", None)
-    credentials = getattr(pool_options, "_credentials", None)
-    source = getattr(credentials, "source", None)
-    if isinstance(source, str) and getattr(credentials, "username", None):
+    source = _pymongo.auth_source(get_client(), parsed)
+    if source is not None:
         kwargs["authSource"] = source
     kwargs.update(
         directConnection=True,

@@ -1,9 +1,11 @@
 """Sessions of the app's clients that count themselves: started when they first run a command.
 
 pymongo creates a ``ClientSession`` without any I/O and gives it a server session
-only when it first runs a command (``_materialize``); these subclasses count a
-session as started at that moment and as ended when it ends, so a
-``request.mongo_session`` that a view never used counts nothing.
+only when it first runs a command; the counted classes here count a session as
+started at that moment and as ended when it ends, so a ``request.mongo_session``
+that a view never used counts nothing. The hooks doing so are pymongo internals,
+installed by :func:`django_mongopool._pymongo.verify` once it has checked them; on a
+pymongo that moved one, sessions work as pymongo's own and are not counted (check W011).
 
 ``request.mongo_session`` goes one step further (:class:`RequestSession`): it is a
 ``ClientSession`` whose pymongo state is built the first time anything reads it, so
@@ -17,57 +19,30 @@ from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.client_session import ClientSession
-from pymongo.client_session_shared import SessionOptions, _EmptyServerSession
 
-from django_mongopool import leaks
+from django_mongopool import _pymongo, leaks
 from django_mongopool.metrics import ProcessCounters
 
 
-def _ran_a_command(session: Any) -> bool:
-    server_session = session._server_session  # None once ended, empty until it ran a command
-    return server_session is not None and not isinstance(server_session, _EmptyServerSession)
-
-
-def _counting_materialize(base: Any) -> Any:
-    """pymongo's ``_materialize`` (``base``, read when this module is imported), counting the
-    session as started the first time."""
-
-    # Runs for every command on the session: one frame, pymongo's own method called directly.
-    def _materialize(self: Any, logical_session_timeout_minutes: int | None = None) -> None:
-        if isinstance(self._server_session, _EmptyServerSession):
-            base(self, logical_session_timeout_minutes)
-            next(self._mongopool_counters.sessions_started)
-
-    return _materialize
-
-
 class CountedClientSession(ClientSession):
-    _mongopool_counters: ProcessCounters
-    _materialize = _counting_materialize(ClientSession._materialize)
+    """Counts itself in ``_mongopool_counters`` (hooks installed by ``_pymongo.verify``)."""
 
-    def _end_session(self, lock: bool) -> None:
-        ran = _ran_a_command(self)
-        ClientSession._end_session(self, lock)
-        if ran:
-            next(self._mongopool_counters.sessions_ended)
+    _mongopool_counters: ProcessCounters
 
 
 class CountedAsyncClientSession(AsyncClientSession):
     _mongopool_counters: ProcessCounters
-    _materialize = _counting_materialize(AsyncClientSession._materialize)
 
-    async def _end_session(self, lock: bool) -> None:
-        ran = _ran_a_command(self)
-        await AsyncClientSession._end_session(self, lock)
-        if ran:
-            next(self._mongopool_counters.sessions_ended)
+
+_pymongo.register_session_class(CountedClientSession, is_async=False)
+_pymongo.register_session_class(CountedAsyncClientSession, is_async=True)
 
 
 def _report_if_unended(self: Any) -> None:
     """``__del__`` of a session started outside any request: reported if it is garbage-collected
     without having been ended. Only such sessions have a finalizer (the class is chosen when the
     session is made: swapping it afterwards would slow every attribute read pymongo makes)."""
-    if self._mongopool_site is None or self._server_session is None:  # set, or ended
+    if self._mongopool_site is None or self.has_ended:
         return
     try:
         self._mongopool_counters.count("leaked_sessions")
@@ -124,7 +99,7 @@ class RequestSession(CountedClientSession):
             raise AttributeError(name)
         client, ended = scope.session_client()
         try:
-            ClientSession.__init__(self, client, _EmptyServerSession(), _DEFAULT_OPTIONS, False)
+            _pymongo.build_session(self, client)
         except BaseException as exc:
             state = vars(self)  # never half-built
             state.clear()
@@ -135,13 +110,9 @@ class RequestSession(CountedClientSession):
         counters = getattr(client, "_mongopool_counters", None)
         self._mongopool_counters = counters if counters is not None else ProcessCounters()
         if ended or not scope.adopt(self):  # ended before, or while it was being built
-            self._server_session = None  # pymongo's "ended"
+            _pymongo.mark_ended(self)
         self._mongopool_unused = False
         return getattr(self, name)
-
-
-# pymongo only reads a session's options: the default ones can be shared (the request path).
-_DEFAULT_OPTIONS = SessionOptions()
 
 
 def start(
@@ -153,7 +124,6 @@ def start(
         cls: type = WatchedAsyncClientSession if is_async else WatchedClientSession
     else:
         cls = CountedAsyncClientSession if is_async else CountedClientSession
-    opts = SessionOptions(**options) if options else _DEFAULT_OPTIONS
-    session = cls(client, _EmptyServerSession(), opts, False)
+    session = _pymongo.new_session(cls, client, options)
     session._mongopool_counters = counters
     return session

@@ -12,6 +12,13 @@ share waits like any request on a full pool and gets the usual 503 +
 connections. Idle connections above a shrunken share are closed by the
 background thread within :data:`TRIM_SECONDS`. No request is dropped or hangs
 because the share changed.
+
+Resizing needs pymongo internals (the pools' ``max_pool_size``, ``size_cond``, idle
+connections). On a pymongo where :func:`django_mongopool._pymongo.verify` finds one moved,
+the budget is *refused* rather than pretending to limit: it is logged once as an error,
+system check E010 names what moved, :func:`report` says ``active: False``, and no pool is
+ever resized, so every pool keeps the size it was built with, ``MONGOPOOL_FLEET_MIN_SHARE``
+(pymongo's own ``maxPoolSize``, which needs no internal).
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from typing import Any
 
 from pymongo.monitoring import ConnectionClosedReason
 
-from django_mongopool import budget, pools
+from django_mongopool import _pymongo, budget, pools
 from django_mongopool.async_client import loop_clients
 from django_mongopool.client import built_client
 from django_mongopool.conf import conf
@@ -49,13 +56,29 @@ _lock = threading.Lock()
 _state = ShareState()
 _warned_unreadable = False
 _warned_too_small = False
+_logged_refusal = False
 
 
-def _client_pools(client: Any) -> list[Any]:
-    """pymongo's pool objects of one client (one per known server); empty before it connects."""
-    topology = getattr(client, "_topology", None)
-    servers = getattr(topology, "_servers", None) or {}
-    return [server.pool for server in list(servers.values()) if hasattr(server, "pool")]
+def refused() -> str | None:
+    """Why the budget cannot run on this pymongo (what moved), or None when it can."""
+    feature = _pymongo.status().feature("fleet_budget")
+    return None if feature.ok else feature.summary()
+
+
+def _refuse(reason: str) -> None:
+    """Log the refusal once per process."""
+    global _logged_refusal
+    if _logged_refusal:
+        return
+    _logged_refusal = True
+    logger.error(
+        "Fleet budget refused: pymongo %s does not have the pool internals the budget resizes "
+        "(%s). No pool is resized; each keeps MONGOPOOL_FLEET_MIN_SHARE = %d connection(s) per "
+        "server. See system check django_mongopool.E010.",
+        _pymongo.status().pymongo_version,
+        reason,
+        conf.fleet_min_share,
+    )
 
 
 def _all_pools() -> list[tuple[Any, bool]]:
@@ -63,9 +86,9 @@ def _all_pools() -> list[tuple[Any, bool]]:
     found: list[tuple[Any, bool]] = []
     sync = built_client()
     if sync is not None:
-        found += [(pool, True) for pool in _client_pools(sync)]
+        found += [(pool, True) for pool in _pymongo.client_pools(sync)]
     for loop_client in loop_clients():
-        found += [(pool, False) for pool in _client_pools(loop_client)]
+        found += [(pool, False) for pool in _pymongo.client_pools(loop_client)]
     return found
 
 
@@ -75,17 +98,12 @@ def _pool_count() -> int:
 
 def apply(share: int) -> None:
     """Set every pool's limit to ``share``; wake waiters when it grows; trim when it shrinks."""
+    reason = refused()
+    if reason is not None:
+        _refuse(reason)
+        return
     for pool, is_sync in _all_pools():
-        if is_sync:
-            with pool.size_cond:
-                grew = share > pool.max_pool_size
-                pool.max_pool_size = share
-                if grew:
-                    pool.size_cond.notify_all()
-        else:
-            # An asyncio condition cannot be notified from this thread: waiters re-check
-            # on the next check-in, or give up after waitQueueTimeoutMS.
-            pool.max_pool_size = share
+        _pymongo.set_pool_limit(pool, share, is_sync)
     _mark_limited(share)
     trim()
 
@@ -98,17 +116,12 @@ def _mark_limited(share: int) -> None:
 
 def trim() -> int:
     """Close idle connections of sync pools above their limit; return how many were closed."""
+    if refused() is not None:
+        return 0
     closed = 0
     for pool, is_sync in _all_pools():
-        if not is_sync:
-            continue  # async pools shed idle connections through maxIdleTimeMS
-        extra = []
-        with pool.lock:
-            while pool.conns and len(pool.conns) + pool.active_sockets > pool.max_pool_size:
-                extra.append(pool.conns.pop())
-        for conn in extra:
-            conn.close_conn(ConnectionClosedReason.IDLE)
-        closed += len(extra)
+        if is_sync:  # async pools shed idle connections through maxIdleTimeMS
+            closed += _pymongo.trim_idle(pool, ConnectionClosedReason.IDLE)
     return closed
 
 
@@ -117,6 +130,10 @@ def update(live_processes: int) -> int | None:
     global _warned_unreadable, _warned_too_small
     fleet_budget = conf.fleet_budget
     if fleet_budget is None:
+        return None
+    reason = refused()
+    if reason is not None:
+        _refuse(reason)
         return None
     max_pool = conf.client_config.max_pool_size
     pools_here = _pool_count()
@@ -151,6 +168,10 @@ def fleet_unreadable(reason: str) -> int | None:
     global _warned_unreadable
     fleet_budget = conf.fleet_budget
     if fleet_budget is None:
+        return None
+    refusal = refused()
+    if refusal is not None:
+        _refuse(refusal)
         return None
     with _lock:
         known = _state.share is not None and not _state.source.startswith("minimum")
@@ -192,14 +213,23 @@ def report() -> dict[str, Any] | None:
     fleet_budget = conf.fleet_budget
     if fleet_budget is None:
         return None
+    reason = refused()
     with _lock:
         state = asdict(_state)
-    if state["share"] is None:
+    if state["share"] is None or reason is not None:
         state.update(
             budget=fleet_budget,
             share=min(conf.fleet_min_share, conf.client_config.max_pool_size),
             max_pool_size=conf.client_config.max_pool_size,
             source="minimum share (fleet not seen yet)",
+        )
+    state["active"] = reason is None
+    if reason is not None:
+        state.update(
+            live_processes=None,
+            updated_at=None,
+            source=f"refused on pymongo {_pymongo.status().pymongo_version}, pools stay at "
+            f"the minimum share (check E010): {reason}",
         )
     snapshot = pools.snapshot()
     state["waits"] = sum(s.budget_waits for s in snapshot.servers)
@@ -209,15 +239,15 @@ def report() -> dict[str, Any] | None:
 
 def forget() -> None:
     """A new client (settings change): the share is unknown again."""
-    global _state, _warned_unreadable
+    global _state, _warned_unreadable, _logged_refusal
     with _lock:
         _state = ShareState()
-        _warned_unreadable = False
+        _warned_unreadable = _logged_refusal = False
 
 
 def forget_after_fork() -> None:
     """In a forked child: a lock held at fork time is replaced, never acquired."""
-    global _lock, _state, _warned_unreadable, _warned_too_small
+    global _lock, _state, _warned_unreadable, _warned_too_small, _logged_refusal
     _lock = threading.Lock()
     _state = ShareState()
-    _warned_unreadable = _warned_too_small = False
+    _warned_unreadable = _warned_too_small = _logged_refusal = False

@@ -9,8 +9,13 @@ import sys
 import threading
 from pathlib import Path
 
+import django
 import psutil
 from pymongo import monitoring
+
+# ADMINS for the error e-mail tests: Django 6.0+ takes addresses and deprecates (name, address)
+# pairs (an error under Django 6.1, which warns); Django 5.2 takes only the pairs.
+ADMINS = ["ops@example.com"] if django.VERSION >= (6, 0) else [("Ops", "ops@example.com")]
 
 # pymongo keeps up to two monitor connections per server (monitor + RTT monitor).
 MONITORS_PER_SERVER = 2

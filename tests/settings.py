@@ -48,3 +48,7 @@ TEMPLATES = [
 
 MONGOPOOL_URI = "mongodb://127.0.0.1:9/mongopool_test"
 MONGOPOOL_CLIENT_OPTIONS = {"serverSelectionTimeoutMS": 1500, "waitQueueTimeoutMS": 1000}
+
+# Django 6.1 replaces EMAIL_BACKEND by MAILERS and warns (an error here) when a project sends
+# e-mail without it; earlier Djangos ignore the setting. The error e-mail tests send to ADMINS.
+MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}

@@ -20,6 +20,7 @@ from django.urls import reverse
 from mockupdb import OpMsg
 from prometheus_client.parser import text_string_to_metric_families
 
+from django_mongopool import heartbeat
 from django_mongopool.terminal import safe
 from tests.test_audit_members import _cursor, _start, point_at  # noqa: F401 (fixture)
 
@@ -76,9 +77,11 @@ def _beat(**fields: Any) -> dict[str, Any]:
 
 
 def _heartbeats(server: Any, docs: list[dict[str, Any]]) -> None:
+    # Signed with the app's key: what they test is how their values are read.
+    signed = [heartbeat.sign(dict(doc)) for doc in docs]
     server.mock.autoresponds(
         OpMsg("find", "mongopool_heartbeats"),
-        {"ok": 1, "cursor": {"id": 0, "ns": "shop.mongopool_heartbeats", "firstBatch": docs}},
+        {"ok": 1, "cursor": {"id": 0, "ns": "shop.mongopool_heartbeats", "firstBatch": signed}},
     )
 
 

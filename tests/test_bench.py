@@ -112,3 +112,33 @@ def test_instruction_harness_smoke_run(tmp_path, mongo_server):
     assert set(results["mongodb"]["instructions_per_unit"]) == {"plain", "app"}
     text = (tmp_path / "instructions.md").read_text()
     assert "within 2% of no middleware" in text and "within 3% of a plain MongoClient" in text
+
+
+def test_checkout_wait_smoke_run(mongo_server):
+    """bench/checkout_wait.py: both paths answer 503; the read fails two check-outs and counts
+    one check-out timeout, the write one of each (counts, not timings)."""
+    environment = {**os.environ, "MONGOPOOL_TEST_URL": mongo_server.url}
+    environment.pop("DJANGO_SETTINGS_MODULE", None)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "checkout_wait.py"),
+            "--wait-ms",
+            "50",
+            "--rounds",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    assert report["w002_worst_wait_ms"] == {"read": 100.0, "write": 50.0}
+    for path, failed in (("read", 2), ("write", 1)):
+        entry = report[path]
+        assert entry["statuses"] == [503]
+        assert (entry["failed_checkouts"], entry["checkout_timeouts"]) == (failed, 1)
+        assert entry["responses_503"] == 1

@@ -84,6 +84,29 @@ def test_w002_long_waits(settings, option):
     assert _ids() == {"django_mongopool.W002"}
 
 
+@pytest.mark.parametrize(
+    ("options", "fires"),
+    [
+        ({"waitQueueTimeoutMS": 20_000}, True),  # a read waits 2 x 20 s: pymongo retries it
+        ({"waitQueueTimeoutMS": 15_000}, False),
+        ({"waitQueueTimeoutMS": 20_000, "retryReads": False}, False),
+        ({"waitQueueTimeoutMS": 20_000, "timeoutMS": 25_000}, False),  # the whole operation
+    ],
+)
+def test_w002_counts_a_reads_second_wait(settings, options, fires):
+    settings.MONGOPOOL_CLIENT_OPTIONS = options
+    messages = [m for m in checks.run_checks(tags=["django_mongopool"])]
+    assert [m.id for m in messages] == (["django_mongopool.W002"] if fires else [])
+    if fires:
+        assert "a read waits up to 40 s and a write up to 20 s" in messages[0].msg
+
+
+def test_w002_reads_the_uri_spelling_of_retry_reads(settings):
+    settings.MONGOPOOL_URI = "mongodb://127.0.0.1:9/db?retryReads=false"
+    settings.MONGOPOOL_CLIENT_OPTIONS = {"waitQueueTimeoutMS": 20_000}
+    assert _ids() == set()
+
+
 def test_w003_no_appname(settings):
     settings.MONGOPOOL_CLIENT_OPTIONS = {"appname": None}
     assert _ids() == {"django_mongopool.W003"}

@@ -15,7 +15,7 @@ from django.test import Client
 from django_mongopool.exceptions import LeakedSessionError
 from django_mongopool.scope import RequestScope
 from django_mongopool.stray import StrayClientError, StrayClientWarning
-from tests.helpers import closed_port
+from tests.helpers import ADMINS, closed_port
 
 # --- 13: a stray client is reported once per source location (every time in "raise") ---
 
@@ -78,7 +78,7 @@ def test_debug_500_page_shows_no_credential(settings, credentials):
 @pytest.mark.urls("tests.hardening_urls")
 def test_error_mails_to_admins_carry_no_credential(settings, credentials, mailoutbox):
     settings.DEBUG = False
-    settings.ADMINS = [("Ops", "ops@example.com")]
+    settings.ADMINS = ADMINS
     client = Client(raise_request_exception=False)
     assert client.get("/h/boom/", MONGODB_URL=URI).status_code == 500
     assert len(mailoutbox) == 1
@@ -92,7 +92,7 @@ def test_error_mails_to_admins_carry_no_credential(settings, credentials, mailou
 @pytest.mark.urls("tests.hardening_urls")
 def test_503s_send_no_mail(settings, credentials, mailoutbox):
     settings.DEBUG = False
-    settings.ADMINS = [("Ops", "ops@example.com")]
+    settings.ADMINS = ADMINS
     client = Client(raise_request_exception=False)
     assert client.get("/h/unavailable/").status_code == 503  # the middleware's 503
     assert client.get("/mongopool/ready").status_code == 503  # the probe: nothing listens on :9
@@ -418,7 +418,7 @@ def test_w101_without_credentials_does_not_speak_of_credentials(settings):
 
 @pytest.mark.urls("tests.hardening_urls")
 def test_database_error_from_a_pymongo_timeout_is_503(settings, offline, mailoutbox, fresh_503_log):
-    settings.ADMINS = [("Ops", "ops@example.com")]
+    settings.ADMINS = ADMINS
     response = Client(raise_request_exception=False).get("/h/orm-wrapped/")
     assert response.status_code == 503
     assert response["Retry-After"]

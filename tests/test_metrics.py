@@ -29,17 +29,17 @@ class FakePool:
 def test_counters_and_gauges():
     metrics = PoolMetrics()
     pool = FakePool(idle=1)
-    c = metrics.attach(pool)
-    now = time.monotonic()
+    c = metrics.attach(pool, ADDR)
     for _ in range(3):
         metrics.connection_created(c)
     for n, wait in enumerate((0.002, 0.004, 0.006), start=1):
-        next(c.checkout_started)
-        next(c.checkout_ended)
-        c.checked_out_now(now - wait, checked_out=n)
-    next(c.checkout_started)  # a check-out still waiting
-    next(c.checkout_started)
-    next(c.checkout_ended)
+        c.checked_out_now(wait, checked_out=n)
+    next(c.waiting_started)  # a check-out still waiting for room in the pool
+    next(c.waiting_started)  # one that waited and gave up
+    next(c.waiting_ended)
+    next(c.connect_started)  # a connection being opened
+    next(c.connect_started)  # one opened
+    next(c.connect_ended)
     metrics.checkout_failed(c, "timeout")
     metrics.connection_closed(c, "stale")
     metrics.pool_cleared(c)
@@ -47,10 +47,11 @@ def test_counters_and_gauges():
     (server,) = metrics.snapshot()
     assert (server.pool, server.address) == ("sync", "db:27017")
     assert server.open == 2
-    assert (server.idle, server.in_use, server.waiting) == (1, 1, 1)
+    assert (server.idle, server.in_use, server.waiting, server.connecting) == (1, 1, 1, 1)
     assert server.checkouts == 3
     assert server.checkout_failures == {"timeout": 1}
     assert server.checkout_failures_total == 1
+    assert server.checkout_timeouts == 1
     assert server.connections_created == 3
     assert server.connections_closed == {"stale": 1}
     assert server.pool_clears == 1
@@ -63,7 +64,7 @@ def test_counters_and_gauges():
 def test_closed_pools_are_not_read():
     metrics = PoolMetrics()
     pool = FakePool(idle=2)
-    c = metrics.attach(pool)
+    c = metrics.attach(pool, ADDR)
     metrics.connection_created(c)
     metrics.connection_created(c)
     assert metrics.snapshot()[0].idle == 2
@@ -74,23 +75,40 @@ def test_closed_pools_are_not_read():
 
 def test_empty_metrics_have_no_percentiles():
     metrics = PoolMetrics()
-    metrics.attach(FakePool())
+    metrics.attach(FakePool(), ADDR)
     (server,) = metrics.snapshot()
     assert server.wait_ms_p99 is None
 
 
 def test_budget_waits_and_refusals_count_only_while_limited():
     metrics = PoolMetrics()
-    c = metrics.attach(FakePool())
-    c.checked_out_now(time.monotonic() - 0.05, checked_out=1)
+    c = metrics.attach(FakePool(), ADDR)
+    c.checked_out_now(0.05, checked_out=1)
     metrics.checkout_failed(c, "timeout")
     metrics.limited = True
-    c.checked_out_now(time.monotonic() - 0.05, checked_out=1)
-    c.checked_out_now(time.monotonic(), checked_out=1)  # no real wait: not a budget wait
+    c.checked_out_now(0.05, checked_out=1)
+    c.checked_out_now(0.0, checked_out=1)  # no real wait: not a budget wait
     metrics.checkout_failed(c, "timeout")
+    metrics.checkout_failed(c, "timeout", retry=True)  # pymongo's retry of that read
     metrics.checkout_failed(c, "connectionError")
     (server,) = metrics.snapshot()
     assert (server.budget_waits, server.budget_refusals) == (1, 1)
+
+
+def test_a_retried_check_out_timeout_counts_one_timed_out_operation():
+    """pymongo retries a read once after a check-out timeout: two failed check-outs, one
+    operation that failed for want of a connection (the 503 it gives)."""
+    metrics = PoolMetrics()
+    c = metrics.attach(FakePool(), ADDR)
+    metrics.checkout_failed(c, "timeout")  # a write: not retried
+    metrics.checkout_failed(c, "timeout")  # a read ...
+    metrics.checkout_failed(c, "timeout", retry=True)  # ... and its retry
+    metrics.checkout_failed(c, "connectionError")
+    (server,) = metrics.snapshot()
+    assert server.checkout_failures == {"timeout": 3, "connectionError": 1}
+    assert server.checkout_timeouts == 2
+    snapshot = process_snapshot(ProcessCounters(), [metrics])
+    assert snapshot.as_dict()["checkout_timeouts"] == 2
 
 
 def test_command_counter_counts_success_and_failure():
@@ -104,9 +122,9 @@ def test_command_counter_counts_success_and_failure():
 
 
 def _one_connection_checked_out(metrics: PoolMetrics, address: tuple[str, int]) -> None:
-    c = metrics.attach(FakePool(address))
+    c = metrics.attach(FakePool(address), address)
     metrics.connection_created(c)
-    c.checked_out_now(time.monotonic(), checked_out=1)
+    c.checked_out_now(0.0, checked_out=1)
 
 
 def test_totals_across_servers_and_pools():
@@ -127,15 +145,13 @@ def test_totals_across_servers_and_pools():
 def test_the_check_out_hook_takes_no_lock():
     """Check-out: counters only (the lock is for rare events and snapshots)."""
     metrics = PoolMetrics()
-    c = metrics.attach(FakePool())
+    c = metrics.attach(FakePool(), ADDR)
     metrics.connection_created(c)
     metrics.connection_created(c)
     metrics._lock.acquire()  # a held lock would block a locking hook forever
     try:
-        next(c.checkout_started)
-        next(c.checkout_ended)
-        c.checked_out_now(time.monotonic(), checked_out=1)
-        c.checked_out_now(time.monotonic(), checked_out=3)  # capped at the open connections
+        c.checked_out_now(0.0, checked_out=1)
+        c.checked_out_now(0.0, checked_out=3)  # capped at the open connections
     finally:
         metrics._lock.release()
     (server,) = metrics.snapshot()
@@ -144,8 +160,8 @@ def test_the_check_out_hook_takes_no_lock():
 
 def test_the_sync_pools_check_out_records_what_checked_out_now_records(monkeypatch):
     """CountingPool._get_conn, around pymongo's own step (stubbed here), gives the same figures
-    as the counters' checked_out_now alone, check-out by check-out, and counts a failed one
-    as begun and finished only."""
+    as the counters' checked_out_now alone, check-out by check-out, and counts nothing for a
+    failed one (pymongo's telemetry reports the failure)."""
     from pymongo.errors import AutoReconnect
     from pymongo.pool_options import PoolOptions
     from pymongo.synchronous.pool import Pool
@@ -154,7 +170,7 @@ def test_the_sync_pools_check_out_records_what_checked_out_now_records(monkeypat
 
     inline, reference = PoolMetrics(), PoolMetrics()
     pool = pool_class(inline, is_async=False)(ADDR, PoolOptions())
-    counted, expected = pool._mongopool, reference.attach(FakePool())
+    counted, expected = pool._mongopool, reference.attach(FakePool(), ADDR)
     for metrics, c in ((inline, counted), (reference, expected)):
         metrics.limited = True
         metrics.connection_created(c)
@@ -172,15 +188,11 @@ def test_the_sync_pools_check_out_records_what_checked_out_now_records(monkeypat
         for started, active in ((now - 0.05, 1), (now, 3), (now, 0), (now - 0.05, 2)):
             pool.active_sockets = active
             assert pool._get_conn(started) == "conn"
-            next(expected.checkout_started)
-            next(expected.checkout_ended)
-            expected.checked_out_now(started, active)
+            expected.checked_out_now(time.monotonic() - started, active)
             assert counted.peak_in_use == expected.peak_in_use  # after each check-out
         failing = True
         with pytest.raises(AutoReconnect):
             pool._get_conn(now)
-        next(expected.checkout_started)
-        next(expected.checkout_ended)
     finally:
         monkeypatch.undo()
         pool.close()

@@ -23,6 +23,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import django
 import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
@@ -31,6 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "django_mongopool"
 CONSTRAINTS = ROOT / ".ci" / "oldest-constraints.txt"
 CACHE = Path(os.environ.get("MONGOPOOL_CACHE_DIR", ROOT / ".cache"))
+VERSIONS_OF_DJANGO_AND_BACKEND = (
+    "from importlib.metadata import version; "
+    "print(version('Django'), version('django-mongodb-backend'))"
+)
 
 
 def _run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
@@ -139,14 +144,16 @@ def test_wheel_registers_the_pytest_plugin(dist):
 
 
 def _wheel_venv(wheel: Path) -> Path:
-    """A venv with only the wheel and django-environ installed, cached by the wheel's contents.
+    """A venv with only the wheel with its ``orm`` extra, the Django this suite runs on, and
+    django-environ, cached by the wheel's contents and the Python and Django versions.
 
     The key hashes the wheel's RECORD (every file's sha256), so an unchanged tree reuses the
     venv and any change gets a new one, built from scratch.
     """
     with zipfile.ZipFile(wheel) as zf:
         (record,) = [n for n in zf.namelist() if n.endswith(".dist-info/RECORD")]
-        key = hashlib.sha256(zf.read(record)).hexdigest()[:16]
+        versions = f"{sys.version_info[:2]} {django.__version__}".encode()
+        key = hashlib.sha256(zf.read(record) + versions).hexdigest()[:16]
     venv = CACHE / f"wheel-venv-{key}"
     python = venv / "bin" / "python"
     if not (venv / ".installed").exists():
@@ -159,7 +166,17 @@ def _wheel_venv(wheel: Path) -> Path:
             "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         }
         _run(
-            [str(python), "-m", "pip", "install", "--quiet", str(wheel), "django-environ"], env=env
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                f"{wheel}[orm]",
+                f"Django=={django.__version__}",
+                "django-environ",
+            ],
+            env=env,
         )
         (venv / ".installed").write_text(wheel.name + "\n")
     return python
@@ -179,5 +196,12 @@ def test_fresh_venv_with_only_the_wheel_passes_manage_py_check(dist, tmp_path):
         cwd=tmp_path,
     )
     assert where.stdout.startswith(str(python.parents[1])), where.stdout
+    # The package installs beside this Django (no downgrade, no resolver error), and the orm
+    # extra brought the django-mongodb-backend of the same feature release.
+    versions = _run(
+        [str(python), "-c", VERSIONS_OF_DJANGO_AND_BACKEND], env=env, cwd=tmp_path
+    ).stdout.split()
+    assert versions[0] == django.__version__
+    assert versions[1].split(".")[:2] == django.__version__.split(".")[:2], versions
     result = _run([str(python), str(manage), "check"], env=env, cwd=tmp_path)
     assert "System check identified" in result.stdout, result.stdout + result.stderr

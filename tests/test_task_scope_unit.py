@@ -25,17 +25,21 @@ def _default_role():
     roles.set_role(None)
 
 
+NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
+
+
 def _beat(**fields):
-    now = dt.datetime.now(dt.UTC)
-    return {
-        "_id": "h:1:x",
-        "host": "h",
-        "pid": 1,
-        "updated_at": now,
-        "interval": 10,
-        "max_pool_size": 5,
-        **fields,
-    }
+    return heartbeat.sign(
+        {
+            "_id": "h:1:x",
+            "host": "h",
+            "pid": 1,
+            "updated_at": NOW,
+            "interval": 10,
+            "max_pool_size": 5,
+            **fields,
+        }
+    )
 
 
 def test_heartbeats_carry_the_process_role():
@@ -45,14 +49,16 @@ def test_heartbeats_carry_the_process_role():
 
 
 def test_the_fleet_reads_roles_and_skips_beats_with_a_bogus_one():
-    now = dt.datetime.now(dt.UTC)
-    assert fleet.parse(_beat(role="worker"), now)["role"] == "worker"
-    assert fleet.parse(_beat(role="command"), now)["role"] == "command"
-    assert fleet.parse(_beat(), now)["role"] == "web"  # a beat from an older version
-    reading = fleet.read(
-        [_beat(role=bad) for bad in ("admin", 5, ["web"], {"$gt": ""}, None)] + [_beat()], now
-    )
+    assert "role" in fleet.FIELDS  # signed: a forged role is a forged beat
+    assert fleet.parse(_beat(role="worker"), NOW)["role"] == "worker"
+    assert fleet.parse(_beat(role="command"), NOW)["role"] == "command"
+    assert fleet.parse(_beat(), NOW)["role"] == "web"  # a beat from an older version
+    signed = [_beat(role=bad) for bad in ("admin", 5, ["web"], {"$gt": ""}, None)] + [_beat()]
+    reading = fleet.read(signed, NOW, secrets=heartbeat.secrets())
     assert reading.unreadable == 5 and [p["role"] for p in reading.processes] == ["web"]
+    tampered = {**_beat(role="web"), "role": "worker"}
+    reading = fleet.read([tampered], NOW, secrets=heartbeat.secrets())
+    assert reading.forged == 1 and not reading.processes
 
 
 def test_a_role_must_be_one_the_app_knows():

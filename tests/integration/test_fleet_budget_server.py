@@ -54,14 +54,16 @@ def _other_processes(count: int) -> None:
     now = dt.datetime.now(dt.UTC)
     heartbeat.collection().insert_many(
         [
-            {
-                "_id": f"other:{pid}:1",
-                "host": "other",
-                "pid": pid,
-                "interval": 1,
-                "updated_at": now,
-                "max_pool_size": MAX_POOL,
-            }
+            heartbeat.sign(
+                {
+                    "_id": f"other:{pid}:1",
+                    "host": "other",
+                    "pid": 1000 + pid,
+                    "interval": 1,
+                    "updated_at": now,
+                    "max_pool_size": MAX_POOL,
+                }
+            )
             for pid in range(count)
         ]
     )

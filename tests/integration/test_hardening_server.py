@@ -76,19 +76,23 @@ def test_a_beat_dated_an_hour_ahead_is_not_live_and_is_pruned(mongo, settings):
     from django_mongopool import fleet, heartbeat
 
     settings.MONGOPOOL_HEARTBEAT_SECONDS = 5
+    heartbeat.collection().drop()
     publisher = heartbeat.Publisher()
-    future = heartbeat.build_document("x", publisher.started_at, 0)
-    future["_id"] = "elsewhere:4242:0"
-    future["updated_at"] = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    ahead = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    # Signed with the app's key: a verified beat, dated an hour ahead of the server.
+    future = heartbeat.build_document("elsewhere:4242:0", publisher.started_at, 0, ahead)
     heartbeat.collection().insert_one(future)
 
-    reading = fleet.read(heartbeat.collection().find({}))
-    assert [p["id"] for p in reading.processes] == []
-    assert fleet.summary(reading)["alive"] == 0
+    assert heartbeat.read_fleet().processes == []  # not even fetched: outside the live window
+    every = fleet.read(
+        heartbeat.collection().find({}), dt.datetime.now(dt.UTC), secrets=heartbeat.secrets()
+    )
+    assert (every.processes, every.future, every.forged) == ([], [future["_id"]], 0)
+    assert fleet.summary(every)["future_dated"] == 1
 
     publisher.beat()
     assert heartbeat.collection().find_one({"_id": future["_id"]}) is None
-    live = [p["id"] for p in fleet.read(heartbeat.collection().find({})).processes]
+    live = [p["id"] for p in heartbeat.read_fleet().processes]
     assert live == [publisher.beat_id]
 
 

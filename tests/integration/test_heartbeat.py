@@ -45,15 +45,19 @@ def test_first_request_starts_the_publisher(mongo, settings):
     assert doc["app"] == "django-mongopool" and doc["interval"] == 1
     assert doc["options"]["maxPoolSize"] == 10
     assert "updated_at" in doc and doc["servers"]
-    if publisher.ttl_index:  # real MongoDB: the server expires old beats
-        indexes = heartbeat.collection().index_information()
-        assert indexes["mongopool_ttl"]["expireAfterSeconds"] >= 60
-    else:  # FerretDB v1 has no TTL indexes: the publisher prunes old beats itself
-        day_old = doc["updated_at"] - dt.timedelta(days=1)
-        heartbeat.collection().insert_one({"_id": "gone:1:1", "updated_at": day_old})
-        beats = publisher.beats
-        assert heartbeat.wait_for_beats(beats + 2)  # one full beat after the insert
-        assert heartbeat.collection().count_documents({"_id": "gone:1:1"}) == 0
+    assert len(doc["mac"]) == 64  # HMAC-SHA256 (verified in test_heartbeat_auth)
+    keys = [spec["key"] for spec in heartbeat.collection().index_information().values()]
+    assert [("updated_at", 1)] in [[tuple(k) for k in key] for key in keys]
+    # The publisher prunes beats no process can count: undated, and older than any window.
+    day_old = doc["updated_at"] - dt.timedelta(days=1)
+    heartbeat.collection().insert_many(
+        [{"_id": "gone:1:1", "updated_at": day_old}, {"_id": "undated:1:1"}]
+    )
+    beats = publisher.beats
+    assert heartbeat.wait_for_beats(beats + 2)  # one full beat after the insert
+    assert (
+        heartbeat.collection().count_documents({"_id": {"$in": ["gone:1:1", "undated:1:1"]}}) == 0
+    )
 
 
 def test_heartbeats_off_publish_nothing_but_history_is_sampled(mongo):

@@ -355,6 +355,14 @@ class Command(BaseCommand):
         if fleet is None:
             return
         self.section(f"Fleet ({fleet['alive']} live processes)")
+        if fleet.get("forged"):
+            ids = ", ".join(fleet["forged_ids"])
+            self.stdout.write(
+                self.style.WARNING(
+                    f"  {fleet['forged']} forged heartbeat document(s) ignored (their MAC does "
+                    f"not verify with this app's key): {safe(ids)}"
+                )
+            )
         if not fleet["processes"]:
             return
         self.table(
