@@ -27,7 +27,9 @@ from tests.integration.worker_processes import (
     worker_environment,
 )
 
-pytestmark = [pytest.mark.server, pytest.mark.reliability]
+# Not marked "reliability": the core tier of every leg runs it, so the backport (Django 5.2)
+# and django.tasks (Django 6) are both tested with real workers.
+pytestmark = [pytest.mark.server]
 
 BUDGET = 12  # 4 workers: a share of 1 pooled connection each, plus monitors
 WORKERS = 4
