@@ -72,6 +72,17 @@ def install_process_hooks() -> None:
         _hooks_installed = True
 
 
+def install_task_integrations() -> None:
+    """Celery's and Django's tasks framework's hooks, unless MONGOPOOL_TASK_INTEGRATION is False
+    (then nothing is connected); each is connected once, whatever calls this."""
+    from django_mongopool.conf import conf
+    from django_mongopool.contrib import celery, django_tasks
+
+    if conf.task_integration:
+        celery.install()  # when the project's Celery app has been imported
+        django_tasks.install()  # Django 6's django.tasks, or the django-tasks backport
+
+
 class MongoPoolConfig(AppConfig):
     name = "django_mongopool"
     verbose_name = "MongoDB connection pool"
@@ -93,3 +104,4 @@ class MongoPoolConfig(AppConfig):
         # manage.py command; anything malformed raises ImproperlyConfigured here.
         conf.validate_all()
         stray.sync_with_settings()
+        install_task_integrations()

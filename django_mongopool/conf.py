@@ -181,6 +181,7 @@ SETTINGS: Mapping[str, Setting] = {
         Setting("MONGOPOOL_STRAY_CLIENTS", "warn", _mode("MONGOPOOL_STRAY_CLIENTS")),
         Setting("MONGOPOOL_ALLOWED_CLIENT_MODULES", (), _module_list),
         Setting("MONGOPOOL_LEAKED_SESSIONS", "warn", _mode("MONGOPOOL_LEAKED_SESSIONS")),
+        Setting("MONGOPOOL_TASK_INTEGRATION", True, _boolean("MONGOPOOL_TASK_INTEGRATION")),
         Setting(
             "MONGOPOOL_SERVER_STATUS_CACHE_SECONDS",
             5,
@@ -324,6 +325,11 @@ class Conf:
     @property
     def leaked_sessions(self) -> Mode:
         return cast(Mode, self._get("MONGOPOOL_LEAKED_SESSIONS"))
+
+    @property
+    def task_integration(self) -> bool:
+        """False: Celery and Django's tasks framework run without the app's task scope."""
+        return cast(bool, self._get("MONGOPOOL_TASK_INTEGRATION"))
 
     @property
     def server_status_cache_seconds(self) -> float:

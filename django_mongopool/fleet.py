@@ -25,6 +25,7 @@ from bson.errors import BSONError
 from django.utils.crypto import salted_hmac
 
 from django_mongopool.budget import is_saturated
+from django_mongopool.roles import ROLES, WEB
 
 # How documents written by others are decoded: a date outside Python's range stays a
 # DatetimeMS (and is then refused as a date) and invalid UTF-8 is replaced, instead of
@@ -54,6 +55,7 @@ FIELDS = (
     "host",
     "pid",
     "app",
+    "role",
     "version",
     "started_at",
     "updated_at",
@@ -196,6 +198,14 @@ def _share(doc: Mapping[str, Any]) -> int | None:
     return _number(published, "share", MAX_GAUGE)
 
 
+def _role(doc: Mapping[str, Any]) -> str:
+    """web, worker or command (a beat without one is from a web process of an older version)."""
+    value = doc.get("role", WEB)
+    if value not in ROLES:
+        raise Unreadable("role")
+    return str(value)
+
+
 def _iso(value: dt.datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
@@ -220,6 +230,7 @@ def parse(
         "host": _text(doc, "host"),
         "pid": pid,
         "app": doc.get("app") if isinstance(doc.get("app"), str) else None,
+        "role": _role(doc),
         "started_at": _iso(started) if isinstance(started, dt.datetime) else None,
         "updated_at": _iso(updated),
         "age_seconds": round((now - updated).total_seconds(), 1),

@@ -1,7 +1,8 @@
 """The per-process background thread: pool history samples and fleet heartbeats.
 
 A daemon thread, started on the first request of each process (so forked
-workers start their own and manage.py commands publish nothing), records a
+workers start their own), by task workers and by commands that join the fleet
+(:mod:`django_mongopool.workers`; other commands publish nothing), records a
 sample of the pools every :data:`~django_mongopool.history.SAMPLE_SECONDS` for
 the page's chart and, when ``MONGOPOOL_HEARTBEAT_SECONDS`` > 0, upserts one
 small document per process into ``MONGOPOOL_HEARTBEAT_COLLECTION``. Each beat
@@ -34,7 +35,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import OperationFailure, PyMongoError
 
-from django_mongopool import __version__, fleet, history, pools, shares
+from django_mongopool import __version__, fleet, history, pools, roles, shares
 from django_mongopool.client import (
     active_test_clients,
     connected_before_fork,
@@ -143,6 +144,7 @@ def build_document(
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "app": config.appname,
+        "role": roles.current(),  # web, worker or command
         "version": __version__,
         "started_at": started_at,
         "updated_at": now or fleet.host_now(),

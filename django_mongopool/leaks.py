@@ -155,7 +155,8 @@ def report(leaks: list[Tracked], where: str, *, may_raise: bool = True) -> None:
     sites = ", ".join(t.site for t in leaks)
     message = (
         f"{len(leaks)} MongoDB session(s) started during {where} were not ended (started at "
-        f"{sites}). End them (use a 'with' block) or use request.mongo_session, which is always ended."
+        f"{sites}). End them (use a 'with' block) or use request.mongo_session (in a task: "
+        "task_session()), which is always ended."
     )
     if mode == "raise" and may_raise:
         raise LeakedSessionError(message)

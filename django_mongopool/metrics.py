@@ -22,7 +22,8 @@ slower) and the gauges are derived from the events (:attr:`PoolMetrics.from_even
 
 One :class:`PoolMetrics` belongs to one client's pool (the sync client, or one
 event loop's async client); :class:`ProcessCounters` holds the figures of the
-whole process (sessions, 503 responses, leaked sessions).
+whole process (sessions, 503 responses, tasks that met an outage, leaked
+sessions).
 """
 
 from __future__ import annotations
@@ -296,6 +297,7 @@ class ProcessCounters:
         "commands_succeeded",
         "commands_failed",
         "unavailable_responses",
+        "unavailable_tasks",  # tasks that met an outage (retried, or failed)
         "leaked_sessions",
     )
 

@@ -65,15 +65,19 @@ class RequestSessions(RequestScope):
     def open(cls, request: HttpRequest) -> RequestSessions:
         """Give ``request`` its ``mongo_session`` and ``amongo_session``; returns the scope."""
         sessions = cls()
-        if process_client.test_clients is None:
-            session = new_object(RequestSession)  # pymongo's __init__ runs on first use
-            session._mongopool_scope = sessions
-        else:
-            session = sessions.start_test_session()
-        request.mongo_session = session  # type: ignore[attr-defined]
+        request.mongo_session = sessions.lazy_session()  # type: ignore[attr-defined]
         # Finds this scope in the context: nothing to allocate per request.
         request.amongo_session = amongo_session  # type: ignore[attr-defined]
         return sessions
+
+    def lazy_session(self) -> Any:
+        """This scope's ``mongo_session``: pymongo's ``__init__`` runs on first use (the
+        mongomock tier's session is made at once)."""
+        if process_client.test_clients is None:
+            session = new_object(RequestSession)
+            session._mongopool_scope = self
+            return session
+        return self.start_test_session()
 
     def start_test_session(self) -> Any:
         """The mongomock tier (``client.use_test_client``) hands out its own session."""
@@ -167,10 +171,11 @@ class RequestSessions(RequestScope):
         found = leaks.leaked(self.tracked or [])
         if found:
             process_counters().count("leaked_sessions", len(found))
-            where = (
-                f"{request.method} {request.path}" if request is not None else "a streamed response"
-            )
-            leaks.report(found, where, may_raise=may_raise)
+            leaks.report(found, self.describe(request), may_raise=may_raise)
+
+    def describe(self, request: HttpRequest | None) -> str:
+        """What this scope is, in a leak report."""
+        return f"{request.method} {request.path}" if request is not None else "a streamed response"
 
 
 async def amongo_session() -> Any:
@@ -206,7 +211,8 @@ class MongoSessionMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:
             return self.__acall__(request)
-        # RequestSessions.open(), inlined: this runs for every request (bench/instructions.py).
+        # RequestSessions.open() and lazy_session(), inlined: this runs for every request
+        # (bench/instructions.py).
         sessions = RequestSessions()
         if process_client.test_clients is None:
             session = new_object(RequestSession)

@@ -49,8 +49,9 @@ def unavailable_cause(exc: BaseException) -> PyMongoError | None:
 class _RateLimitedLog:
     """One WARNING per interval; the lines it holds back are counted into the next one."""
 
-    def __init__(self, every: float) -> None:
+    def __init__(self, every: float, what: str = "503 responses") -> None:
         self.every = every
+        self.what = what  # what the lines held back were about
         self.last = -every
         self.suppressed = 0
         self.lock = threading.Lock()
@@ -63,18 +64,20 @@ class _RateLimitedLog:
                 return False
             held_back, self.suppressed, self.last = self.suppressed, 0, now
         if held_back:
-            message += " (%d more 503 responses since the previous line)"
-            args = (*args, held_back)
+            message += " (%d more %s since the previous line)"
+            args = (*args, held_back, self.what)
         logger.warning(message, *args)
         return True
 
 
 log_unavailable = _RateLimitedLog(LOG_EVERY_SECONDS)
+log_unavailable_task = _RateLimitedLog(LOG_EVERY_SECONDS, "tasks that met an outage")
 
 
 def forget_after_fork() -> None:
-    """In a forked child: the limiter's lock may have been held at fork time."""
+    """In a forked child: the limiters' locks may have been held at fork time."""
     log_unavailable.lock = threading.Lock()
+    log_unavailable_task.lock = threading.Lock()
 
 
 def reason(exc: BaseException, secrets: tuple[str, ...]) -> str:

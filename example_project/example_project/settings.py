@@ -4,8 +4,10 @@ MONGODB_URL is required. ./scripts/demo sets it to a FerretDB it starts when
 you have not set one; this module itself never starts anything.
 """
 
+from importlib.util import find_spec
 from pathlib import Path
 
+import django
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -25,6 +27,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_mongopool",
+    # Django's tasks framework: Django 6 has it; on 5.2 the django-tasks backport, if installed.
+    *(["django_tasks"] if django.VERSION < (6, 0) and find_spec("django_tasks") else []),
     "guestbook",
 ]
 
@@ -91,3 +95,16 @@ MONGOPOOL_PROCESSES = env.int("WEB_PROCESSES", default=1)
 MONGOPOOL_SERVER_MAX_CONNECTIONS = env.int("MONGODB_SERVER_MAX_CONNECTIONS", default=None)
 # Connections per server all live web processes may hold together (unset: no fleet budget).
 MONGOPOOL_FLEET_BUDGET = env.int("MONGODB_FLEET_BUDGET", default=None)
+
+# Background tasks (README: "Workers and commands"). Celery: `celery -A example_project worker`
+# with the broker CELERY_BROKER_URL names; tasks are acknowledged once they have run, and
+# requeued if their worker dies. Without a broker, Celery runs a task where it is called.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=None)
+CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Django's tasks framework: the immediate backend runs a task where it is enqueued; a worker
+# backend (django-tasks-db's DatabaseBackend and `manage.py db_worker`) runs it elsewhere.
+if django.VERSION >= (6, 0) or "django_tasks" in INSTALLED_APPS:
+    _TASKS = "django.tasks" if django.VERSION >= (6, 0) else "django_tasks"
+    TASKS = {"default": {"BACKEND": f"{_TASKS}.backends.immediate.ImmediateBackend"}}

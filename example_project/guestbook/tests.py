@@ -29,7 +29,7 @@ from django_mongopool.testing import (
     end_mongo_request,
     mongo_request,
 )
-from guestbook import views
+from guestbook import tasks, views
 
 
 def _sign(client: Client, entry_id: str, name: str = "Ada", message: str = "Hello") -> int:
@@ -116,7 +116,36 @@ def test_a_view_called_directly(mongopool_mock):
         views.entry_detail(mongo_request(RequestFactory().get("/")), str(ObjectId()))
 
 
+@pytest.fixture
+def task_hooks():
+    """This suite runs with tests.settings, which loads no Celery app before Django starts (the
+    example's own settings do, through example_project/__init__.py): install the hooks here."""
+    from django_mongopool.contrib import celery, django_tasks
+
+    celery.install()
+    django_tasks.install()
+
+
+def test_the_background_task_signs_once(mongopool_mock, task_hooks):
+    assert tasks.celery_sign_later.apply(args=["t1", "Ada", "later"]).get() is True
+    assert tasks.celery_sign_later.apply(args=["t1", "Ada", "again"]).get() is False  # redelivered
+    assert tasks.sign_later.enqueue("t2", "Bob", "later").return_value is True  # Django's tasks
+    entries = {e["_id"]: e["message"] for e in mongopool_mock["entries"].find()}
+    assert entries == {"t1": "later", "t2": "later"}
+
+
 # --- Real tier: a real server -------------------------------------------------------------------
+
+
+def test_the_background_task_ends_its_session_on_the_server(mongopool_db, task_hooks):
+    from django_mongopool import pools
+
+    with assert_no_leaked_sessions():
+        assert tasks.celery_sign_later.apply(args=["t1", "Ada", "later"]).get() is True
+        assert tasks.sign_later.enqueue("t2", "Bob", "later").return_value is True
+    snapshot = pools.snapshot()
+    assert snapshot.sessions_started == snapshot.sessions_ended == 2
+    assert mongopool_db["entries"].count_documents({}) == 2
 
 
 def test_sign_and_read_back_on_the_server(mongopool_db):

@@ -369,6 +369,7 @@ class Command(BaseCommand):
             [
                 "HOST",
                 "PID",
+                "ROLE",
                 "APP",
                 "POOL",
                 "SHARE",
@@ -383,6 +384,7 @@ class Command(BaseCommand):
                 [
                     p["host"],
                     p["pid"],
+                    p["role"],
                     p["app"],
                     p["max_pool_size"],
                     "-" if p.get("share") is None else p["share"],

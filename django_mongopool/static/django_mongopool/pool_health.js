@@ -81,7 +81,7 @@
       if (table) { table.hidden = !report.fleet.processes.length; }
       if (none && report.config.heartbeat_seconds) { none.hidden = !!report.fleet.processes.length; }
       rows("mp-fleet", report.fleet.processes, function (p) {
-        return [p.host, p.pid, p.app, p.max_pool_size, p.open, p.in_use, p.waiting, p.checkout_timeouts,
+        return [p.host, p.pid, p.role, p.app, p.max_pool_size, p.open, p.in_use, p.waiting, p.checkout_timeouts,
                 p.sessions_ended + "/" + p.sessions_started, p.age_seconds + "s"];
       });
     }

@@ -1,0 +1,1 @@
+"""Integrations with task frameworks, installed by ``AppConfig.ready()`` when they are present."""
