@@ -120,72 +120,181 @@ def _as_is(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class Setting:
+    """One ``MONGOPOOL_*`` setting. ``doc`` and ``default_doc`` are what the documentation's
+    settings page shows (docs/_ext/mongopool_settings.py renders this registry; Markdown)."""
+
     name: str
     default: Any
     validate: Callable[[Any], Any]
     client: bool = False  # True: part of the MongoClient's configuration
+    doc: str = ""  # what it does and the values allowed
+    default_doc: str = ""  # the default in words, where its repr says too little
 
 
 SETTINGS: Mapping[str, Setting] = {
     s.name: s
     for s in (
-        Setting("MONGOPOOL_URI", None, _as_is, client=True),
-        Setting("MONGOPOOL_CLIENT_OPTIONS", {}, _as_is, client=True),
+        Setting(
+            "MONGOPOOL_URI",
+            None,
+            _as_is,
+            client=True,
+            default_doc="none (check E001)",
+            doc="`mongodb://[user:password@]host[:port][,host...][/database][?options]` or "
+            "`mongodb+srv://...`",
+        ),
+        Setting(
+            "MONGOPOOL_CLIENT_OPTIONS",
+            {},
+            _as_is,
+            client=True,
+            doc="a dict of pymongo `MongoClient` options; overrides the URI's options "
+            "(see [client option defaults](#client-option-defaults))",
+        ),
         Setting(
             "MONGOPOOL_COMMAND_METRICS",
             False,
             _boolean("MONGOPOOL_COMMAND_METRICS"),
             client=True,
+            doc="`True` adds a command listener counting succeeded/failed commands; off by "
+            "default because pymongo then builds two event objects per command, which cost "
+            "throughput",
         ),
         Setting(
             "MONGOPOOL_FLEET_BUDGET",
             None,
             _optional(_number("MONGOPOOL_FLEET_BUDGET", 1, 10_000_000, integer=True)),
             client=True,  # with a budget the client starts at the minimum share
+            default_doc="`None` (no budget)",
+            doc="an integer from 1 to 10000000: connections per server that all live processes "
+            "of the deployment may hold together, monitors included; see "
+            "[Fleet budget](fleet-budget.md)",
         ),
         Setting(
             "MONGOPOOL_FLEET_MIN_SHARE",
             1,
             _number("MONGOPOOL_FLEET_MIN_SHARE", 1, 10_000, integer=True),
             client=True,
+            doc="an integer from 1 to 10000: pooled connections per server a process uses "
+            "before it has seen the fleet (and while the heartbeats cannot be read and no share "
+            "is known)",
         ),
-        Setting("MONGOPOOL_DATABASE", None, _database),
         Setting(
-            "MONGOPOOL_RETRY_AFTER", 5, _number("MONGOPOOL_RETRY_AFTER", 1, 3600, integer=True)
+            "MONGOPOOL_DATABASE",
+            None,
+            _database,
+            default_doc="the URI's `/database`",
+            doc='a MongoDB database name (1 to 63 characters, none of `/\\. "$*<>:|?`); '
+            "used by `get_database()`",
+        ),
+        Setting(
+            "MONGOPOOL_RETRY_AFTER",
+            5,
+            _number("MONGOPOOL_RETRY_AFTER", 1, 3600, integer=True),
+            doc="an integer from 1 to 3600: seconds sent in the 503's `Retry-After` (and the "
+            "first backoff of a Celery task's retry)",
         ),
         Setting(
             "MONGOPOOL_TRANSACTION_TIMEOUT",
             10,
             _number("MONGOPOOL_TRANSACTION_TIMEOUT", 0.1, 600, integer=False),
+            doc="a number from 0.1 to 600: seconds a transaction with its retries may take",
         ),
-        Setting("MONGOPOOL_PROCESSES", 1, _number("MONGOPOOL_PROCESSES", 1, 100_000, integer=True)),
+        Setting(
+            "MONGOPOOL_PROCESSES",
+            1,
+            _number("MONGOPOOL_PROCESSES", 1, 100_000, integer=True),
+            doc="an integer from 1 to 100000: processes the deployment runs in all, for the "
+            "connection budget (the audit's default `--processes`, checks E005 and E006)",
+        ),
         Setting(
             "MONGOPOOL_SERVER_MAX_CONNECTIONS",
             None,
             _optional(_number("MONGOPOOL_SERVER_MAX_CONNECTIONS", 1, 10_000_000, integer=True)),
+            doc="an integer from 1 to 10000000: what the server accepts (mongod's "
+            "`net.maxIncomingConnections`), when serverStatus cannot tell",
         ),
-        Setting("MONGOPOOL_HEARTBEAT_SECONDS", 0, _heartbeat_seconds),
-        Setting("MONGOPOOL_HEARTBEAT_COLLECTION", "mongopool_heartbeats", _collection_name),
-        Setting("MONGOPOOL_HEARTBEAT_KEY", None, _heartbeat_key),
+        Setting(
+            "MONGOPOOL_HEARTBEAT_SECONDS",
+            0,
+            _heartbeat_seconds,
+            default_doc="`0` (off)",
+            doc="a number from 1 to 3600, or 0 for off: how often each process of the fleet "
+            "(web processes, task workers, commands in `join_fleet()`) publishes its pool state",
+        ),
+        Setting(
+            "MONGOPOOL_HEARTBEAT_COLLECTION",
+            "mongopool_heartbeats",
+            _collection_name,
+            doc="collection (in the default database) for the heartbeats: letters, digits, "
+            "`_ . -`, starting with a letter or `_`",
+        ),
+        Setting(
+            "MONGOPOOL_HEARTBEAT_KEY",
+            None,
+            _heartbeat_key,
+            default_doc="`None` (derived from `SECRET_KEY`)",
+            doc="a random secret of 32+ characters that signs the heartbeats instead of "
+            "`SECRET_KEY` (the same in every process of the fleet); see "
+            "[Security](security.md#heartbeats-cannot-be-forged)",
+        ),
         Setting(
             "MONGOPOOL_HEARTBEAT_MAX_SECONDS",
             300,
             _number("MONGOPOOL_HEARTBEAT_MAX_SECONDS", 1, 3600, integer=False),
+            doc="a number from 1 to 3600: the longest heartbeat interval a process believes of "
+            "another process's beat (never less than its own `MONGOPOOL_HEARTBEAT_SECONDS`); "
+            "set it to at least the longest interval in the fleet",
         ),
-        Setting("MONGOPOOL_METRICS_TOKEN", None, _metrics_token),
+        Setting(
+            "MONGOPOOL_METRICS_TOKEN",
+            None,
+            _metrics_token,
+            doc="a secret of 16+ characters that lets a scraper read `metrics` with "
+            "`Authorization: Bearer`",
+        ),
         Setting(
             "MONGOPOOL_READINESS_TIMEOUT",
             1.0,
             _number("MONGOPOOL_READINESS_TIMEOUT", 0.05, 30, integer=False),
+            doc="a number from 0.05 to 30: seconds the readiness probe waits for a ping",
         ),
-        Setting("MONGOPOOL_STRAY_CLIENTS", "warn", _mode("MONGOPOOL_STRAY_CLIENTS")),
-        Setting("MONGOPOOL_ALLOWED_CLIENT_MODULES", (), _module_list),
-        Setting("MONGOPOOL_LEAKED_SESSIONS", "warn", _mode("MONGOPOOL_LEAKED_SESSIONS")),
-        Setting("MONGOPOOL_TASK_INTEGRATION", True, _boolean("MONGOPOOL_TASK_INTEGRATION")),
+        Setting(
+            "MONGOPOOL_STRAY_CLIENTS",
+            "warn",
+            _mode("MONGOPOOL_STRAY_CLIENTS"),
+            doc='`"off"`, `"warn"`, `"raise"`: report pymongo clients built outside the app '
+            "(see [Stray clients](guards.md#stray-clients))",
+        ),
+        Setting(
+            "MONGOPOOL_ALLOWED_CLIENT_MODULES",
+            (),
+            _module_list,
+            doc="a list of module names allowed to build their own client (a name also "
+            "covers its submodules)",
+        ),
+        Setting(
+            "MONGOPOOL_LEAKED_SESSIONS",
+            "warn",
+            _mode("MONGOPOOL_LEAKED_SESSIONS"),
+            doc='`"off"`, `"warn"`, `"raise"`: report sessions left open at the end of a '
+            "request (see [Leaked sessions](guards.md#leaked-sessions))",
+        ),
+        Setting(
+            "MONGOPOOL_TASK_INTEGRATION",
+            True,
+            _boolean("MONGOPOOL_TASK_INTEGRATION"),
+            doc="`False` connects nothing to Celery or Django's tasks framework (no task scope, "
+            "no retries on outages, workers join the fleet only through `join_fleet()`); see "
+            "[Workers and commands](workers.md)",
+        ),
         Setting(
             "MONGOPOOL_SERVER_STATUS_CACHE_SECONDS",
             5,
             _number("MONGOPOOL_SERVER_STATUS_CACHE_SECONDS", 0, 3600, integer=False),
+            doc="a number from 0 to 3600: how long the page, its JSON and `/metrics` reuse the "
+            "server section (topology and each member's `serverStatus`), shared by every "
+            "request of the process; `0` measures on every request",
         ),
     )
 }

@@ -1,0 +1,34 @@
+"""Sphinx configuration of django-mongopool's documentation (docs/README.md says how to build it)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "_ext"))
+sys.path.insert(0, str(HERE.parent))
+
+import django_mongopool  # noqa: E402
+
+project = "django-mongopool"
+author = "django-mongopool developers"
+copyright = "django-mongopool developers"  # noqa: A001 (Sphinx's name)
+release = version = django_mongopool.__version__
+
+extensions = ["myst_parser", "mongopool_settings"]
+source_suffix = {".md": "markdown"}
+root_doc = "index"
+# docs/README.md is for contributors; _build is where a local build goes.
+exclude_patterns = ["_build", "README.md", "_ext"]
+
+# Headings up to ### get anchors, so pages link to each other's sections (a missing anchor is
+# a warning, and the build treats warnings as errors).
+myst_heading_anchors = 3
+myst_enable_extensions = ["colon_fence"]
+
+html_theme = "furo"
+html_title = f"django-mongopool {release}"
+html_static_path: list[str] = []
+# No JavaScript from a CDN: Furo ships its own files, and no page uses math (MathJax).
+html_permalinks = True
