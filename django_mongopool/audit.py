@@ -343,7 +343,7 @@ def build_report(
     side = _server_side(timeout, current_op, cache_seconds)
     notes: list[str] = list(side.notes)
     warnings: list[str] = []
-    fleet = _fleet_step(timeout, notes) if side.reachable and include_fleet else None
+    fleet = _fleet_step(timeout, notes, warnings) if side.reachable and include_fleet else None
 
     members = _member_rows(side, top_hosts)
     topology = side.topology
@@ -445,7 +445,16 @@ def _fleet_budget(role: str, fleet: dict[str, Any] | None) -> dict[str, Any] | N
     }
 
 
-def _fleet_step(timeout: float, notes: list[str]) -> dict[str, Any] | None:
+NO_DATABASE = (
+    "Heartbeats not read: there is no default database (set MONGOPOOL_DATABASE, or put the "
+    "database in the MONGOPOOL_URI path, mongodb://host:27017/name), so the fleet is unknown."
+)
+
+
+def _fleet_step(timeout: float, notes: list[str], warnings: list[str]) -> dict[str, Any] | None:
+    if not conf.database:  # the heartbeats live in the default database (check W020/E020)
+        (warnings if conf.heartbeat_seconds else notes).append(NO_DATABASE)
+        return None
     try:
         with pymongo.timeout(timeout):
             return _fleet(notes)
