@@ -17,7 +17,6 @@ left out and counted in a note, never fatal.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -98,20 +97,27 @@ def error_text(exc: BaseException) -> str:
 # Reading replies -----------------------------------------------------------------
 
 
+# The largest count believed: the largest integer a float holds exactly. Every count is
+# checked here, where the reply is read, so no later sum, ratio or float() can overflow.
+MAX_COUNT = 2**53 - 1
+COUNT_RANGE = f"a whole number from 0 to {MAX_COUNT}"
+
+
 class _Odd(ValueError):
-    """A reply value of an unexpected type."""
+    """A reply value of an unexpected type or out of range."""
 
 
 def _count(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Odd(value)
-    if not math.isfinite(value) or value < 0:
+    """A whole, non-negative count no larger than MAX_COUNT; anything else is odd."""
+    # A float counts when it is whole (NaN and the infinities are not); a bool never does.
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole or not 0 <= value <= MAX_COUNT:
         raise _Odd(value)
     return int(value)
 
 
 def parse_connections(status: Any, where: str, notes: list[str]) -> dict[str, int] | None:
-    """``serverStatus.connections`` as whole, finite, non-negative counts; None when unusable."""
+    """``serverStatus.connections`` as counts (see :func:`_count`); None when unusable."""
     connections = status.get("connections") if isinstance(status, Mapping) else None
     if not isinstance(connections, Mapping) or "current" not in connections:
         return None
@@ -126,7 +132,7 @@ def parse_connections(status: Any, where: str, notes: list[str]) -> dict[str, in
             odd.append(str(key))
     if odd:
         notes.append(
-            f"{where}: serverStatus.connections.{', '.join(sorted(odd))} not a finite count "
+            f"{where}: serverStatus.connections.{', '.join(sorted(odd))} not a count ({COUNT_RANGE}) "
             "(left out)."
         )
     return counts if "current" in counts else None
@@ -166,7 +172,8 @@ def parse_groups(docs: Iterable[Any], where: str, notes: list[str]) -> list[dict
             odd += 1
     if odd:
         notes.append(
-            f"{where}: {odd} $currentOp group(s) with unexpected types left out of the totals."
+            f"{where}: {odd} $currentOp group(s) with unexpected types or counts (a count is "
+            f"{COUNT_RANGE}) left out of the totals."
         )
     return groups
 
