@@ -49,8 +49,9 @@ def unavailable_cause(exc: BaseException) -> PyMongoError | None:
 class _RateLimitedLog:
     """One WARNING per interval; the lines it holds back are counted into the next one."""
 
-    def __init__(self, every: float) -> None:
+    def __init__(self, every: float, held_back: str = "503 responses") -> None:
         self.every = every
+        self.held_back = held_back
         self.last = -every
         self.suppressed = 0
         self.lock = threading.Lock()
@@ -63,24 +64,47 @@ class _RateLimitedLog:
                 return False
             held_back, self.suppressed, self.last = self.suppressed, 0, now
         if held_back:
-            message += " (%d more 503 responses since the previous line)"
+            message += f" (%d more {self.held_back} since the previous line)"
             args = (*args, held_back)
         logger.warning(message, *args)
         return True
 
 
 log_unavailable = _RateLimitedLog(LOG_EVERY_SECONDS)
+log_stream_cut = _RateLimitedLog(LOG_EVERY_SECONDS, "streams ended early")
 
 
 def forget_after_fork() -> None:
-    """In a forked child: the limiter's lock may have been held at fork time."""
+    """In a forked child: the limiters' locks may have been held at fork time."""
     log_unavailable.lock = threading.Lock()
+    log_stream_cut.lock = threading.Lock()
 
 
 def reason(exc: BaseException, secrets: tuple[str, ...]) -> str:
     """pymongo's own reason, on one line, without credentials (for logs and the audit)."""
     text = " ".join(str(exc).split())[:500]
     return f"{type(exc).__name__}: {scrub(text, secrets)}"
+
+
+def stream_cut(request: HttpRequest | None, cause: BaseException, chunks: int) -> None:
+    """A streamed response whose first bytes were sent lost MongoDB: it ends there, logged once.
+
+    The status line has been sent, so no 503 can replace it; the body ends early (a client
+    tells only by the content it expected). The log line names the request and pymongo's
+    reason without credentials, and is rate-limited like the 503 lines.
+    """
+    where = "a streamed response" if request is None else f"{request.method} {request.path}"
+    try:
+        secrets = conf.client_config.secrets
+    except Exception:  # an invalid setting must not hide the line
+        secrets = ()
+    log_stream_cut(
+        "MongoDB became unavailable while streaming %s; the response was ended after %d "
+        "chunk(s): %s",
+        where,
+        chunks,
+        reason(cause, secrets),
+    )
 
 
 ResponseHook = Callable[[HttpRequest, BaseException | None], None]
