@@ -171,6 +171,11 @@ SETTINGS: Mapping[str, Setting] = {
             5,
             _number("MONGOPOOL_SERVER_STATUS_CACHE_SECONDS", 0, 3600, integer=False),
         ),
+        Setting(
+            "MONGOPOOL_AUDIT_DEADLINE",
+            5,
+            _number("MONGOPOOL_AUDIT_DEADLINE", 0.5, 300, integer=False),
+        ),
     )
 }
 CLIENT_SETTINGS = frozenset(name for name, s in SETTINGS.items() if s.client)
@@ -299,6 +304,11 @@ class Conf:
     @property
     def leaked_sessions(self) -> Mode:
         return cast(Mode, self._get("MONGOPOOL_LEAKED_SESSIONS"))
+
+    @property
+    def audit_deadline(self) -> float:
+        """Seconds the pool page, its JSON and /metrics wait for the server's figures in all."""
+        return float(self._get("MONGOPOOL_AUDIT_DEADLINE"))
 
     @property
     def server_status_cache_seconds(self) -> float:

@@ -110,6 +110,13 @@ class Command(BaseCommand):
             type=_bounded_float(0, 600, "a number of seconds"),
             help="seconds to wait for each server query (default: serverSelectionTimeoutMS)",
         )
+        parser.add_argument(
+            "--deadline",
+            type=_bounded_float(0, 3600, "a number of seconds"),
+            metavar="SECONDS",
+            help="seconds the whole audit may take; members not answered by then are reported "
+            "as such (default: no limit beyond --timeout per query)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["count"] and not options["watch"]:
@@ -127,6 +134,7 @@ class Command(BaseCommand):
                         accept_unknown_capacity=options["accept_unknown_capacity"],
                         top_hosts=options["hosts"],
                         role="command",
+                        deadline=options["deadline"],
                     )
                 except ImproperlyConfigured as exc:
                     raise CommandError(f"Configuration error: {exc}", returncode=2) from None
