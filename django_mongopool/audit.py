@@ -386,6 +386,11 @@ def _fail_over(
         "unknown": [],
         "accept_unknown_capacity": accept_unknown,
         "evaluated": False,
+        "checked": 0,
+        # None (no gate, or the server was not reached), "exceeded", "within_limit",
+        # "unknown" (a figure is unknown, not accepted) or "nothing_checked" (every figure
+        # is unknown: even --accept-unknown-capacity cannot pass that).
+        "result": None,
     }
     if limit is None or not reachable:
         return result
@@ -425,6 +430,15 @@ def _fail_over(
                     f"server utilisation{at} {member['utilisation_percent']}% > {limit:g}%"
                 )
     result["evaluated"] = checked > 0
+    result["checked"] = checked
+    if result["exceeded"]:
+        result["result"] = "exceeded"
+    elif not checked:
+        result["result"] = "nothing_checked"
+    elif result["unknown"] and not accept_unknown:
+        result["result"] = "unknown"
+    else:
+        result["result"] = "within_limit"
     return result
 
 

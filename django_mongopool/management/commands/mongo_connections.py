@@ -3,7 +3,9 @@
 Exit status: 0 fine; 1 ``--fail-over`` exceeded; 2 server unreachable or refusing
 authentication (what was reachable is still reported); 3 ``--fail-over`` could not
 be evaluated (server capacity or current connections unknown on some member),
-unless ``--accept-unknown-capacity`` accepts the checks that could be made.
+unless ``--accept-unknown-capacity`` accepts the checks that could be made, and
+always when no check at all could be made (``fail_over.result`` is
+``"nothing_checked"`` and ``fail_over.checked`` 0 in the JSON).
 
 Every string that did not come from the app itself (application and driver
 names, client hosts, heartbeat fields, server messages) goes through
@@ -155,6 +157,14 @@ class Command(BaseCommand):
             raise CommandError("The MongoDB server could not be reached.", returncode=2)
         if gate["exceeded"]:
             raise CommandError(safe("Over the limit: " + "; ".join(gate["exceeded"])), returncode=1)
+        if gate["result"] == "nothing_checked":
+            raise CommandError(
+                "--fail-over checked nothing: every figure it needs is unknown ("
+                + "; ".join(safe(f"{u['figure']} of {u['member']}") for u in gate["unknown"])
+                + "). --accept-unknown-capacity skips unknown figures only when some are known; "
+                "set MONGOPOOL_SERVER_MAX_CONNECTIONS or grant clusterMonitor.",
+                returncode=3,
+            )
         if gate["unknown"] and not gate["accept_unknown_capacity"]:
             raise CommandError(
                 "--fail-over could not be evaluated: "
