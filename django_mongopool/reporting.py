@@ -33,7 +33,9 @@ are covered, without touching the user's settings):
 - ``ExceptionReporter.get_traceback_data`` (what the page and both e-mail
   bodies are rendered from): every text in it, the exception's message, each
   chained exception's, the source lines and the variables as shown, is masked
-  again.
+  again; and the frames below pymongo's authentication code are found along the
+  traceback too, which also covers the coroutines of the async API (their frames
+  do not keep their callers).
 
 The filter's ``cleansed_substitute`` replaces what is hidden whole; inside a
 string only the credential is replaced (by ``***``), so the host stays readable.
@@ -249,10 +251,37 @@ def _shown(value: Any, secrets: tuple[str, ...]) -> Any:
     return value
 
 
-def _masked_frame(frame: Any, secrets: tuple[str, ...]) -> Any:
+def _in_authentication_module(tb: Any) -> bool:
+    return bool(_AUTH_MODULE.match(str(tb.tb_frame.f_globals.get("__name__", ""))))
+
+
+def _inside_authentication(frames: list[Any]) -> set[int]:
+    """The traceback entries of pymongo's authentication code and of everything it called.
+
+    Found along the traceback itself (``tb_next``), which also links the coroutines of the
+    async API, whose frames do not keep their callers (``f_back``)."""
+    inside: set[int] = set()
+    for frame in frames:
+        tb = frame.get("tb") if isinstance(frame, dict) else None
+        if tb is None or id(tb) in inside or not _in_authentication_module(tb):
+            continue
+        while tb is not None:
+            inside.add(id(tb))
+            tb = tb.tb_next
+    return inside
+
+
+def _masked_frame(frame: Any, secrets: tuple[str, ...], hidden: bool) -> Any:
     if not isinstance(frame, dict):
         return frame
-    return {key: value if key == "tb" else _shown(value, secrets) for key, value in frame.items()}
+    masked = {key: value if key == "tb" else _shown(value, secrets) for key, value in frame.items()}
+    if hidden and isinstance(masked.get("vars"), list):
+        substitute = repr(SafeExceptionReporterFilter.cleansed_substitute)
+        masked["vars"] = [
+            (name, shown if name in _AUTH_HARMLESS else substitute)
+            for name, shown in masked["vars"]
+        ]
+    return masked
 
 
 def _wrap_traceback_data(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -266,7 +295,13 @@ def _wrap_traceback_data(original: Callable[..., Any]) -> Callable[..., Any]:
             if key == "request":
                 masked[key] = value
             elif key == "frames":
-                masked[key] = [_masked_frame(frame, secrets) for frame in value]
+                inside = _inside_authentication(value)
+                masked[key] = [
+                    _masked_frame(
+                        frame, secrets, isinstance(frame, dict) and id(frame.get("tb")) in inside
+                    )
+                    for frame in value
+                ]
             elif key.endswith("_items"):  # request.GET, POST, FILES, COOKIES: (name, value) pairs
                 masked[key] = [
                     (name, mask_value(item, secrets, substitute)) for name, item in value
