@@ -62,6 +62,7 @@ class _ServerSide:
     measured_at: float = field(default_factory=time.monotonic)
     # Served from the previous period: the measurement under way missed the reader's deadline.
     stale: bool = False
+    refused: bool = False  # the server answered the ping with an error (not authentication)
 
 
 def _measure(
@@ -83,6 +84,7 @@ def _measure(
                 "configuration is reported."
             )
         else:
+            side.refused = True
             side.error = f"{servers.error_text(exc)} (code {exc.code})"
             side.notes.append(
                 f"The server refused the ping ({side.error}); only the configuration is reported."
@@ -188,7 +190,7 @@ def _refresh(
 
 
 def _not_in_time(deadline: servers.Deadline, current_op: bool) -> _ServerSide:
-    error = f"no answer within the audit's deadline of {deadline.seconds:g} s"
+    error = f"the audit's deadline of {deadline.seconds:g} s passed"
     return _ServerSide(
         error=error,
         current_op=current_op,
@@ -255,6 +257,8 @@ def _outage(side: _ServerSide) -> str:
     """The warning for a server that did not answer (the notes say more)."""
     if side.authentication_failed:
         return "The MongoDB server refused authentication: only the configuration is reported."
+    if side.refused:
+        return f"The MongoDB server refused the audit's ping ({side.error}): only the configuration is reported."
     return (
         f"The MongoDB server did not answer ({side.error or 'no answer'}): only the "
         "configuration is reported."

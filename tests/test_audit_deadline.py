@@ -9,6 +9,7 @@ getting the previous period's figures marked stale when even that one misses its
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -234,3 +235,19 @@ def test_metrics_are_bounded_too(silent_members, settings):
     assert time.monotonic() - started < DEADLINE + SLACK
     text = scrape.content.decode()
     assert text.count("mongopool_member_up{") == SILENT + 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_does_not_wait_for_the_parents_measurement():
+    from concurrent.futures import Future
+
+    parent = audit._Flight(Future(), None, 1.0)  # type: ignore[arg-type]
+    audit._in_flight[False] = parent  # a measurement the parent's thread is running
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: that thread does not run here, so nothing may wait for it
+            os._exit(0 if not audit._in_flight else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        audit._in_flight.pop(False, None)
