@@ -155,7 +155,7 @@ def _mask(value: Any, secrets: tuple[str, ...], substitute: Any, depth: int) -> 
                 masked_dict[shown_key] = shown
             except TypeError:  # a masked key that is not hashable
                 masked_dict[repr(shown_key)] = shown
-        return (masked_dict, True) if changed or type(value) is not dict else (value, False)
+        return (masked_dict, True) if changed else (value, False)
     if isinstance(value, list | tuple | set | frozenset):
         results = [_mask(item, secrets, substitute, depth + 1) for item in value]
         if not any(changed for _item, changed in results):

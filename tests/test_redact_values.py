@@ -160,7 +160,16 @@ def test_a_named_tuple_keeps_its_fields():
 
 
 def test_values_without_a_credential_are_returned_as_they_are():
-    for value in ({"a": [1, (2, {3})]}, ["x"], (1,), frozenset({"y"}), b"z", object()):
+    unchanged = (
+        {"a": [1, (2, {3})]},
+        collections.OrderedDict(a="b"),
+        ["x"],
+        (1,),
+        frozenset({"y"}),
+        b"z",
+        object(),
+    )
+    for value in unchanged:
         assert mask_value(value, (PASSWORD,), SUBSTITUTE) is value
 
 
