@@ -82,7 +82,6 @@ def test_sync_stream_outage_after_the_first_byte_ends_the_stream_logged_once(out
     response = Client().get("/s/sync/?after=1")
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == b"first\n"
-    response.close()
     (line,) = _cut_lines(caplog)
     message = line.getMessage()
     assert line.levelno == logging.WARNING and not line.exc_info
