@@ -392,8 +392,8 @@ def _fail_over(
         "evaluated": False,
         "checked": 0,
         # None (no gate, or the server was not reached), "exceeded", "within_limit",
-        # "unknown" (a figure is unknown, not accepted) or "nothing_checked" (every figure
-        # is unknown: even --accept-unknown-capacity cannot pass that).
+        # "unknown" (a figure is unknown, not accepted) or "nothing_checked" (unknown figures
+        # accepted, but every figure is unknown: that cannot pass either).
         "result": None,
     }
     if limit is None or not reachable:
@@ -437,10 +437,10 @@ def _fail_over(
     result["checked"] = checked
     if result["exceeded"]:
         result["result"] = "exceeded"
-    elif not checked:
-        result["result"] = "nothing_checked"
     elif result["unknown"] and not accept_unknown:
         result["result"] = "unknown"
+    elif not checked:
+        result["result"] = "nothing_checked"
     else:
         result["result"] = "within_limit"
     return result

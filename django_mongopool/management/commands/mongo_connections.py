@@ -157,14 +157,6 @@ class Command(BaseCommand):
             raise CommandError("The MongoDB server could not be reached.", returncode=2)
         if gate["exceeded"]:
             raise CommandError(safe("Over the limit: " + "; ".join(gate["exceeded"])), returncode=1)
-        if gate["result"] == "nothing_checked":
-            raise CommandError(
-                "--fail-over checked nothing: every figure it needs is unknown ("
-                + "; ".join(safe(f"{u['figure']} of {u['member']}") for u in gate["unknown"])
-                + "). --accept-unknown-capacity skips unknown figures only when some are known; "
-                "set MONGOPOOL_SERVER_MAX_CONNECTIONS or grant clusterMonitor.",
-                returncode=3,
-            )
         if gate["unknown"] and not gate["accept_unknown_capacity"]:
             raise CommandError(
                 "--fail-over could not be evaluated: "
@@ -173,6 +165,14 @@ class Command(BaseCommand):
                 )
                 + " (see the fail-over section; --accept-unknown-capacity checks only the known "
                 "figures)",
+                returncode=3,
+            )
+        if gate["result"] == "nothing_checked":
+            raise CommandError(
+                "--fail-over checked nothing: every figure it needs is unknown ("
+                + "; ".join(safe(f"{u['figure']} of {u['member']}") for u in gate["unknown"])
+                + "). --accept-unknown-capacity skips unknown figures only when some are known; "
+                "set MONGOPOOL_SERVER_MAX_CONNECTIONS or grant clusterMonitor.",
                 returncode=3,
             )
 
