@@ -230,6 +230,9 @@ class MongoSessionMiddleware:
                     stream.prime()
                 except Exception as exc:
                     return self._failed_stream(request, response, exc)
+                except BaseException:
+                    discard(response)  # nothing will send or close it
+                    raise
             return response
         # RequestSessions.end(), inlined: it runs for every request (bench/instructions.py).
         sessions.ended = True
@@ -258,6 +261,9 @@ class MongoSessionMiddleware:
                 await sync_to_async(stream.prime)()
         except Exception as exc:
             return self._failed_stream(request, response, exc)
+        except BaseException:  # asyncio.CancelledError: the client went away before a byte
+            discard(response)  # nothing will send or close it: its sessions end here
+            raise
         return response
 
     @staticmethod

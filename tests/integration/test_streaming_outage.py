@@ -10,6 +10,7 @@ streams under ASGI.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import threading
@@ -19,7 +20,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import pytest
 from asgiref.sync import sync_to_async
 from django.core.handlers.wsgi import WSGIHandler
-from django.test import AsyncClient, Client
+from django.http import HttpRequest, StreamingHttpResponse
+from django.test import AsyncClient, AsyncRequestFactory, Client
 
 from django_mongopool import pools, unavailable
 from tests.helpers import closed_port
@@ -174,3 +176,53 @@ def test_under_a_real_wsgi_server_no_traceback_is_logged(outage, wsgi_server, ca
     stderr = capfd.readouterr().err
     assert "Traceback" not in stderr and PASSWORD not in stderr  # the server logged nothing
     assert len(_cut_lines(caplog)) == 1
+
+
+# The client goes away before the first byte ----------------------------------------------
+
+
+async def _cancel_before_the_first_chunk(view) -> HttpRequest:
+    from django_mongopool.middleware import MongoSessionMiddleware
+
+    request = AsyncRequestFactory().get("/s/")
+    middleware = MongoSessionMiddleware(view)
+    task = asyncio.ensure_future(middleware(request))
+    while not hasattr(request, "first_chunk_started"):  # the middleware is producing it
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    return request
+
+
+async def test_a_cancelled_async_stream_ends_its_sessions(outage):
+    async def view(request):
+        async def chunks():
+            assert request.mongo_session.client is not None  # built: it must be ended
+            request.first_chunk_started = True
+            await asyncio.Event().wait()  # a first event that never comes
+            yield b"never\n"
+
+        return StreamingHttpResponse(chunks())
+
+    request = await _cancel_before_the_first_chunk(view)
+    assert request.mongo_session._mongopool_scope.ended and request.mongo_session.has_ended
+
+
+async def test_a_cancelled_sync_stream_under_asgi_ends_its_sessions(outage):
+    release = threading.Event()
+
+    async def view(request):
+        def chunks():
+            assert request.mongo_session.client is not None
+            request.first_chunk_started = True
+            release.wait(30)  # produced in a thread while the request is cancelled
+            yield b"late\n"
+
+        return StreamingHttpResponse(chunks())
+
+    try:
+        request = await _cancel_before_the_first_chunk(view)
+        assert request.mongo_session._mongopool_scope.ended
+    finally:
+        release.set()
