@@ -296,6 +296,11 @@ SETTINGS: Mapping[str, Setting] = {
             "server section (topology and each member's `serverStatus`), shared by every "
             "request of the process; `0` measures on every request",
         ),
+        Setting(
+            "MONGOPOOL_AUDIT_DEADLINE",
+            5,
+            _number("MONGOPOOL_AUDIT_DEADLINE", 0.5, 300, integer=False),
+        ),
     )
 }
 CLIENT_SETTINGS = frozenset(name for name, s in SETTINGS.items() if s.client)
@@ -439,6 +444,11 @@ class Conf:
     def task_integration(self) -> bool:
         """False: Celery and Django's tasks framework run without the app's task scope."""
         return cast(bool, self._get("MONGOPOOL_TASK_INTEGRATION"))
+
+    @property
+    def audit_deadline(self) -> float:
+        """Seconds the pool page, its JSON and /metrics wait for the server's figures in all."""
+        return float(self._get("MONGOPOOL_AUDIT_DEADLINE"))
 
     @property
     def server_status_cache_seconds(self) -> float:
