@@ -1,7 +1,7 @@
 """System checks (``django_mongopool.E0xx`` errors, ``W0xx`` warnings). No network I/O.
 
 Registered by :func:`register` from ``AppConfig.ready()``. Ids are never reused;
-every id is listed in the README.
+every id is listed in docs/checks.md (tests/test_checks.py compares).
 """
 
 from __future__ import annotations
@@ -349,7 +349,7 @@ def check_pymongo_internals(app_configs: Any = None, **kwargs: Any) -> Messages:
                     f"{status.pymongo_version}: {feature.summary()}. Fallback in force: "
                     f"{feature.fallback}.",
                     hint="Pin pymongo to a release this django-mongopool is tested with (the "
-                    "README's Limits name them), upgrade django-mongopool, or remove "
+                    "documentation's Limits page names them), upgrade django-mongopool, or remove "
                     "MONGOPOOL_FLEET_BUDGET.",
                     id=_pymongo.CHECK_IDS[feature.key],
                 )
@@ -361,7 +361,7 @@ def check_pymongo_internals(app_configs: Any = None, **kwargs: Any) -> Messages:
                 f"for {feature.promise}: {feature.summary()}. Fallback in force: "
                 f"{feature.fallback}.",
                 hint="Pin pymongo to a release this django-mongopool is tested with (the "
-                "README's Limits name them), or upgrade django-mongopool.",
+                "documentation's Limits page names them), or upgrade django-mongopool.",
                 id=_pymongo.CHECK_IDS[feature.key],
             )
         )

@@ -185,7 +185,11 @@ SETTINGS: Mapping[str, Setting] = {
             _database,
             default_doc="the URI's `/database`",
             doc='a MongoDB database name (1 to 63 characters, none of `/\\. "$*<>:|?`); '
-            "used by `get_database()`",
+            "used by `get_database()` and for the heartbeats. With neither (a URI without "
+            "`/database`, as `ferretdb serve --url-file` writes), check W020 (E020 with "
+            "heartbeats on) says so and `get_database()` without a name raises "
+            "`ImproperlyConfigured` naming both settings; the page, its JSON, `/metrics` and "
+            "`mongo_connections` still work",
         ),
         Setting(
             "MONGOPOOL_RETRY_AFTER",
@@ -300,6 +304,10 @@ SETTINGS: Mapping[str, Setting] = {
             "MONGOPOOL_AUDIT_DEADLINE",
             5,
             _number("MONGOPOOL_AUDIT_DEADLINE", 0.5, 300, integer=False),
+            doc="a number from 0.5 to 300: seconds the page, its JSON and `/metrics` wait for "
+            "the server's figures in all, however many members there are and however they "
+            "answer; what has not answered by then is shown as such (see "
+            "[The pool-health page](pool-page.md#the-audits-deadline))",
         ),
     )
 }

@@ -122,7 +122,7 @@ def _timeout_ms(config: pytest.Config) -> int:
 
 PYTEST_DJANGO = (
     "django-mongopool's pytest plugin needs pytest-django: pip install pytest-django, and set "
-    'DJANGO_SETTINGS_MODULE = "mysite.settings" in your pytest configuration (README, '
+    'DJANGO_SETTINGS_MODULE = "mysite.settings" in your pytest configuration (docs/testing.md, '
     '"Testing your project").'
 )
 

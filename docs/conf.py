@@ -32,3 +32,5 @@ html_title = f"django-mongopool {release}"
 html_static_path: list[str] = []
 # No JavaScript from a CDN: Furo ships its own files, and no page uses math (MathJax).
 html_permalinks = True
+# Straight quotes: the pages quote messages, settings and code as they are written.
+smartquotes = False

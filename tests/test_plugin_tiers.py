@@ -201,12 +201,12 @@ def test_kept():
     result.assert_outcomes(passed=1)
 
 
-def readme_block(after: str) -> str:
-    """The first ```python block of the README after the line containing ``after``."""
+def docs_block(after: str) -> str:
+    """The first ```python block of docs/testing.md after the line containing ``after``."""
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    tail = readme.split(after, 1)[1]
+    page = (Path(__file__).resolve().parents[1] / "docs" / "testing.md").read_text()
+    tail = page.split(after, 1)[1]
     return tail.split("```python\n", 1)[1].split("```", 1)[0]
 
 
@@ -215,7 +215,7 @@ from django.test import Client
 from django_mongopool import get_client
 from django_mongopool.testing.mock import MockClient
 
-README_503_TEST
+DOCS_503_TEST
 
 
 def test_with_the_settings_fixture(settings):
@@ -242,13 +242,13 @@ urlpatterns.append(path("orders/", orders))
 
 
 def test_mock_mode_a_test_that_sets_the_uri_itself_gets_the_503(pytester, monkeypatch):
-    """Issue 24 item 2: the README's 503 test, as written there, in mongopool_mode = mock."""
-    snippet = readme_block("A test that sets `MONGOPOOL_URI` itself")
+    """Issue 24 item 2: the testing page's 503 test, as written there, in mongopool_mode = mock."""
+    snippet = docs_block("A test that sets `MONGOPOOL_URI` itself")
     assert "override_settings(MONGOPOOL_URI=" in snippet and "503" in snippet
     pytester.makepyfile(
         proj_settings=SETTINGS,
         proj_urls=URLS + ORDERS_VIEW,
-        test_own_uri=OWN_URI_TESTS.replace("README_503_TEST", snippet),
+        test_own_uri=OWN_URI_TESTS.replace("DOCS_503_TEST", snippet),
     )
     pytester.makeini("[pytest]\nmongopool_mode = mock\n")
     result = _run(pytester, monkeypatch)
@@ -270,21 +270,21 @@ async def test_async_without_a_marker():
 """
 
 
-def _readme_config(settings_module: str) -> str:
-    """The README's minimal pytest configuration (pyproject.toml), for ``settings_module``."""
+def _docs_config(settings_module: str) -> str:
+    """The testing page's minimal pytest configuration (pyproject.toml), for ``settings_module``."""
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    block = readme.split("The minimal configuration, in your project's", 1)[1]
+    page = (Path(__file__).resolve().parents[1] / "docs" / "testing.md").read_text()
+    block = page.split("The minimal configuration, in your project's", 1)[1]
     toml = block.split("```toml\n", 1)[1].split("```", 1)[0]
     assert '"mysite.settings"' in toml
     return toml.replace('"mysite.settings"', f'"{settings_module}"')
 
 
-def test_the_readmes_config_snippet_runs_async_tests_without_a_warning(pytester, monkeypatch):
-    """Issue 24 item 8: pytest-asyncio warned on every run with the README's snippet."""
+def test_the_docs_config_snippet_runs_async_tests_without_a_warning(pytester, monkeypatch):
+    """Issue 24 item 8: pytest-asyncio warned on every run with the documented snippet."""
     pytester.makepyfile(proj_settings=SETTINGS, proj_urls=URLS, test_snippet=SNIPPET_TESTS)
-    pytester.makefile(".toml", pyproject=_readme_config("proj_settings"))
+    pytester.makefile(".toml", pyproject=_docs_config("proj_settings"))
     monkeypatch.setenv("PYTHONPATH", str(pytester.path))
     monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
@@ -295,7 +295,7 @@ def test_the_readmes_config_snippet_runs_async_tests_without_a_warning(pytester,
 
 def test_without_pytest_django_the_error_says_so(pytester, monkeypatch):
     pytester.makepyfile(proj_settings=SETTINGS, test_nothing="def test_x():\n    pass\n")
-    pytester.makefile(".toml", pyproject=_readme_config("proj_settings"))
+    pytester.makefile(".toml", pyproject=_docs_config("proj_settings"))
     monkeypatch.setenv("PYTHONPATH", str(pytester.path))
     monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:django")

@@ -1,5 +1,5 @@
-"""What the package declares, what the README's support table says, and what the test command
-runs (.ci/matrix.toml) are the same."""
+"""What the package declares, what the support table of docs/install.md (and the README's line)
+says, and what the test command runs (.ci/matrix.toml) are the same."""
 
 from __future__ import annotations
 
@@ -16,13 +16,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 import matrix  # noqa: E402  (scripts/matrix.py: the test command's driver)
 
+INSTALL = (ROOT / "docs" / "install.md").read_text()
 README = (ROOT / "README.md").read_text()
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 TIER_WORDS = {"full": "the whole suite", "core": "fast tier + core server tests"}
 
 
-def _readme_rows() -> list[list[str]]:
-    table = README.split("| Leg | Python | Django |", 1)[1].split("\n\n", 1)[0]
+def _table_rows() -> list[list[str]]:
+    table = INSTALL.split("| Leg | Python | Django |", 1)[1].split("\n\n", 1)[0]
     rows = [line.strip("|").split("|") for line in table.splitlines()[2:]]
     return [[cell.strip() for cell in row] for row in rows]
 
@@ -47,7 +48,7 @@ def _expected_cell(leg: matrix.Leg, package: str) -> str:
     return "newest"
 
 
-def test_the_readme_table_is_the_test_matrix():
+def test_the_support_table_is_the_test_matrix():
     legs, _tiers = matrix.load_matrix()
     expected = [
         [
@@ -60,7 +61,7 @@ def test_the_readme_table_is_the_test_matrix():
         ]
         for leg in legs
     ]
-    assert _readme_rows() == expected
+    assert _table_rows() == expected
 
 
 def test_declared_versions_cover_every_leg_and_nothing_untested():
@@ -109,3 +110,28 @@ def test_the_orm_extra_admits_each_tested_django(extra):
             if req.name == "django-mongodb-backend":
                 lower = next(s.version for s in req.specifier if s.operator == ">=")
                 assert lower in backend.specifier, (leg.name, backend)
+
+
+@pytest.mark.parametrize("text", [INSTALL, README], ids=["docs/install.md", "README.md"])
+def test_the_supported_line_is_what_is_declared(text):
+    line = " ".join(text.split("Supported: ", 1)[1].split(".\n\n", 1)[0].split())
+    djangos = re.match(r"Django ([\d.]+) LTS, ([\d.]+) and ([\d.]+)", line)
+    assert djangos, line
+    declared = sorted(
+        c.rsplit(" ", 1)[1]
+        for c in PYPROJECT["classifiers"]
+        if c.startswith("Framework :: Django ::")
+    )
+    assert sorted(djangos.groups()) == declared
+    pythons = re.search(r"Python (3\.\d+) to (3\.\d+)", line)
+    assert pythons, line
+    minors = sorted(
+        int(c.rsplit(".", 1)[1])
+        for c in PYPROJECT["classifiers"]
+        if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)
+    )
+    assert pythons.groups() == (f"3.{minors[0]}", f"3.{minors[-1]}")
+    assert minors == list(range(minors[0], minors[-1] + 1))
+    pymongo = next(Requirement(r) for r in PYPROJECT["dependencies"] if r.startswith("pymongo"))
+    lower = next(s.version for s in pymongo.specifier if s.operator == ">=")
+    assert f"pymongo {lower}" in line or f"pymongo `>={lower},<" in line, line

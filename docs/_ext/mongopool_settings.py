@@ -59,10 +59,14 @@ class SettingsDirective(SphinxDirective):
         for name, setting in conf.SETTINGS.items():
             if not setting.doc.strip():
                 logger.warning(
-                    "%s has no doc in django_mongopool.conf.SETTINGS", name, location=self.get_location()
+                    "%s has no doc in django_mongopool.conf.SETTINGS",
+                    name,
+                    location=self.get_location(),
                 )
         container = nodes.container(classes=["mongopool-settings"])
-        self.state.nested_parse(StringList(settings_table(), self.get_source_info()[0]), self.content_offset, container)
+        self.state.nested_parse(
+            StringList(settings_table(), self.get_source_info()[0]), self.content_offset, container
+        )
         return container.children
 
 

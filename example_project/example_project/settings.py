@@ -96,7 +96,7 @@ MONGOPOOL_SERVER_MAX_CONNECTIONS = env.int("MONGODB_SERVER_MAX_CONNECTIONS", def
 # Connections per server all live web processes may hold together (unset: no fleet budget).
 MONGOPOOL_FLEET_BUDGET = env.int("MONGODB_FLEET_BUDGET", default=None)
 
-# Background tasks (README: "Workers and commands"). Celery: `celery -A example_project worker`
+# Background tasks (docs/workers.md, "Workers and commands"). Celery: `celery -A example_project worker`
 # with the broker CELERY_BROKER_URL names; tasks are acknowledged once they have run, and
 # requeued if their worker dies. Without a broker, Celery runs a task where it is called.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=None)

@@ -1,4 +1,4 @@
-"""The README's two tiers, a test that forgot its fixture, a direct view call and a 503."""
+"""The testing page's two tiers, a test that forgot its fixture, a direct view call and a 503."""
 
 import os
 

@@ -1,4 +1,4 @@
-"""The README's "Use" example, made into views that answer."""
+"""The quickstart's "Use" example, made into views that answer."""
 
 from django.http import JsonResponse
 from django.views.decorators.http import require_POST

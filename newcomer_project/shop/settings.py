@@ -1,4 +1,4 @@
-"""Django's ``startproject`` settings, trimmed, plus the README's django-mongopool lines."""
+"""Django's ``startproject`` settings, trimmed, plus the quickstart's django-mongopool lines."""
 
 import os
 from pathlib import Path
@@ -59,5 +59,5 @@ STATIC_URL = "static/"
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# The README: MONGOPOOL_URI = "mongodb://app:secret@db1:27017,db2:27017/shop?replicaSet=rs0"
+# The quickstart: MONGOPOOL_URI = "mongodb://app:secret@db1:27017,db2:27017/shop?replicaSet=rs0"
 MONGOPOOL_URI = os.environ["MONGODB_URL"]

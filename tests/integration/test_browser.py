@@ -5,7 +5,7 @@ server, with load from this process, and every response carries
 ``Content-Security-Policy: script-src 'self'; style-src 'self'`` (tests/browser_settings.py).
 A staff user logs in and opens the admin-mounted pool page: it must draw its chart,
 refresh itself, show the numbers of the JSON form, and cause no console error and no CSP
-violation. The screenshots go to test-artifacts/ (docs/pool_health.png, the README's picture, is a
+violation. The screenshots go to test-artifacts/ (docs/pool_health.png, the picture of docs/pool-page.md, is a
 committed copy), so a test run never changes the tree.
 """
 

@@ -4,7 +4,7 @@ The example project runs under a gunicorn master (``--preload``, gthread workers
 ``MONGODB_FLEET_BUDGET=24``; another process posts entries continuously. The test adds six
 workers with SIGTTIN, kills one with SIGKILL (the master replaces it), removes six with
 SIGTTOU, and samples the established connections of every worker to the server at the
-operating system every 0.1 s. The timeline is written to test-artifacts/ (the README quotes
+operating system every 0.1 s. The timeline is written to test-artifacts/ (docs/fleet-budget.md quotes
 the committed copy in docs/).
 """
 

@@ -125,7 +125,7 @@ class ProjConfig(AppConfig):
     def ready(self):
         from django_mongopool.mongoengine import connect
 
-        connect()  # as the README shows: alias "default", database MONGOPOOL_DATABASE
+        connect()  # as docs/orm.md shows: alias "default", database MONGOPOOL_DATABASE
 """
 
 

@@ -1,6 +1,6 @@
 """A newcomer's first hour, as a test (issue 24 item 8): ``newcomer_project/`` from the wheel.
 
-The wheel is built as the README says (``python -m build``), installed into a fresh venv made
+The wheel is built as docs/install.md says (``python -m build``), installed into a fresh venv made
 with ``MONGOPOOL_NEWCOMER_PYTHON`` (default: this interpreter) together with pytest,
 pytest-django, pytest-asyncio and mongomock; versions come from this environment, except those
 a constraints file in ``MONGOPOOL_NEWCOMER_CONSTRAINTS`` pins (``.ci/oldest-constraints.txt``:
@@ -34,7 +34,7 @@ from tests.helpers import ROOT
 pytestmark = [pytest.mark.server, pytest.mark.newcomer]
 
 PROJECT = ROOT / "newcomer_project"
-# What the newcomer installs besides the wheel (the README's "pip install pytest pytest-django
+# What the newcomer installs besides the wheel (docs/testing.md's "pip install pytest pytest-django
 # mongomock pytest-asyncio").
 TEST_TOOLS = ["pytest", "pytest-django", "pytest-asyncio", "mongomock"]
 DEVELOPERS = {"user": None, "item": "developer's"}
@@ -72,7 +72,7 @@ def _run(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 300):
 
 @pytest.fixture
 def fresh_venv(tmp_path_factory) -> Path:
-    """The wheel, built as the README says, in a fresh venv with the test tools."""
+    """The wheel, built as docs/install.md says, in a fresh venv with the test tools."""
     base = tmp_path_factory.mktemp("newcomer")
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTHON"))}
     dist = base / "dist"

@@ -53,7 +53,7 @@ def web(ferretdb, tmp_path):
 
 
 def _record(name: str, **data) -> None:
-    """Measurements for the README's failure table: test-artifacts/failure_behaviour.jsonl."""
+    """Measurements for the failure table of docs/failures.md: test-artifacts/failure_behaviour.jsonl."""
     ARTIFACTS.mkdir(exist_ok=True)
     with open(ARTIFACTS / "failure_behaviour.jsonl", "a") as out:
         out.write(json.dumps({"fault": name, **data}) + "\n")

@@ -1,7 +1,7 @@
 """The pool page's CSS and JavaScript under gunicorn (issue 24 item 6).
 
 gunicorn serves no static files: the example project serves them with WhiteNoise after
-``manage.py collectstatic``, the recipe the README gives. A staff user opens the page; the
+``manage.py collectstatic``, the recipe docs/pool-page.md gives. A staff user opens the page; the
 stylesheet and the script it links answer 200 with their content, from STATIC_ROOT (the app
 finders are off, as in production).
 """

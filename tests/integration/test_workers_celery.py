@@ -208,7 +208,7 @@ def test_prefork_children_never_use_the_client_their_parent_built(
 def test_the_example_projects_worker_signs_the_guestbook(
     mongo, mongo_server, broker, sender, tmp_path
 ):
-    """``celery -A example_project worker`` as the README shows it (solo pool: the worker itself
+    """``celery -A example_project worker`` as docs/workers.md shows it (solo pool: the worker itself
     runs the tasks and joins the fleet when it starts)."""
     env = {
         k: v
