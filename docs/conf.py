@@ -48,7 +48,7 @@ exclude_patterns = ["_build", "README.md", "_ext"]
 # Headings up to ### get anchors, so pages link to each other's sections (a missing anchor is
 # a warning, and the build treats warnings as errors).
 myst_heading_anchors = 3
-myst_enable_extensions = ["colon_fence"]
+myst_enable_extensions = ["colon_fence", "deflist"]
 
 html_theme = "furo"
 html_title = f"django-mongopool {release}"

@@ -71,22 +71,24 @@ def test_no_javascript_or_css_from_elsewhere(site):
 
 
 def test_the_settings_page_is_the_registry(site):
-    table = (site / "settings.html").read_text().split("<table", 1)[1].split("</table>", 1)[0]
-    rows = [
-        [_text(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
-        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S)
-    ]
-    rows = [row for row in rows if row]
-    assert [row[0] for row in rows] == list(SETTINGS)
-    for (name, default, rebuilds, doc), setting in zip(rows, SETTINGS.values(), strict=True):
-        assert default == _text(mongopool_settings.shown_default(setting).replace("`", "")), name
-        assert rebuilds == ("yes" if setting.client else "no"), name
-        assert doc, name
+    page = (site / "settings.html").read_text().split("<dl", 1)[1].split("</dl>", 1)[0]
+    terms = [_text(term) for term in re.findall(r"<dt[^>]*>(.*?)</dt>", page, re.S)]
+    bodies = [_text(body) for body in re.findall(r"<dd[^>]*>(.*?)</dd>", page, re.S)]
+    assert terms == list(SETTINGS)  # each once, in the registry's order
+    for name, body in zip(terms, bodies, strict=True):
+        setting = SETTINGS[name]
+        default = _text(mongopool_settings.shown_default(setting).replace("`", ""))
+        rebuilds = (
+            "changing it rebuilds the client" if setting.client else "read again when changed"
+        )
+        assert body.endswith(f"Default: {default}; {rebuilds}."), (name, body)
+        plain = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", setting.doc.replace("`", ""))
+        assert _text(plain)[1:] in body, name  # the registry's text (its first letter capitalised)
     # Defaults shown as values are the real ones.
-    shown = {row[0]: row[1] for row in rows}
-    assert shown["MONGOPOOL_RETRY_AFTER"] == "5"
-    assert shown["MONGOPOOL_STRAY_CLIENTS"] == '"warn"'
-    assert shown["MONGOPOOL_READINESS_TIMEOUT"] == "1.0"
+    shown = dict(zip(terms, bodies, strict=True))
+    assert shown["MONGOPOOL_RETRY_AFTER"].endswith("Default: 5; read again when changed.")
+    assert 'Default: "warn";' in shown["MONGOPOOL_STRAY_CLIENTS"]
+    assert "Default: 1.0;" in shown["MONGOPOOL_READINESS_TIMEOUT"]
 
 
 def test_every_setting_has_its_text():

@@ -1,7 +1,8 @@
 """The settings reference, rendered from the one registry: ``django_mongopool.conf.SETTINGS``.
 
-``{mongopool-settings}`` in a page becomes a table of every ``MONGOPOOL_*`` setting: its name,
-its default, whether changing it rebuilds the client, and what it does. A setting without a
+``{mongopool-settings}`` in a page becomes a definition list of every ``MONGOPOOL_*`` setting:
+its name, what it does and the values allowed, its default, and whether changing it rebuilds
+the client. A setting without a
 ``doc`` in the registry is a warning, so the documentation build (warnings are errors) fails
 rather than leave a setting out.
 """
@@ -29,23 +30,34 @@ def shown_default(setting: Any) -> str:
     return f"`{value!r}`"
 
 
-def _cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|")
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
-def settings_table() -> list[str]:
-    """The Markdown table of every setting, in the registry's order."""
+def _sentence(text: str) -> str:
+    """The registry's text as a sentence: capital first letter, full stop at the end."""
+    text = _one_line(text)
+    if text[:1].isalpha():
+        text = text[0].upper() + text[1:]
+    return text if text.endswith(".") else text + "."
+
+
+def settings_list() -> list[str]:
+    """A Markdown definition list of every setting, in the registry's order."""
     from django_mongopool.conf import SETTINGS
 
-    lines = [
-        "| Setting | Default | Rebuilds the client | Allowed values and meaning |",
-        "|---|---|---|---|",
-    ]
+    lines: list[str] = []
     for name, setting in SETTINGS.items():
-        lines.append(
-            f"| `{name}` | {_cell(shown_default(setting))} | "
-            f"{'yes' if setting.client else 'no'} | {_cell(setting.doc)} |"
+        rebuilds = (
+            "changing it rebuilds the client" if setting.client else "read again when changed"
         )
+        lines += [
+            f"`{name}`",
+            f": {_sentence(setting.doc)}",
+            "",
+            f"  Default: {_one_line(shown_default(setting))}; {rebuilds}.",
+            "",
+        ]
     return lines
 
 
@@ -65,7 +77,7 @@ class SettingsDirective(SphinxDirective):
                 )
         container = nodes.container(classes=["mongopool-settings"])
         self.state.nested_parse(
-            StringList(settings_table(), self.get_source_info()[0]), self.content_offset, container
+            StringList(settings_list(), self.get_source_info()[0]), self.content_offset, container
         )
         return container.children
 
