@@ -223,6 +223,7 @@ class Publisher(threading.Thread):
         self.previous_timeouts = 0
         self.beats = 0
         self.failures = 0
+        self.last_beat_at: float | None = None  # time.time() of the last beat published
         self.indexed: bool | None = None  # unknown until the first beat
         self._beat_lock = threading.Lock()
         self._next_beat = self._next_sample = 0.0
@@ -262,6 +263,7 @@ class Publisher(threading.Thread):
             target.replace_one({"_id": document["_id"]}, document, upsert=True)
         self.previous_timeouts = document["checkout_timeouts"]
         self.beats += 1
+        self.last_beat_at = time.time()
         if conf.fleet_budget is not None:
             self._recompute_share(document["_id"], clock)
 
@@ -412,6 +414,18 @@ def stop_at_exit() -> None:
     """atexit: stop the thread before the clients are closed (registered after their hook,
     so it runs first); a beat in progress has :data:`EXIT_JOIN_SECONDS` to finish."""
     stop(EXIT_JOIN_SECONDS)
+
+
+def publisher_status() -> dict[str, Any]:
+    """This process's publisher, for the report: running, beats published, failed turns, and
+    when (``time.time()``) it last published a beat (None: never)."""
+    publisher = _publisher if _publisher_pid == os.getpid() else None
+    return {
+        "running": publisher is not None and publisher.is_alive(),
+        "beats": publisher.beats if publisher is not None else 0,
+        "failures": publisher.failures if publisher is not None else 0,
+        "last_beat_at": publisher.last_beat_at if publisher is not None else None,
+    }
 
 
 def read_fleet(clock: ServerClock | None = None) -> fleet.Reading:

@@ -424,8 +424,10 @@ def test_command_labels_its_own_pool(replica_set):
     out = StringIO()
     call_command("mongo_connections", "--timeout", "1", "--format", "prometheus", stdout=out)
     names = {f.name for f in text_string_to_metric_families(out.getvalue())}
-    assert "mongopool_command_pool_open" in names and "mongopool_pool_open" not in names
-    assert "mongopool_unavailable_responses" not in names
+    assert "mongopool_command_pool_open_connections" in names
+    assert "mongopool_pool_open_connections" not in names
+    assert "mongopool_command_sessions_started" in names  # a counter: samples end in _total
+    assert "mongopool_sessions_started" not in names and "mongopool_unavailable_responses" not in names
 
 
 def test_member_clients_pass_stray_detection(replica_set, settings, recwarn):

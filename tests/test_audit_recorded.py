@@ -193,6 +193,10 @@ def test_prometheus_output_parses(recorded):
     call_command("mongo_connections", "--format", "prometheus", stdout=out)
     families = {f.name: f for f in text_string_to_metric_families(out.getvalue())}
     states = {s.labels["state"]: s.value for s in families["mongopool_server_connections"].samples}
-    assert states["current"] == 95 and states["rejected"] == 0
+    assert states["current"] == 95 and "rejected" not in states and "totalCreated" not in states
+    # The fields that only grow are counters, per member.
+    (rejected,) = families["mongopool_member_connections_rejected"].samples
+    assert (rejected.name, rejected.value) == ("mongopool_member_connections_rejected_total", 0)
+    assert families["mongopool_member_connections_rejected"].type == "counter"
     assert families["mongopool_server_up"].samples[0].value == 1
     assert families["mongopool_fleet_ceiling_connections"].samples[0].value == 96
