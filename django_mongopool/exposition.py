@@ -317,7 +317,6 @@ class ReportCollector:
         for key, name, text in (
             ("processes", "processes_configured", "Processes the deployment runs"),
             ("hosts", "topology_servers", "Servers in the topology (or hosts of the URI)"),
-            ("max_pool_size", "max_pool_size_connections", "maxPoolSize of each pool"),
             (
                 "monitors_per_server",
                 "monitor_connections_per_server",
@@ -342,6 +341,15 @@ class ReportCollector:
             ),
         ):
             yield _one(_gauge(f"mongopool_{name}", text, f"budget.{key}"), budget[key])
+        yield _one(
+            _gauge(
+                "mongopool_max_pool_size_connections",
+                "maxPoolSize of each pool",
+                "budget.max_pool_size, config.options.maxPoolSize, "
+                "fleet_budget.this_process.max_pool_size",
+            ),
+            budget["max_pool_size"],
+        )
         yield _one(
             _gauge(
                 "mongopool_fleet_ceiling_ratio",
@@ -399,10 +407,6 @@ class ReportCollector:
         )
         members = server.get("members") or []
         yield _one(
-            _gauge("mongopool_server_members", "Members the audit asked", "server.members[]"),
-            len(members),
-        )
-        yield _one(
             _gauge(
                 "mongopool_server_members_unanswered",
                 "Members that did not answer serverStatus",
@@ -451,7 +455,7 @@ class ReportCollector:
         capacity = _gauge(
             "mongopool_member_capacity_connections",
             "Connections each member accepts (serverStatus or MONGOPOOL_SERVER_MAX_CONNECTIONS)",
-            f"{where}.capacity",
+            f"{where}.capacity, budget.members[].capacity",
             ["member"],
         )
         ceiling = _gauge(
@@ -550,14 +554,21 @@ class ReportCollector:
             f"{prefix}_checkout_wait_recent_seconds",
             "Time the last check-outs (up to 1024) took to get a connection, at the page's "
             "percentiles (quantile 1: the longest)",
-            f"{where}.wait_ms_p50, wait_ms_p95, wait_ms_p99, wait_ms_max",
+            ", ".join(f"{where}.{key}" for key in (*dict(WAIT_QUANTILES), "wait_ms_max")),
             [*labels, "quantile"],
         )
         histogram = HistogramMetricFamily(
             f"{prefix}_checkout_wait_seconds",
             _help(
                 "Time each successful check-out took to get its connection, opening it included",
-                f"{where}.checkout_wait_buckets, checkout_wait_count, checkout_wait_seconds_sum",
+                ", ".join(
+                    f"{where}.{key}"
+                    for key in (
+                        "checkout_wait_buckets",
+                        "checkout_wait_count",
+                        "checkout_wait_seconds_sum",
+                    )
+                ),
             ),
             labels=labels,
         )
@@ -699,7 +710,7 @@ class ReportCollector:
         mine = section.get("this_process") or {}
         for figure, value, name, text in (
             (
-                "fleet_budget.budget",
+                "fleet_budget.budget, fleet_budget.this_process.budget",
                 section.get("budget"),
                 "fleet_budget_connections",
                 "MONGOPOOL_FLEET_BUDGET: connections per server all live processes may hold",

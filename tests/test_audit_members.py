@@ -22,7 +22,8 @@ from django.urls import reverse
 from mockupdb import Matcher, MockupDB, OpMsg
 from prometheus_client.parser import text_string_to_metric_families
 
-from django_mongopool import audit
+from django_mongopool import audit, exposition
+from tests import prometheus_figures
 from tests.helpers import closed_port
 
 WIRE = {"maxWireVersion": 21, "minWireVersion": 0}
@@ -427,7 +428,9 @@ def test_command_labels_its_own_pool(replica_set):
     assert "mongopool_command_pool_open_connections" in names
     assert "mongopool_pool_open_connections" not in names
     assert "mongopool_command_sessions_started" in names  # a counter: samples end in _total
-    assert "mongopool_sessions_started" not in names and "mongopool_unavailable_responses" not in names
+    assert (
+        "mongopool_sessions_started" not in names and "mongopool_unavailable_responses" not in names
+    )
 
 
 def test_member_clients_pass_stray_detection(replica_set, settings, recwarn):
@@ -504,3 +507,14 @@ def test_replica_set_without_a_primary_is_still_audited(point_at):
         m["utilisation_percent"] for m in report["server"]["members"] if m["answered"]
     )
     assert answered == [1.0, 2.0]
+
+
+def test_prometheus_carries_every_figure_of_the_command_report(replica_set):
+    """Every figure of the command's report (applications, each member, the one that does not
+    answer) has its series, type and help text, with the report's values."""
+    report = audit.build_report(role="command", timeout=1)
+    assert report["server"]["applications"] and report["server"]["members"][0]["connections"]
+    scrape = prometheus_figures.check(report, exposition.render(report))
+    assert scrape.total("mongopool_server_members_unanswered") == 1
+    assert scrape.total("mongopool_member_connections_created") == 2 * 9000  # two answered
+    assert scrape.families["mongopool_member_connections_created"].type == "counter"

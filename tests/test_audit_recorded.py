@@ -12,6 +12,9 @@ from django.core.management import CommandError, call_command
 from mockupdb import Matcher, MockupDB, OpMsg
 from prometheus_client.parser import text_string_to_metric_families
 
+from django_mongopool import audit, exposition
+from tests import prometheus_figures
+
 REPLIES = Path(__file__).parent / "replies"
 HELLO = {"maxWireVersion": 21, "minWireVersion": 0, "isWritablePrimary": True}
 
@@ -200,3 +203,16 @@ def test_prometheus_output_parses(recorded):
     assert families["mongopool_member_connections_rejected"].type == "counter"
     assert families["mongopool_server_up"].samples[0].value == 1
     assert families["mongopool_fleet_ceiling_connections"].samples[0].value == 96
+
+
+def test_prometheus_carries_every_figure_of_a_recorded_mongod(recorded, settings):
+    """mongod 8's serverStatus.connections: levels as gauges, totalCreated and rejected as
+    counters; every other figure of the report with its series."""
+    _serve(recorded, status=_reply("serverstatus_mongod8.json"), current_op=_cursor([]))
+    report = audit.build_report(role="command", timeout=2)
+    connections = report["server"]["connections"]
+    assert connections["totalCreated"] == 1203 and connections["current"] == 95
+    scrape = prometheus_figures.check(report, exposition.render(report))
+    assert scrape.total("mongopool_member_connections_created") == 1203
+    assert scrape.total("mongopool_server_connections", state="current") == 95
+    assert scrape.samples("mongopool_server_connections", state="totalCreated") == []
