@@ -21,7 +21,7 @@ from django_mongopool import exposition, heartbeat, pools
 from django_mongopool.client import get_database
 from django_mongopool.metrics import WAIT_BUCKETS
 from django_mongopool.views import web_report
-from tests import prometheus_figures
+from tests import ops_kit, prometheus_figures
 from tests.helpers import HoldConnection
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db]
@@ -181,3 +181,27 @@ def test_a_scrape_is_cheap(busy, mongo_server, settings):
     assert commands.count("serverStatus") == 1
     assert "aggregate" not in commands  # $currentOp is an aggregation
     assert pools.snapshot().servers  # the scrapes used the app's pool
+
+
+def _sample_names(text: str) -> set[str]:
+    """The series names a scrape exports, empty families included (a counter's samples end
+    in _total, a histogram's in _bucket, _sum and _count)."""
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
+    return {
+        family.name + suffix
+        for family in text_string_to_metric_families(text)
+        for suffix in suffixes.get(family.type, ("",))
+    }
+
+
+def test_every_query_of_the_ops_kit_names_an_exported_series(busy):
+    """Each alert rule and each dashboard query reads only series that /metrics exports."""
+    exported = _sample_names(scrape())
+    read = set()
+    for where, expr in ops_kit.queries():
+        names = ops_kit.metric_names(expr)
+        assert names, f"{where}: no metric name in {expr!r}"
+        assert names <= exported, f"{where} reads {sorted(names - exported)}, not exported"
+        read |= names
+    assert "mongopool_pool_checkout_wait_seconds_bucket" in read
+    assert "mongopool_leaked_sessions_total" in read
