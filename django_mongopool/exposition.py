@@ -621,49 +621,52 @@ class ReportCollector:
     def _fleet(self) -> Iterator[Metric]:
         fleet = self.report.get("fleet")
         processes = fleet["processes"] if fleet else []
+        # (family, help, JSON figure, the rows' field: None counts rows, "count:" counts the
+        # rows where the field is set, else the field is summed)
         by_role = [
-            ("alive", "processes", "Processes with a live heartbeat", "fleet.alive", None),
-            ("open", "open_connections", "Open connections", "fleet.open", "open"),
-            ("in_use", "in_use_connections", "Connections in use", "fleet.in_use", "in_use"),
+            ("processes", "Processes with a live heartbeat", "fleet.alive", None),
+            ("open_connections", "Open connections of the live processes", "fleet.open", "open"),
             (
-                "waiting",
+                "in_use_connections",
+                "Connections in use in the live processes",
+                "fleet.in_use",
+                "in_use",
+            ),
+            (
                 "waiting_checkouts",
-                "Check-outs waiting for a connection",
+                "Check-outs waiting for a connection in the live processes",
                 "fleet.waiting",
                 "waiting",
             ),
             (
-                "saturated",
                 "saturated_processes",
-                "Processes whose pool is saturated",
+                "Live processes whose pool is saturated",
                 "fleet.saturated",
-                "saturated",
+                "count:saturated",
             ),
             (
-                "timing_out",
                 "timing_out_processes",
-                "Processes whose check-outs timed out since their previous heartbeat",
+                "Live processes whose check-outs timed out since their previous heartbeat",
                 "fleet.timing_out",
-                "recent_checkout_timeouts",
+                "count:recent_checkout_timeouts",
             ),
         ]
-        for _key, name, text, figure, field in by_role:
+        for name, text, figure, field in by_role:
             family = _gauge(
                 f"mongopool_fleet_{name}",
-                f"{text} across the fleet's live processes, by role",
+                f"{text}, by role (web, worker, command)",
                 f"{figure}, fleet.processes[] by role",
                 ["role"],
             )
-            if fleet is not None:
-                for role in ROLES:
-                    rows = [p for p in processes if p.get("role") == role]
-                    if field is None:
-                        total = len(rows)
-                    elif field in ("saturated", "recent_checkout_timeouts"):
-                        total = sum(1 for p in rows if p.get(field))
-                    else:
-                        total = sum(p.get(field, 0) for p in rows)
-                    _add(family, [role], total)
+            for role in ROLES if fleet is not None else ():
+                rows = [p for p in processes if p.get("role") == role]
+                if field is None:
+                    total = len(rows)
+                elif field.startswith("count:"):
+                    total = sum(1 for p in rows if p.get(field.removeprefix("count:")))
+                else:
+                    total = sum(p.get(field, 0) for p in rows)
+                _add(family, [role], total)
             yield family
         busiest = fleet.get("busiest") if fleet else None
         for key, name, text in (

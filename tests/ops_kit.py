@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -69,3 +70,32 @@ def queries() -> Iterator[tuple[str, str]]:
     for rule in rules():
         yield f"alert {rule['alert']}", rule["expr"]
     yield from dashboard_queries()
+
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "prometheus.md"
+_FAMILY_ROW = re.compile(
+    r"^\| `(mongopool_[a-z_]+)(?:, _sum, _count)?` \| (\w+) \| ([^|]*) \|(.*)$"
+)
+_ALERT_ROW = re.compile(r"^\| `(Mongo\w+)` \| [^|]+ \| ([^|]+) \| (\w+) \|$")
+
+
+def documented_families() -> dict[str, tuple[str, set[str], bool]]:
+    """docs/prometheus.md's families: parsed name -> (type, labels, mongo_connections only)."""
+    families = {}
+    for line in DOC.read_text().splitlines():
+        row = _FAMILY_ROW.match(line)
+        if row:
+            series, type_, labels, rest = row.groups()
+            name = {"counter": series.removesuffix("_total")}.get(type_, series)
+            name = name.removesuffix("_bucket") if type_ == "histogram" else name
+            families[name] = (type_, set(re.findall(r"`(\w+)`", labels)), "only)" in rest)
+    return families
+
+
+def documented_alerts() -> dict[str, tuple[str, str]]:
+    """docs/prometheus.md's alerts: name -> (for, severity)."""
+    return {
+        row.group(1): (row.group(2).strip(), row.group(3))
+        for row in map(_ALERT_ROW.match, DOC.read_text().splitlines())
+        if row
+    }

@@ -518,3 +518,18 @@ def test_prometheus_carries_every_figure_of_the_command_report(replica_set):
     assert scrape.total("mongopool_server_members_unanswered") == 1
     assert scrape.total("mongopool_member_connections_created") == 2 * 9000  # two answered
     assert scrape.families["mongopool_member_connections_created"].type == "counter"
+
+
+def test_docs_list_the_families_of_mongo_connections_only(replica_set):
+    """docs/prometheus.md marks the families /metrics never exports ($currentOp): the command
+    exports them, with the documented types and labels."""
+    from tests import ops_kit
+
+    report = audit.build_report(role="command", timeout=1)
+    exported = {f.name: f for f in text_string_to_metric_families(exposition.render(report))}
+    only = {n: row for n, row in ops_kit.documented_families().items() if row[2]}
+    assert only and set(only) <= set(exported)
+    assert {n for n in exported if "_app" in n or "current_op" in n} == set(only)
+    for name, (type_, labels, _) in only.items():
+        assert exported[name].type == type_
+        assert {label for s in exported[name].samples for label in s.labels} == labels, name

@@ -123,3 +123,19 @@ def test_the_kit_ships_in_the_package_and_says_where():
         [sys.executable, "-m", "django_mongopool.ops"], capture_output=True, text=True, check=True
     )
     assert result.stdout.split() == [str(path) for path in FILES]
+
+
+def test_the_documented_alerts_are_the_rules():
+    documented = ops_kit.documented_alerts()
+    rules = {rule["alert"]: rule for rule in ops_kit.rules()}
+    assert set(documented) == set(rules)
+    for name, (for_, severity) in documented.items():
+        assert for_ == rules[name].get("for", "-"), name
+        assert severity == rules[name]["labels"]["severity"], name
+
+
+def test_the_documented_histogram_buckets_are_the_real_ones():
+    from django_mongopool.metrics import WAIT_BUCKETS
+
+    bounds = ", ".join(f"{bound:g}" for bound in WAIT_BUCKETS)
+    assert f"in seconds: {bounds}, +Inf." in " ".join(ops_kit.DOC.read_text().split())

@@ -205,3 +205,16 @@ def test_every_query_of_the_ops_kit_names_an_exported_series(busy):
         read |= names
     assert "mongopool_pool_checkout_wait_seconds_bucket" in read
     assert "mongopool_leaked_sessions_total" in read
+
+
+def test_docs_list_every_family_with_its_type_and_labels(busy):
+    """docs/prometheus.md's tables: the families a scrape exports (those of mongo_connections
+    only are checked against its output in tests/test_audit_members.py)."""
+    documented = {name: row for name, row in ops_kit.documented_families().items() if not row[2]}
+    exported = {f.name: f for f in text_string_to_metric_families(scrape())}
+    assert set(documented) == set(exported)
+    for name, (type_, labels, _) in documented.items():
+        family = exported[name]
+        assert family.type == type_, name
+        seen = {label for s in family.samples for label in s.labels} - {"le"}
+        assert seen <= labels, (name, seen, labels)
