@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import re
 import threading
 
 import pytest
@@ -218,3 +219,39 @@ def test_docs_list_every_family_with_its_type_and_labels(busy):
         assert family.type == type_, name
         seen = {label for s in family.samples for label in s.labels} - {"le"}
         assert seen <= labels, (name, seen, labels)
+
+
+def _readme_series() -> set[str]:
+    """Every concrete series name the README's metrics paragraphs show (`a_{x,y}_b` expanded,
+    labels dropped)."""
+    readme = (ops_kit.DOC.parents[1] / "README.md").read_text()
+    metrics = readme.split("### Readiness probe and Prometheus metrics", 1)[1].split("\n## ")[0]
+    command = readme.split("With `--format prometheus`", 1)[1].split("\n\n")[0]
+    names = set()
+    for token in re.findall(r"`(mongopool_[^`]*)`", metrics + command):
+        if "*" in token or "..." in token:
+            continue
+        token = re.sub(r"\{[^{}]*\}$", "", token)  # trailing {labels}
+        expanded = [token]
+        while any("{" in t for t in expanded):
+            expanded = [
+                t[: t.index("{")] + choice + t[t.index("}") + 1 :]
+                for t in expanded
+                for choice in t[t.index("{") + 1 : t.index("}")].split(",")
+            ]
+        names.update(expanded)
+    return names
+
+
+def test_every_series_the_readme_names_is_exported(busy):
+    text = scrape()
+    histograms = {f.name for f in text_string_to_metric_families(text) if f.type == "histogram"}
+    exported = _sample_names(text) | histograms
+    command_only = {
+        name for name, row in ops_kit.documented_families().items() if row[2]
+    }  # gauges: the sample name is the family's
+    shown = _readme_series()
+    assert len(shown) > 40
+    for name in shown:
+        web_name = name.replace("mongopool_command_", "mongopool_", 1)
+        assert name in exported | command_only or web_name in exported, name
