@@ -600,6 +600,9 @@ def _fleet_step(
     except PyMongoError as exc:
         notes.append(f"Heartbeats failed: {type(exc).__name__}: {servers.error_text(exc)}.")
         return None
+    except fleets.MALFORMED_REPLY_ERRORS as exc:  # a reply pymongo could not make sense of
+        notes.append(f"Heartbeats failed: the server's reply was malformed ({type(exc).__name__}).")
+        return None
 
 
 def _jsonable(value: Any) -> Any:
