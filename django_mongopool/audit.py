@@ -16,7 +16,9 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from dataclasses import dataclass, field
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pymongo
@@ -57,12 +59,18 @@ class _ServerSide:
     members: list[servers.Member] = field(default_factory=list)
     current_op: bool = False
     notes: list[str] = field(default_factory=list)
+    measured_at: float = field(default_factory=time.monotonic)
+    # Served from the previous period: the measurement under way missed the reader's deadline.
+    stale: bool = False
+    refused: bool = False  # the server answered the ping with an error (not authentication)
 
 
-def _measure(timeout: float, current_op: bool) -> _ServerSide:
+def _measure(
+    timeout: float, current_op: bool, deadline: servers.Deadline | None = None
+) -> _ServerSide:
     side = _ServerSide(current_op=current_op)
     try:
-        with pymongo.timeout(timeout):
+        with pymongo.timeout(servers.bounded(timeout, deadline) or 0.001):
             # Any member will do: a replica set during an election is still audited.
             get_client().admin.command("ping", read_preference=ReadPreference.NEAREST)
         side.reachable = True
@@ -76,6 +84,7 @@ def _measure(timeout: float, current_op: bool) -> _ServerSide:
                 "configuration is reported."
             )
         else:
+            side.refused = True
             side.error = f"{servers.error_text(exc)} (code {exc.code})"
             side.notes.append(
                 f"The server refused the ping ({side.error}); only the configuration is reported."
@@ -89,9 +98,20 @@ def _measure(timeout: float, current_op: bool) -> _ServerSide:
         )
         return side
     side.topology = servers.topology()
-    side.members = servers.ask_members(side.topology, timeout, current_op)
+    side.members = servers.ask_members(side.topology, timeout, current_op, deadline)
+    late = [
+        m.address for m in side.members if (m.error or "").startswith(servers.NOT_ANSWERED_IN_TIME)
+    ]
+    if late and deadline is not None:
+        shown = ", ".join(late[:10]) + (f" and {len(late) - 10} more" if len(late) > 10 else "")
+        side.notes.append(
+            f"{len(late)} member(s) not answered within the audit's deadline of "
+            f"{deadline.seconds:g} s (MONGOPOOL_AUDIT_DEADLINE; the command's --deadline): {shown}."
+        )
     for member in side.members:
         side.notes.extend(member.notes)
+        if member.address in late:
+            continue  # counted above, in one line
         single = len(side.members) == 1
         where = "serverStatus" if single else f"serverStatus on {member.address}"
         if member.status_problem == "unauthorized":
@@ -120,36 +140,129 @@ class _Cached:
     side: _ServerSide
 
 
+@dataclass
+class _Flight:
+    """A measurement under way, shared by every reader that arrives while it runs."""
+
+    future: Future[_ServerSide]
+    config: ClientConfig
+    timeout: float
+
+
 _cache: dict[bool, _Cached] = {}
-_cache_lock = threading.Lock()
+_in_flight: dict[bool, _Flight] = {}
+_cache_lock = threading.Lock()  # held to look up and start a measurement, never during I/O
 
 
 def forget_after_fork() -> None:
-    """In a forked child: the parent's measurement is not this process's, and its lock may
-    have been held (it is held during I/O) at fork time."""
+    """In a forked child: the parent's measurement is not this process's, its thread does not
+    run here, and its lock may have been held at fork time."""
     global _cache_lock
     _cache_lock = threading.Lock()
     _cache.clear()
+    _in_flight.clear()
 
 
-def _server_side(timeout: float, current_op: bool, cache_seconds: float | None) -> _ServerSide:
-    """Measured now, or (with ``cache_seconds``) shared by every caller of the process for that long."""
+def _margin(deadline: servers.Deadline) -> float:
+    """How much sooner than its readers' deadline a measurement ends, so they receive it."""
+    return min(0.25, deadline.seconds / 10)
+
+
+def _refresh(
+    flight: _Flight, current_op: bool, cache_seconds: float, deadline: servers.Deadline | None
+) -> None:
+    """The measurement thread: measures, caches for ``cache_seconds``, hands the result over."""
+    try:
+        side = _measure(flight.timeout, current_op, deadline)
+    except BaseException as exc:  # handed to the readers waiting for it
+        with _cache_lock:
+            if _in_flight.get(current_op) is flight:
+                del _in_flight[current_op]
+        flight.future.set_exception(exc)
+        return
+    with _cache_lock:
+        if _in_flight.get(current_op) is flight:
+            del _in_flight[current_op]
+            _cache[current_op] = _Cached(
+                flight.config, flight.timeout, time.monotonic() + cache_seconds, side
+            )
+    flight.future.set_result(side)
+
+
+def _not_in_time(deadline: servers.Deadline, current_op: bool) -> _ServerSide:
+    error = f"the audit's deadline of {deadline.seconds:g} s passed"
+    return _ServerSide(
+        error=error,
+        current_op=current_op,
+        notes=[
+            f"The server did not answer within the audit's deadline of {deadline.seconds:g} s "
+            "(MONGOPOOL_AUDIT_DEADLINE); only the configuration is reported. The measurement "
+            "goes on, and the next reader gets it."
+        ],
+    )
+
+
+def _server_side(
+    timeout: float,
+    current_op: bool,
+    cache_seconds: float | None,
+    deadline: servers.Deadline | None = None,
+) -> _ServerSide:
+    """Measured now, or (with ``cache_seconds``) shared by every caller of the process for that long.
+
+    Shared: one measurement at a time runs in its own thread, and every reader that arrives
+    meanwhile waits for that one, each until its own ``deadline`` at most; a reader whose
+    deadline passes first gets the previous period's result marked stale, or, when there is
+    none, a server section that says the deadline passed.
+    """
     if not cache_seconds:
-        return _measure(timeout, current_op)
+        return _measure(timeout, current_op, deadline)
     config = get_config()
-    with _cache_lock:  # one measurement at a time: N callers at expiry cost one
+    with _cache_lock:
         entry = _cache.get(current_op)
-        now = time.monotonic()
-        if entry and entry.config is config and entry.timeout == timeout and entry.expires > now:
-            return entry.side
-        side = _measure(timeout, current_op)
-        _cache[current_op] = _Cached(config, timeout, time.monotonic() + cache_seconds, side)
-        return side
+        previous = entry if entry and entry.config is config and entry.timeout == timeout else None
+        if previous is not None and previous.expires > time.monotonic():
+            return previous.side
+        flight = _in_flight.get(current_op)
+        if flight is None or flight.config is not config or flight.timeout != timeout:
+            flight = _Flight(Future(), config, timeout)
+            _in_flight[current_op] = flight
+            own = (
+                None
+                if deadline is None
+                else servers.Deadline(deadline.at - _margin(deadline), deadline.seconds)
+            )
+            threading.Thread(
+                target=_refresh,
+                args=(flight, current_op, cache_seconds, own),
+                name="django-mongopool-audit",
+                daemon=True,
+            ).start()
+    try:
+        return flight.future.result(timeout=None if deadline is None else deadline.remaining())
+    except FutureTimeout:
+        assert deadline is not None  # no timeout, no FutureTimeout
+        if previous is not None:
+            return replace(previous.side, stale=True)
+        return _not_in_time(deadline, current_op)
 
 
 def clear_cache() -> None:
     with _cache_lock:
         _cache.clear()
+        _in_flight.clear()
+
+
+def _outage(side: _ServerSide) -> str:
+    """The warning for a server that did not answer (the notes say more)."""
+    if side.authentication_failed:
+        return "The MongoDB server refused authentication: only the configuration is reported."
+    if side.refused:
+        return f"The MongoDB server refused the audit's ping ({side.error}): only the configuration is reported."
+    return (
+        f"The MongoDB server did not answer ({side.error or 'no answer'}): only the "
+        "configuration is reported."
+    )
 
 
 def _fleet(notes: list[str]) -> dict[str, Any] | None:
@@ -267,6 +380,11 @@ def _fail_over(
         "unknown": [],
         "accept_unknown_capacity": accept_unknown,
         "evaluated": False,
+        "checked": 0,
+        # None (no gate, or the server was not reached), "exceeded", "within_limit",
+        # "unknown" (a figure is unknown, not accepted) or "nothing_checked" (unknown figures
+        # accepted, but every figure is unknown: that cannot pass either).
+        "result": None,
     }
     if limit is None or not reachable:
         return result
@@ -306,6 +424,15 @@ def _fail_over(
                     f"server utilisation{at} {member['utilisation_percent']}% > {limit:g}%"
                 )
     result["evaluated"] = checked > 0
+    result["checked"] = checked
+    if result["exceeded"]:
+        result["result"] = "exceeded"
+    elif result["unknown"] and not accept_unknown:
+        result["result"] = "unknown"
+    elif not checked:
+        result["result"] = "nothing_checked"
+    else:
+        result["result"] = "within_limit"
     return result
 
 
@@ -320,20 +447,34 @@ def build_report(
     accept_unknown_capacity: bool = False,
     cache_seconds: float | None = None,
     role: str = "web",
+    deadline: float | None = None,
 ) -> dict[str, Any]:
     """Measure what is reachable; ``report["server"]["reachable"]`` says if the server answered.
 
     ``role`` labels this process's own pool figures ("command" for the management
-    command: its pool is not a web process's).
+    command: its pool is not a web process's). ``deadline`` (seconds) bounds the whole
+    report: what has not answered by then is reported as such.
     """
     config = get_config()
     processes = processes or conf.processes
     timeout = timeout or config.seconds("serverSelectionTimeoutMS")
+    limit = servers.Deadline.after(deadline) if deadline else None
     process = pools.snapshot()
-    side = _server_side(timeout, current_op, cache_seconds)
+    side = _server_side(timeout, current_op, cache_seconds, limit)
     notes: list[str] = list(side.notes)
     warnings: list[str] = []
-    fleet = _fleet_step(timeout, notes) if side.reachable and include_fleet else None
+    age = round(time.monotonic() - side.measured_at, 1)
+    if side.stale:
+        notes.insert(
+            0,
+            f"The server's figures are from {age:g} s ago: the measurement under way did not "
+            f"finish within the audit's deadline of {deadline:g} s (MONGOPOOL_AUDIT_DEADLINE).",
+        )
+    if not side.reachable:
+        warnings.append(_outage(side))
+    fleet = (
+        _fleet_step(timeout, notes, warnings, limit) if side.reachable and include_fleet else None
+    )
 
     members = _member_rows(side, top_hosts)
     topology = side.topology
@@ -359,6 +500,8 @@ def build_report(
         "members": members,
         "current_op_requested": side.current_op,
         "applications": _applications(side, members, top_hosts),
+        "age_seconds": age,
+        "stale": side.stale,
     }
 
     def over_capacity(capacity: Any, where: str) -> str:
@@ -441,12 +584,30 @@ def _fleet_budget(role: str, fleet: dict[str, Any] | None) -> dict[str, Any] | N
     }
 
 
-def _fleet_step(timeout: float, notes: list[str]) -> dict[str, Any] | None:
+NO_DATABASE = (
+    "Heartbeats not read: there is no default database (set MONGOPOOL_DATABASE, or put the "
+    "database in the MONGOPOOL_URI path, mongodb://host:27017/name), so the fleet is unknown."
+)
+
+
+def _fleet_step(
+    timeout: float, notes: list[str], warnings: list[str], deadline: servers.Deadline | None
+) -> dict[str, Any] | None:
+    if not conf.database:  # the heartbeats live in the default database (check W020/E020)
+        (warnings if conf.heartbeat_seconds else notes).append(NO_DATABASE)
+        return None
+    timeout = servers.bounded(timeout, deadline)
+    if timeout <= 0:
+        notes.append("Heartbeats not read: the audit's deadline had passed; the fleet is unknown.")
+        return None
     try:
         with pymongo.timeout(timeout):
             return _fleet(notes)
     except PyMongoError as exc:
         notes.append(f"Heartbeats failed: {type(exc).__name__}: {servers.error_text(exc)}.")
+        return None
+    except fleets.MALFORMED_REPLY_ERRORS as exc:  # a reply pymongo could not make sense of
+        notes.append(f"Heartbeats failed: the server's reply was malformed ({type(exc).__name__}).")
         return None
 
 

@@ -171,6 +171,39 @@ def checkout_waits_ms(config: ClientConfig) -> tuple[float, float]:
     return read, wait_queue
 
 
+NO_DATABASE_HINT = (
+    "Set MONGOPOOL_DATABASE = 'name', or put the database in the MONGOPOOL_URI path "
+    "(mongodb://host:27017/name)."
+)
+
+
+def check_database(app_configs: Any = None, **kwargs: Any) -> Messages:
+    """No default database: get_database() without a name, and the heartbeats, have none."""
+    config = _config()
+    if config is None or conf.database:
+        return []  # E001 / E004 report an unusable configuration
+    if conf.heartbeat_seconds:
+        return [
+            checks.Error(
+                "MONGOPOOL_HEARTBEAT_SECONDS is set but there is no default database "
+                "(MONGOPOOL_URI has no /database and MONGOPOOL_DATABASE is not set): the "
+                "heartbeats have nowhere to be written, so the pool page and the audit cannot "
+                "see the fleet, and a fleet budget cannot share itself out.",
+                hint=NO_DATABASE_HINT,
+                id="django_mongopool.E020",
+            )
+        ]
+    return [
+        checks.Warning(
+            "There is no default database: MONGOPOOL_URI has no /database and "
+            "MONGOPOOL_DATABASE is not set, so get_database() without a name raises "
+            "ImproperlyConfigured.",
+            hint=NO_DATABASE_HINT + " Or always pass the name: get_database('name').",
+            id="django_mongopool.W020",
+        )
+    ]
+
+
 def _fleet_budget(processes: int, capacity: int | None) -> Messages:
     fleet_budget = conf.fleet_budget
     if fleet_budget is None:
@@ -416,7 +449,14 @@ def check_orm_pool_sized(app_configs: Any = None, **kwargs: Any) -> Messages:
 
 def register() -> None:
     """Register every check (``AppConfig.ready()``; registering twice is harmless)."""
-    for check in (check_uri, check_middleware, check_pool, check_fork, check_pymongo_internals):
+    for check in (
+        check_uri,
+        check_middleware,
+        check_pool,
+        check_database,
+        check_fork,
+        check_pymongo_internals,
+    ):
         checks.register(check, "django_mongopool")
     checks.register(check_metrics_routed, "django_mongopool", checks.Tags.urls)
     checks.register(check_probe_reachable, "django_mongopool", checks.Tags.urls)

@@ -187,6 +187,11 @@ SETTINGS: Mapping[str, Setting] = {
             5,
             _number("MONGOPOOL_SERVER_STATUS_CACHE_SECONDS", 0, 3600, integer=False),
         ),
+        Setting(
+            "MONGOPOOL_AUDIT_DEADLINE",
+            5,
+            _number("MONGOPOOL_AUDIT_DEADLINE", 0.5, 300, integer=False),
+        ),
     )
 }
 CLIENT_SETTINGS = frozenset(name for name, s in SETTINGS.items() if s.client)
@@ -330,6 +335,11 @@ class Conf:
     def task_integration(self) -> bool:
         """False: Celery and Django's tasks framework run without the app's task scope."""
         return cast(bool, self._get("MONGOPOOL_TASK_INTEGRATION"))
+
+    @property
+    def audit_deadline(self) -> float:
+        """Seconds the pool page, its JSON and /metrics wait for the server's figures in all."""
+        return float(self._get("MONGOPOOL_AUDIT_DEADLINE"))
 
     @property
     def server_status_cache_seconds(self) -> float:

@@ -408,6 +408,24 @@ class ReportCollector:
         members = server.get("members") or []
         yield _one(
             _gauge(
+                "mongopool_server_figures_age_seconds",
+                "Age of the server's figures (topology, serverStatus), measured at most once per "
+                "MONGOPOOL_SERVER_STATUS_CACHE_SECONDS",
+                "server.age_seconds",
+            ),
+            server.get("age_seconds"),
+        )
+        yield _one(
+            _gauge(
+                "mongopool_server_figures_stale",
+                "1 when the measurement under way missed MONGOPOOL_AUDIT_DEADLINE and the previous "
+                "period's figures are shown",
+                "server.stale",
+            ),
+            server.get("stale"),
+        )
+        yield _one(
+            _gauge(
                 "mongopool_server_members_unanswered",
                 "Members that did not answer serverStatus",
                 "server.members[].answered",

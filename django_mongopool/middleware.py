@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from pymongo.errors import PyMongoError
 
@@ -36,7 +36,7 @@ from django_mongopool.client import (
 from django_mongopool.client import _process as process_client  # read on every request
 from django_mongopool.scope import RequestScope, current
 from django_mongopool.sessions import RequestSession
-from django_mongopool.streams import AsyncClosingIterator, ClosingIterator
+from django_mongopool.streams import AsyncClosingIterator, ClosingIterator, discard
 from django_mongopool.unavailable import (
     log_unavailable,
     reason,
@@ -230,7 +230,16 @@ class MongoSessionMiddleware:
         finally:
             reset_current(token)
         if isinstance(response, StreamingHttpResponse):
-            return self._stream(response, sessions)
+            stream = self._stream(request, response, sessions)
+            if isinstance(stream, ClosingIterator):  # an async stream under WSGI: not primed
+                try:
+                    stream.prime()
+                except Exception as exc:
+                    return self._failed_stream(request, response, exc)
+                except BaseException:
+                    discard(response)  # nothing will send or close it
+                    raise
+            return response
         # RequestSessions.end(), inlined: it runs for every request (bench/instructions.py).
         sessions.ended = True
         if pin_locked() or sessions.needs_end:  # the order matters: see RequestSessions.end()
@@ -250,26 +259,54 @@ class MongoSessionMiddleware:
         if not isinstance(response, StreamingHttpResponse):
             await sessions.aend(request, may_raise=True)
             return response
-        return self._stream(response, sessions)
+        stream = self._stream(request, response, sessions)
+        try:
+            if isinstance(stream, AsyncClosingIterator):
+                await stream.aprime()
+            else:
+                await sync_to_async(stream.prime)()
+        except Exception as exc:
+            return self._failed_stream(request, response, exc)
+        except BaseException:  # asyncio.CancelledError: the client went away before a byte
+            discard(response)  # nothing will send or close it: its sessions end here
+            raise
+        return response
 
     @staticmethod
-    def _stream(response: StreamingHttpResponse, sessions: RequestSessions) -> HttpResponseBase:
+    def _stream(
+        request: HttpRequest, response: StreamingHttpResponse, sessions: RequestSessions
+    ) -> ClosingIterator | AsyncClosingIterator:
         # A stream may use request.mongo_session while it is consumed, so every stream
         # ends the sessions when it finishes or is closed.
+        stream: ClosingIterator | AsyncClosingIterator
         if response.is_async:
-            response.streaming_content = AsyncClosingIterator(
+            stream = AsyncClosingIterator(
                 response.streaming_content,  # type: ignore[arg-type]
                 sessions.aend,
                 sessions.end,
                 sessions,
+                request,
             )
         else:
-            response.streaming_content = ClosingIterator(
+            stream = ClosingIterator(
                 response.streaming_content,  # type: ignore[arg-type]
                 sessions.end,
                 sessions,
+                request,
             )
-        return response
+        response.streaming_content = stream
+        return stream
+
+    def _failed_stream(
+        self, request: HttpRequest, response: StreamingHttpResponse, exc: Exception
+    ) -> HttpResponseBase:
+        """The stream raised before its first byte (its sessions are ended): a MongoDB outage
+        gets the 503 any view gets; another error propagates as the view's own would."""
+        discard(response)
+        unavailable = self.process_exception(request, exc)
+        if unavailable is None:
+            raise exc
+        return unavailable
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         cause = unavailable_cause(exception)

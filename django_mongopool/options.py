@@ -275,6 +275,7 @@ _TLS_BY_FALSE = (
     "tlsallowinvalidcertificates",
     "tlsallowinvalidhostnames",
     "tlsdisableocspendpointcheck",
+    "tlsinsecure",  # pymongo expands it into the three above
 )
 
 

@@ -54,7 +54,7 @@ import pytest
 
 @dataclass
 class MongoServer:
-    url: str
+    url: str = field(repr=False)  # may carry credentials: never in a repr (pytest prints them)
     ports: set[int] = field(default_factory=set)
     ferretdb: Any = None
 
@@ -68,7 +68,7 @@ class SecureMongoServer(MongoServer):
     """A TLS + SCRAM server: ``url`` carries the credentials, ``tls=true`` and ``tlsCAFile``."""
 
     username: str = ""
-    password: str = ""
+    password: str = field(default="", repr=False)
     ca_file: Path | None = None
     untrusted_ca_file: Path | None = None
 

@@ -6,7 +6,11 @@ The rules are deliberately pessimistic: when a URI is ambiguous (a raw ``@``,
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import json
 import re
+import unicodedata
 from collections.abc import Iterable
 from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
@@ -23,6 +27,7 @@ SECRET_OPTIONS = frozenset(
     }
 )
 
+_PERCENT = re.compile(r"%[0-9A-F]{2}")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -95,25 +100,80 @@ def uri_secrets(uri: object) -> list[str]:
 
 
 def _variants(secret: str) -> set[str]:
-    forms = {secret}
+    """Every spelling of ``secret`` that a message, a repr or a page may carry.
+
+    Its URL encodings and decodings, SASLprep's NFKC form (what SCRAM hashes), and the
+    escaped forms of ``repr()``, ``ascii()``/JSON and of a ``bytes`` repr of its UTF-8 and
+    Latin-1 encodings (``b'P\\xc3\\xa4ss'`` for ``Päss``), so a masked text holds none of them.
+    """
+    forms = {secret, unicodedata.normalize("NFKC", secret)}
     for _round in range(2):  # decoded forms, then their re-encodings
         for form in list(forms):
             for transform in (quote, quote_plus, unquote, unquote_plus):
                 forms.add(transform(form))
     for form in list(forms):
+        forms.add(_PERCENT.sub(lambda match: match.group(0).lower(), form))
+    for form in list(forms):
         forms.add(repr(form)[1:-1])
+        forms.add(ascii(form)[1:-1])
+        forms.add(json.dumps(form)[1:-1])
+        for encoded in _encodings(form):
+            forms.add(repr(encoded)[2:-1])
     return {form for form in forms if form}
+
+
+def _encodings(text: str) -> list[bytes]:
+    found = [text.encode("utf-8", "surrogatepass")]
+    with contextlib.suppress(UnicodeEncodeError):
+        found.append(text.encode("latin-1"))
+    return found
+
+
+def _key(secrets: Iterable[object]) -> tuple[tuple[bool, str], ...]:
+    return tuple(
+        (isinstance(secret, str), secret if isinstance(secret, str) else str(secret))
+        for secret in secrets
+        if secret is not None and secret != ""
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _forms(key: tuple[tuple[bool, str], ...]) -> tuple[str, ...]:
+    forms: set[str] = set()
+    for is_text, secret in key:
+        if is_text:
+            forms |= _variants(secret)
+        elif secret:
+            forms.add(secret)
+    # Longest first, so a secret that contains another is masked whole.
+    return tuple(sorted(forms, key=len, reverse=True))
+
+
+@functools.lru_cache(maxsize=16)
+def _byte_forms(key: tuple[tuple[bool, str], ...]) -> tuple[bytes, ...]:
+    forms = {encoded for form in _forms(key) for encoded in _encodings(form)}
+    return tuple(sorted(forms, key=len, reverse=True))
+
+
+def secret_forms(secrets: Iterable[object]) -> tuple[str, ...]:
+    """Every spelling of each secret (see :func:`_variants`), longest first."""
+    return _forms(_key(secrets))
+
+
+def secret_byte_forms(secrets: Iterable[object]) -> tuple[bytes, ...]:
+    """Each secret's spellings as the bytes an encoder would make of them, longest first."""
+    return _byte_forms(_key(secrets))
 
 
 def scrub(text: str, secrets: Iterable[object]) -> str:
     """Replace every occurrence of each secret (and its encodings) in ``text``."""
-    forms: set[str] = set()
-    for secret in secrets:
-        if isinstance(secret, str) and secret:
-            forms |= _variants(secret)
-        elif secret is not None and not isinstance(secret, str):
-            forms.add(str(secret))
-    # Longest first, so a secret that contains another is masked whole.
-    for form in sorted(forms, key=len, reverse=True):
+    for form in secret_forms(secrets):
         text = text.replace(form, MASK)
     return text
+
+
+def scrub_bytes(data: bytes, secrets: Iterable[object]) -> bytes:
+    """``data`` with every encoded occurrence of each secret replaced by ``***``."""
+    for form in secret_byte_forms(secrets):
+        data = data.replace(form, MASK.encode())
+    return data

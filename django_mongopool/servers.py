@@ -17,10 +17,10 @@ left out and counted in a note, never fatal.
 
 from __future__ import annotations
 
-import math
 import re
+import time
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,10 +32,11 @@ from pymongo.errors import OperationFailure, PyMongoError
 from django_mongopool import _pymongo
 from django_mongopool.budget import percent
 from django_mongopool.client import get_client, get_config
-from django_mongopool.fleet import UNTRUSTED_CODEC_OPTIONS
+from django_mongopool.fleet import MALFORMED_REPLY_ERRORS, UNTRUSTED_CODEC_OPTIONS
 from django_mongopool.redact import scrub
 
 UNAUTHORIZED = 13
+NOT_ANSWERED_IN_TIME = "not answered within the audit's deadline"
 AUTHENTICATION_FAILED = 18
 MAX_PARALLEL = 8
 # Topologies asked through the app's own client (there is only one server to ask).
@@ -98,20 +99,27 @@ def error_text(exc: BaseException) -> str:
 # Reading replies -----------------------------------------------------------------
 
 
+# The largest count believed: the largest integer a float holds exactly. Every count is
+# checked here, where the reply is read, so no later sum, ratio or float() can overflow.
+MAX_COUNT = 2**53 - 1
+COUNT_RANGE = f"a whole number from 0 to {MAX_COUNT}"
+
+
 class _Odd(ValueError):
-    """A reply value of an unexpected type."""
+    """A reply value of an unexpected type or out of range."""
 
 
 def _count(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Odd(value)
-    if not math.isfinite(value) or value < 0:
+    """A whole, non-negative count no larger than MAX_COUNT; anything else is odd."""
+    # A float counts when it is whole (NaN and the infinities are not); a bool never does.
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole or not 0 <= value <= MAX_COUNT:
         raise _Odd(value)
     return int(value)
 
 
 def parse_connections(status: Any, where: str, notes: list[str]) -> dict[str, int] | None:
-    """``serverStatus.connections`` as whole, finite, non-negative counts; None when unusable."""
+    """``serverStatus.connections`` as counts (see :func:`_count`); None when unusable."""
     connections = status.get("connections") if isinstance(status, Mapping) else None
     if not isinstance(connections, Mapping) or "current" not in connections:
         return None
@@ -126,7 +134,7 @@ def parse_connections(status: Any, where: str, notes: list[str]) -> dict[str, in
             odd.append(str(key))
     if odd:
         notes.append(
-            f"{where}: serverStatus.connections.{', '.join(sorted(odd))} not a finite count "
+            f"{where}: serverStatus.connections.{', '.join(sorted(odd))} not a count ({COUNT_RANGE}) "
             "(left out)."
         )
     return counts if "current" in counts else None
@@ -162,11 +170,12 @@ def parse_groups(docs: Iterable[Any], where: str, notes: list[str]) -> list[dict
     for doc in docs:
         try:
             groups.append(_group(doc))
-        except (_Odd, TypeError, ValueError, OverflowError):
+        except (_Odd, TypeError, ValueError, OverflowError, AttributeError, KeyError):
             odd += 1
     if odd:
         notes.append(
-            f"{where}: {odd} $currentOp group(s) with unexpected types left out of the totals."
+            f"{where}: {odd} $currentOp group(s) with unexpected types or counts (a count is "
+            f"{COUNT_RANGE}) left out of the totals."
         )
     return groups
 
@@ -217,6 +226,31 @@ def applications(
 
 
 # Asking the members ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When the whole audit must be answered (``time.monotonic()``), and its length."""
+
+    at: float
+    seconds: float
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline:
+        return cls(time.monotonic() + seconds, seconds)
+
+    def remaining(self) -> float:
+        return max(self.at - time.monotonic(), 0.0)
+
+
+def bounded(timeout: float, deadline: Deadline | None) -> float:
+    """``timeout``, shortened to what is left before ``deadline``."""
+    return timeout if deadline is None else min(timeout, deadline.remaining())
+
+
+def _late(deadline: Deadline | None) -> str:
+    limit = f" ({deadline.seconds:g} s)" if deadline is not None else ""
+    return f"{NOT_ANSWERED_IN_TIME}{limit}"
 
 
 @dataclass
@@ -304,8 +338,13 @@ def _ask(
     timeout: float,
     current_op: bool,
     top_level: bool,
+    deadline: Deadline | None = None,
 ) -> None:
     where = "serverStatus" if top_level else f"Member {member.address}"
+    timeout = bounded(timeout, deadline)
+    if timeout <= 0:
+        member.status_problem, member.error = "no_answer", _late(deadline)
+        return
     try:
         with pymongo.timeout(timeout):
             status = client.admin.command("serverStatus", codec_options=UNTRUSTED_CODEC_OPTIONS)
@@ -317,11 +356,13 @@ def _ask(
         member.answered = exc.code != AUTHENTICATION_FAILED
         member.status_problem = "unauthorized" if exc.code == UNAUTHORIZED else "failed"
         member.error = f"{error_text(exc)} (code {exc.code})"
-    except (PyMongoError, BSONError) as exc:
+    except (PyMongoError, BSONError, *MALFORMED_REPLY_ERRORS) as exc:
         member.status_problem = "no_answer"
         # pymongo appends the whole topology description: keep the reason only.
         reason = error_text(exc).split(" (configured timeouts")[0].split(", Timeout:")[0]
         member.error = f"{type(exc).__name__}: {reason}"
+        if deadline is not None and deadline.remaining() <= 0:
+            member.error = _late(deadline)  # it was the audit's deadline that ran out
         return
     if not top_level:
         description = client.topology_description.server_descriptions()
@@ -329,6 +370,10 @@ def _ask(
             if server.server_type_name != "Unknown":
                 member.type = server.server_type_name
     if not current_op or not member.answered:
+        return
+    timeout = bounded(timeout, deadline)
+    if timeout <= 0:
+        member.notes.append(f"$currentOp on {member.address} not run: {_late(deadline)}.")
         return
     try:
         with pymongo.timeout(timeout):
@@ -350,18 +395,29 @@ def _ask(
     except (PyMongoError, BSONError) as exc:
         member.notes.append(f"$currentOp on {member.address} failed: {error_text(exc)}.")
         return
+    except MALFORMED_REPLY_ERRORS as exc:  # a reply that is not a cursor of documents
+        member.notes.append(
+            f"$currentOp on {member.address} failed: the server's reply was malformed "
+            f"({type(exc).__name__})."
+        )
+        return
     member.groups = parse_groups(docs, where, member.notes)
 
 
-def _ask_directly(member: Member, timeout: float, current_op: bool) -> Member:
+def _ask_directly(
+    member: Member, timeout: float, current_op: bool, deadline: Deadline | None = None
+) -> Member:
+    if bounded(timeout, deadline) <= 0:  # its turn came after the deadline
+        member.status_problem, member.error = "no_answer", _late(deadline)
+        return member
     try:
-        client = member_client(member.address, timeout)
+        client = member_client(member.address, bounded(timeout, deadline))
     except (ValueError, PyMongoError) as exc:  # a member name no client can be built for
         member.status_problem = "no_answer"
         member.error = f"not asked: {scrub(str(exc)[:200], get_config().secrets)}"
         return member
     try:
-        _ask(member, client, timeout, current_op, top_level=False)
+        _ask(member, client, timeout, current_op, top_level=False, deadline=deadline)
     finally:
         client.close()
     return member
@@ -376,12 +432,48 @@ def topology() -> dict[str, Any]:
     return {"type": description.topology_type_name, "servers": servers}
 
 
-def ask_members(shape: Mapping[str, Any], timeout: float, current_op: bool) -> list[Member]:
-    """Each member's serverStatus.connections (and $currentOp groups when asked), in parallel."""
+def ask_members(
+    shape: Mapping[str, Any], timeout: float, current_op: bool, deadline: Deadline | None = None
+) -> list[Member]:
+    """Each member's serverStatus.connections (and $currentOp groups when asked), in parallel.
+
+    With a ``deadline``, every query is bounded by the time left, and the members that
+    have not answered when it passes are reported as not answered within it; their
+    threads end on their own (each query is bounded), without being waited for.
+    """
     members = [Member(s["address"], s["type"]) for s in shape["servers"]]
     if shape["type"] in _THROUGH_APP_CLIENT or not members:
         one = members[0] if members else Member("(unknown)", "Unknown")
-        _ask(one, get_client(), timeout, current_op, top_level=True)
+        _ask(one, get_client(), timeout, current_op, top_level=True, deadline=deadline)
         return [one]
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(members))) as pool:
-        return list(pool.map(lambda m: _ask_directly(m, timeout, current_op), members))
+    pool = ThreadPoolExecutor(
+        max_workers=min(MAX_PARALLEL, len(members)), thread_name_prefix="django-mongopool-audit"
+    )
+    # Members the app's client has heard from are asked first: one it cannot reach must not
+    # hold the answering ones past the deadline. Each member is asked on a copy: one still
+    # being asked at the deadline is reported from the original, while its thread may go on
+    # writing to the copy.
+    order = sorted(range(len(members)), key=lambda i: members[i].type == "Unknown")
+    submitted = {
+        i: pool.submit(
+            _ask_directly,
+            Member(members[i].address, members[i].type),
+            timeout,
+            current_op,
+            deadline,
+        )
+        for i in order
+    }
+    futures = [submitted[i] for i in range(len(members))]
+    try:
+        done, _late_ones = wait(futures, timeout=None if deadline is None else deadline.remaining())
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    answered = []
+    for member, future in zip(members, futures, strict=True):
+        if future in done and not future.cancelled():
+            answered.append(future.result())  # re-raises what a bug in _ask_directly raised
+        else:
+            member.status_problem, member.error = "no_answer", _late(deadline)
+            answered.append(member)
+    return answered

@@ -72,18 +72,41 @@ class _RateLimitedLog:
 
 log_unavailable = _RateLimitedLog(LOG_EVERY_SECONDS)
 log_unavailable_task = _RateLimitedLog(LOG_EVERY_SECONDS, "tasks that met an outage")
+log_stream_cut = _RateLimitedLog(LOG_EVERY_SECONDS, "streams ended early")
 
 
 def forget_after_fork() -> None:
     """In a forked child: the limiters' locks may have been held at fork time."""
     log_unavailable.lock = threading.Lock()
     log_unavailable_task.lock = threading.Lock()
+    log_stream_cut.lock = threading.Lock()
 
 
 def reason(exc: BaseException, secrets: tuple[str, ...]) -> str:
     """pymongo's own reason, on one line, without credentials (for logs and the audit)."""
     text = " ".join(str(exc).split())[:500]
     return f"{type(exc).__name__}: {scrub(text, secrets)}"
+
+
+def stream_cut(request: HttpRequest | None, cause: BaseException, chunks: int) -> None:
+    """A streamed response whose first bytes were sent lost MongoDB: it ends there, logged once.
+
+    The status line has been sent, so no 503 can replace it; the body ends early (a client
+    tells only by the content it expected). The log line names the request and pymongo's
+    reason without credentials, and is rate-limited like the 503 lines.
+    """
+    where = "a streamed response" if request is None else f"{request.method} {request.path}"
+    try:
+        secrets = conf.client_config.secrets
+    except Exception:  # an invalid setting must not hide the line
+        secrets = ()
+    log_stream_cut(
+        "MongoDB became unavailable while streaming %s; the response was ended after %d "
+        "chunk(s): %s",
+        where,
+        chunks,
+        reason(cause, secrets),
+    )
 
 
 ResponseHook = Callable[[HttpRequest, BaseException | None], None]

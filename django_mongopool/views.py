@@ -22,17 +22,19 @@ PAGE = "admin:django_mongopool_poolhealth_changelist"
 
 
 def web_report(current_op: bool = False) -> dict[str, Any]:
-    """The audit report for the page and /metrics: bounded cost, whatever the traffic.
+    """The audit report for the page and /metrics: bounded cost and time, whatever the traffic.
 
-    Server queries are capped at PAGE_TIMEOUT; the server section is shared by every
-    request of the process for MONGOPOOL_SERVER_STATUS_CACHE_SECONDS; ``$currentOp``
-    runs only when ``current_op`` is asked for (the page's ``?current_op=1``).
+    Server queries are capped at PAGE_TIMEOUT and the whole report at
+    MONGOPOOL_AUDIT_DEADLINE; the server section is measured by one thread at a time and
+    shared by every request of the process for MONGOPOOL_SERVER_STATUS_CACHE_SECONDS;
+    ``$currentOp`` runs only when ``current_op`` is asked for (the page's ``?current_op=1``).
     """
     timeout = min(PAGE_TIMEOUT, get_config().seconds("serverSelectionTimeoutMS"))
     return audit.build_report(
         timeout=timeout,
         current_op=current_op,
         cache_seconds=conf.server_status_cache_seconds,
+        deadline=conf.audit_deadline,
     )
 
 

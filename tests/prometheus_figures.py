@@ -71,6 +71,8 @@ FIGURES: dict[str, tuple[Figure, ...]] = {
     "server.authentication_failed": (_f("mongopool_server_authentication_failed"),),
     "server.connections{}": (_f("mongopool_server_connections", key_label="state", derived=True),),
     "server.utilisation_percent": (_f("mongopool_server_utilisation_ratio", scale=0.01),),
+    "server.age_seconds": (_f("mongopool_server_figures_age_seconds"),),
+    "server.stale": (_f("mongopool_server_figures_stale"),),
     f"{MEMBERS}.answered": (
         _f("mongopool_member_up"),
         _f("mongopool_server_members_unanswered", derived=True),

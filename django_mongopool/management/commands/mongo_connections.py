@@ -3,7 +3,9 @@
 Exit status: 0 fine; 1 ``--fail-over`` exceeded; 2 server unreachable or refusing
 authentication (what was reachable is still reported); 3 ``--fail-over`` could not
 be evaluated (server capacity or current connections unknown on some member),
-unless ``--accept-unknown-capacity`` accepts the checks that could be made.
+unless ``--accept-unknown-capacity`` accepts the checks that could be made, and
+always when no check at all could be made (``fail_over.result`` is
+``"nothing_checked"`` and ``fail_over.checked`` 0 in the JSON).
 
 Every string that did not come from the app itself (application and driver
 names, client hosts, heartbeat fields, server messages) goes through
@@ -110,6 +112,13 @@ class Command(BaseCommand):
             type=_bounded_float(0, 600, "a number of seconds"),
             help="seconds to wait for each server query (default: serverSelectionTimeoutMS)",
         )
+        parser.add_argument(
+            "--deadline",
+            type=_bounded_float(0, 3600, "a number of seconds"),
+            metavar="SECONDS",
+            help="seconds the whole audit may take; members not answered by then are reported "
+            "as such (default: no limit beyond --timeout per query)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["count"] and not options["watch"]:
@@ -127,6 +136,7 @@ class Command(BaseCommand):
                         accept_unknown_capacity=options["accept_unknown_capacity"],
                         top_hosts=options["hosts"],
                         role="command",
+                        deadline=options["deadline"],
                     )
                 except ImproperlyConfigured as exc:
                     raise CommandError(f"Configuration error: {exc}", returncode=2) from None
@@ -155,6 +165,14 @@ class Command(BaseCommand):
                 )
                 + " (see the fail-over section; --accept-unknown-capacity checks only the known "
                 "figures)",
+                returncode=3,
+            )
+        if gate["result"] == "nothing_checked":
+            raise CommandError(
+                "--fail-over checked nothing: every figure it needs is unknown ("
+                + "; ".join(safe(f"{u['figure']} of {u['member']}") for u in gate["unknown"])
+                + "). --accept-unknown-capacity skips unknown figures only when some are known; "
+                "set MONGOPOOL_SERVER_MAX_CONNECTIONS or grant clusterMonitor.",
                 returncode=3,
             )
 
