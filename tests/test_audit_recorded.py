@@ -216,3 +216,23 @@ def test_prometheus_carries_every_figure_of_a_recorded_mongod(recorded, settings
     assert scrape.total("mongopool_member_connections_created") == 1203
     assert scrape.total("mongopool_server_connections", state="current") == 95
     assert scrape.samples("mongopool_server_connections", state="totalCreated") == []
+
+
+def test_prometheus_leaves_out_numbers_that_are_no_sample_value(recorded):
+    """A figure that is not finite, too large for a float, or not a number at all is left out
+    of its family; the rest of the output stands."""
+    _serve(recorded, status=_reply("serverstatus_mongod8.json"), current_op=_cursor([]))
+    report = audit.build_report(role="command", timeout=2)
+    report["budget"]["server_capacity"] = 10**400
+    report["server"]["utilisation_percent"] = float("nan")
+    report["budget"]["fleet_ceiling_percent"] = float("inf")
+    report["config"]["heartbeat_seconds"] = "ten"
+    families = {f.name: f for f in text_string_to_metric_families(exposition.render(report))}
+    for name in (
+        "mongopool_server_capacity_connections",
+        "mongopool_server_utilisation_ratio",
+        "mongopool_fleet_ceiling_ratio",
+        "mongopool_heartbeat_interval_seconds",
+    ):
+        assert families[name].samples == [], name
+    assert families["mongopool_server_up"].samples[0].value == 1
