@@ -98,6 +98,7 @@ class Leg:
     tier: str
     requirements: list[str] = field(default_factory=list)
     constraints: str | None = None
+    also: list[str] = field(default_factory=list)  # test files run in this leg besides its tier
 
 
 def load_matrix(path: Path = MATRIX) -> tuple[list[Leg], dict[str, dict[str, list[str]]]]:
@@ -111,7 +112,7 @@ def pytest_args(leg: Leg, tiers: dict[str, dict[str, list[str]]]) -> list[str]:
     tier = tiers[leg.tier]
     excluded = set(tier["exclude"])
     unit = [f for f in sorted(glob.glob("tests/test_*.py", root_dir=ROOT)) if f not in excluded]
-    return ["-m", "not reliability", *unit, *tier["server"]]
+    return ["-m", "not reliability", *unit, *tier["server"], *leg.also]
 
 
 # --- Where a leg's Python comes from ---------------------------------------------------------
