@@ -32,7 +32,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 from django_mongopool import _pymongo
 from django_mongopool.budget import percent
 from django_mongopool.client import get_client, get_config
-from django_mongopool.fleet import UNTRUSTED_CODEC_OPTIONS
+from django_mongopool.fleet import MALFORMED_REPLY_ERRORS, UNTRUSTED_CODEC_OPTIONS
 from django_mongopool.redact import scrub
 
 UNAUTHORIZED = 13
@@ -170,7 +170,7 @@ def parse_groups(docs: Iterable[Any], where: str, notes: list[str]) -> list[dict
     for doc in docs:
         try:
             groups.append(_group(doc))
-        except (_Odd, TypeError, ValueError, OverflowError):
+        except (_Odd, TypeError, ValueError, OverflowError, AttributeError, KeyError):
             odd += 1
     if odd:
         notes.append(
@@ -356,7 +356,7 @@ def _ask(
         member.answered = exc.code != AUTHENTICATION_FAILED
         member.status_problem = "unauthorized" if exc.code == UNAUTHORIZED else "failed"
         member.error = f"{error_text(exc)} (code {exc.code})"
-    except (PyMongoError, BSONError) as exc:
+    except (PyMongoError, BSONError, *MALFORMED_REPLY_ERRORS) as exc:
         member.status_problem = "no_answer"
         # pymongo appends the whole topology description: keep the reason only.
         reason = error_text(exc).split(" (configured timeouts")[0].split(", Timeout:")[0]
@@ -394,6 +394,12 @@ def _ask(
         return
     except (PyMongoError, BSONError) as exc:
         member.notes.append(f"$currentOp on {member.address} failed: {error_text(exc)}.")
+        return
+    except MALFORMED_REPLY_ERRORS as exc:  # a reply that is not a cursor of documents
+        member.notes.append(
+            f"$currentOp on {member.address} failed: the server's reply was malformed "
+            f"({type(exc).__name__})."
+        )
         return
     member.groups = parse_groups(docs, where, member.notes)
 

@@ -32,6 +32,7 @@ from django.views.debug import SafeExceptionReporterFilter
 
 from django_mongopool.redact import scrub, scrub_bytes
 from django_mongopool.reporting import mask_value
+from tests.helpers import ADMINS
 from tests.redaction_urls import ITERATIONS, SALT
 
 PASSWORD = "Päss wörd/€-ﬁ&ünï"  # non-ASCII, not Latin-1, changed by NFKC, needs quoting
@@ -216,7 +217,7 @@ def test_debug_500_page_shows_no_form_of_the_password(settings, configured, view
 @pytest.mark.parametrize("view", ["/r/scram/", "/r/scram-async/", "/r/quoting/"])
 def test_error_mails_text_and_html_show_no_form_of_the_password(settings, configured, outbox, view):
     settings.DEBUG = False
-    settings.ADMINS = [("Ops", "ops@example.com")]
+    settings.ADMINS = ADMINS
     with_html = AdminEmailHandler(include_html=True)
     logger = logging.getLogger("django.request")
     logger.addHandler(with_html)

@@ -120,7 +120,7 @@ def test_pool_figures_come_from_public_pool_events(
     metrics = Client().get("/mongopool/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     assert metrics.status_code == 200
     families = {f.name: f for f in text_string_to_metric_families(metrics.content.decode())}
-    assert families["mongopool_pool_open"].samples[0].value >= 1
+    assert families["mongopool_pool_open_connections"].samples[0].value >= 1
     assert families["mongopool_pool_checkouts"].samples[0].value >= 2
 
 

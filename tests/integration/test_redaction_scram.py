@@ -14,6 +14,7 @@ from django.test import Client
 from django.utils.log import AdminEmailHandler
 
 from django_mongopool.pytest_plugin import SecureMongoServer
+from tests.helpers import ADMINS
 from tests.integration.test_tls_scram import _with_password
 from tests.test_redact_values import assert_hidden, outbox  # noqa: F401 (fixture)
 
@@ -47,7 +48,7 @@ def test_debug_page_after_a_refused_non_ascii_password(settings, wrong_password)
 @pytest.mark.urls("tests.hardening_urls")
 def test_error_mails_after_a_refused_non_ascii_password(settings, wrong_password, outbox):  # noqa: F811
     settings.DEBUG = False
-    settings.ADMINS = [("Ops", "ops@example.com")]
+    settings.ADMINS = ADMINS
     with_html = AdminEmailHandler(include_html=True)
     logger = logging.getLogger("django.request")
     logger.addHandler(with_html)
