@@ -3,7 +3,7 @@
 MongoEngine builds a ``MongoClient`` per connection alias unless ``register_connection(...,
 mongo_client_class=...)`` supplies one. :func:`connect` registers :class:`SharedClient`, a
 stand-in that MongoEngine "constructs" and that forwards every use to
-:func:`django_mongopool.client.get_client`; it never builds or closes a client.
+:func:`django_mongopool.client.process.get_client`; it never builds or closes a client.
 
 MongoEngine's codec options (``uuidRepresentation``, pythonLegacy unless given; ``tz_aware``
 ...) and read preference go on MongoEngine's database objects, not on the shared client, so
@@ -26,7 +26,7 @@ from pymongo.database import Database
 from pymongo.driver_info import DriverInfo
 from pymongo.read_preferences import ReadPreference
 
-from django_mongopool.client import PooledMongoClient, get_client
+from django_mongopool.client.process import PooledMongoClient, get_client
 from django_mongopool.conf import CLIENT_SETTINGS, conf
 
 try:

@@ -20,7 +20,7 @@ from pymongo.auth_shared import _build_credentials_tuple
 from pymongo.errors import OperationFailure
 from pymongo.synchronous.auth import authenticate
 
-from django_mongopool.client import get_config
+from django_mongopool.client.process import get_config
 
 SALT = b"django-mongopool-salt"
 ITERATIONS = 4096

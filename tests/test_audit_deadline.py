@@ -24,9 +24,11 @@ from django.test import Client
 from django.urls import reverse
 from mockupdb import OpMsg
 
-from django_mongopool import audit, get_client, servers
+from django_mongopool import get_client
+from django_mongopool.audit import members as servers
+from django_mongopool.audit import report as audit
+from django_mongopool.audit.views import web_report
 from django_mongopool.conf import conf
-from django_mongopool.views import web_report
 from tests.test_audit_members import _cursor, _start, _status, point_at  # noqa: F401 (fixture)
 
 SILENT = 40

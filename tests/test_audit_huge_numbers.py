@@ -21,7 +21,7 @@ from django.test import Client
 from django.urls import reverse
 from prometheus_client.parser import text_string_to_metric_families
 
-from django_mongopool import servers
+from django_mongopool.audit import members
 from tests.test_audit_members import _cursor, _start, point_at  # noqa: F401 (fixture)
 
 TOKEN = "t" * 40
@@ -84,10 +84,10 @@ def _strict(text: str) -> Any:
 )
 def test_a_count_is_a_whole_number_within_the_bound(value, count):
     if count is None:
-        with pytest.raises(servers._Odd):
-            servers._count(value)
+        with pytest.raises(members._Odd):
+            members._count(value)
     else:
-        assert servers._count(value) == count and type(servers._count(value)) is int
+        assert members._count(value) == count and type(members._count(value)) is int
 
 
 @pytest.mark.django_db

@@ -22,7 +22,7 @@ from django.urls import reverse
 from mockupdb import Matcher, MockupDB, OpMsg
 from prometheus_client.parser import text_string_to_metric_families
 
-from django_mongopool import audit
+from django_mongopool.audit import report as audit
 from tests.helpers import closed_port
 
 WIRE = {"maxWireVersion": 21, "minWireVersion": 0}
@@ -445,7 +445,7 @@ def test_member_clients_pass_stray_detection(replica_set, settings, recwarn):
 def test_member_clients_keep_credentials_and_options_but_not_the_topology(
     settings, uri, username, options
 ):
-    from django_mongopool.servers import member_client
+    from django_mongopool.audit.members import member_client
 
     settings.MONGOPOOL_URI = uri
     settings.MONGOPOOL_CLIENT_OPTIONS = (
@@ -479,7 +479,7 @@ def test_member_clients_keep_credentials_and_options_but_not_the_topology(
     ],
 )
 def test_member_names_that_could_smuggle_uri_syntax_are_refused(address):
-    from django_mongopool.servers import Member, _ask_directly, split_address
+    from django_mongopool.audit.members import Member, _ask_directly, split_address
 
     with pytest.raises(ValueError):
         split_address(address)

@@ -13,7 +13,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from django_mongopool import audit
+from django_mongopool.audit import report as audit
 from tests.helpers import closed_port
 from tests.test_audit_members import _cursor, _start, point_at  # noqa: F401 (fixture)
 

@@ -27,7 +27,7 @@ def _cursor(docs):
 def grouped(rows):
     """What mongod's ``$group`` stage of the audit's pipeline returns for these $currentOp rows.
 
-    Mirrors django_mongopool.servers.current_op_pipeline: idle sessions and rows without a
+    Mirrors django_mongopool.audit.members.current_op_pipeline: idle sessions and rows without a
     client are dropped; the client's port is cut; one document per (appName, client host).
     """
     groups = {}

@@ -20,8 +20,8 @@ from django.urls import reverse
 from mockupdb import OpMsg
 from prometheus_client.parser import text_string_to_metric_families
 
-from django_mongopool import heartbeat
-from django_mongopool.terminal import safe
+from django_mongopool.fleet import heartbeat
+from django_mongopool.guards.terminal import safe
 from tests.test_audit_members import _cursor, _start, point_at  # noqa: F401 (fixture)
 
 INF = math.inf

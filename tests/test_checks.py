@@ -174,7 +174,7 @@ def test_every_message_has_a_hint(settings):
 
 
 def test_checks_never_touch_the_network(settings):
-    from django_mongopool import pools
+    from django_mongopool.client import pools
 
     settings.MONGOPOOL_URI = REMOTE_GOOD
     checks.run_checks(tags=["django_mongopool"], include_deployment_checks=True)

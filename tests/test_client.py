@@ -6,9 +6,10 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from pymongo.client_session import ClientSession
 
-from django_mongopool import get_client, get_database, pools
-from django_mongopool.client import get_config, reset_client
-from django_mongopool.metrics import CommandCounter
+from django_mongopool import get_client, get_database
+from django_mongopool.client import pools
+from django_mongopool.client.figures import CommandCounter
+from django_mongopool.client.process import get_config, reset_client
 from tests.helpers import closed_port
 
 
@@ -56,8 +57,8 @@ def test_the_clients_keep_pythons_compact_attribute_storage(offline):
     has 23); beyond that, every attribute read pymongo makes on the client is a dict lookup."""
     import asyncio
 
-    from django_mongopool.async_client import PooledAsyncMongoClient
-    from django_mongopool.metrics import PoolMetrics, ProcessCounters
+    from django_mongopool.client.event_loops import PooledAsyncMongoClient
+    from django_mongopool.client.figures import PoolMetrics, ProcessCounters
 
     assert len(vars(get_client())) <= 30
 

@@ -10,7 +10,7 @@ import pytest
 from django.core import checks
 from django.test import Client
 
-from django_mongopool.views import served_url
+from django_mongopool.audit.views import served_url
 
 PAGE = "/admin/django_mongopool/poolhealth/"
 
@@ -96,7 +96,7 @@ def test_a_mongomock_client_of_your_own_points_to_mongopool_mock(monkeypatch):
 def test_other_not_implemented_errors_are_left_alone():
     from django.test import RequestFactory
 
-    from django_mongopool.middleware import MongoSessionMiddleware
+    from django_mongopool.request.middleware import MongoSessionMiddleware
 
     middleware = MongoSessionMiddleware(lambda request: None)
     request = RequestFactory().get("/")
@@ -212,7 +212,7 @@ def test_page_with_heartbeats_off_has_no_empty_fleet(admin_client, settings):
 
 
 def test_page_with_heartbeats_on_lists_the_fleet(admin_client, settings):
-    from django_mongopool import heartbeat
+    from django_mongopool.fleet import heartbeat
 
     settings.MONGOPOOL_HEARTBEAT_SECONDS = 1
     settings.MONGOPOOL_PROCESSES = 3

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.core import checks
 
-from django_mongopool import budget
 from django_mongopool.conf import conf
+from django_mongopool.fleet import budget
 
 
 @pytest.mark.parametrize(

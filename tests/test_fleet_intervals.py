@@ -7,8 +7,9 @@ import datetime as dt
 import mongomock
 import pytest
 
-from django_mongopool import fleet, heartbeat
 from django_mongopool.conf import conf
+from django_mongopool.fleet import heartbeat
+from django_mongopool.fleet import reading as fleet
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 

@@ -7,8 +7,9 @@ import datetime as dt
 import mongomock
 import pytest
 
-from django_mongopool import audit, heartbeat
-from django_mongopool import fleet as fleet_module
+from django_mongopool.audit import report
+from django_mongopool.fleet import heartbeat
+from django_mongopool.fleet import reading as fleet_module
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 
@@ -73,7 +74,7 @@ def test_fleet_totals_busiest_saturated_and_timing_out(beats, monkeypatch):
         ]
     )
     notes: list[str] = []
-    fleet = audit._fleet(notes)
+    fleet = report._fleet(notes)
     assert (fleet["alive"], fleet["open"], fleet["in_use"], fleet["waiting"]) == (3, 18, 13, 4)
     assert fleet["busiest"]["pid"] == 2
     assert fleet["saturated"] == ["web-1:2:1"]

@@ -9,7 +9,10 @@ from concurrent.futures import Future
 
 import pytest
 
-from django_mongopool import async_client, audit, heartbeat, history, readiness, shares, stray
+from django_mongopool.audit import readiness, report
+from django_mongopool.client import event_loops
+from django_mongopool.fleet import heartbeat, history, shares
+from django_mongopool.guards import stray
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
@@ -18,10 +21,10 @@ def _locks() -> list[threading.Lock]:
     return [
         shares._lock,
         heartbeat._lock,
-        audit._cache_lock,
+        report._cache_lock,
         readiness._lock,
         history._lock,
-        async_client._lock,
+        event_loops._lock,
         stray._lock,
     ]
 

@@ -12,9 +12,9 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 
+from django_mongopool.client.scope import RequestScope
 from django_mongopool.exceptions import LeakedSessionError
-from django_mongopool.scope import RequestScope
-from django_mongopool.stray import StrayClientError, StrayClientWarning
+from django_mongopool.guards.stray import StrayClientError, StrayClientWarning
 from tests.helpers import ADMINS, closed_port
 
 # --- 13: a stray client is reported once per source location (every time in "raise") ---
@@ -102,10 +102,10 @@ def test_503s_send_no_mail(settings, credentials, mailoutbox):
 def test_reporter_filter_is_wrapped_once_and_masks_any_mongodb_uri(credentials):
     from django.views.debug import SafeExceptionReporterFilter
 
-    from django_mongopool import reporting
+    from django_mongopool.guards import error_reports
 
-    reporting.install()
-    reporting.install()
+    error_reports.install()
+    error_reports.install()
     wrapped = SafeExceptionReporterFilter.cleanse_setting
     assert not getattr(wrapped.__wrapped__, "_mongopool_redacts", False)  # one layer only
     cleanse = SafeExceptionReporterFilter().cleanse_setting
@@ -137,8 +137,8 @@ def offline(settings):
 
 
 def test_a_retired_client_serves_its_request_then_closes(offline):
-    from django_mongopool import client
-    from django_mongopool.scope import RequestScope, current
+    from django_mongopool.client import process as client
+    from django_mongopool.client.scope import RequestScope, current
 
     scope = RequestScope()  # what the middleware sets for a request
     token = current.set(scope)
@@ -156,7 +156,7 @@ def test_a_retired_client_serves_its_request_then_closes(offline):
 
 
 def test_a_retired_client_closes_after_the_grace_period(offline):
-    from django_mongopool import client
+    from django_mongopool.client import process as client
 
     old = client.hold_for(RequestScope())  # a request that never ends
     client.reset_client(grace=0.2)
@@ -166,7 +166,7 @@ def test_a_retired_client_closes_after_the_grace_period(offline):
 
 
 def test_exit_closes_retired_clients_too(offline):
-    from django_mongopool import client
+    from django_mongopool.client import process as client
 
     old = client.hold_for(RequestScope())  # a request still running
     client.reset_client()
@@ -190,7 +190,7 @@ def _thread_leak_line() -> int:
 
 @pytest.mark.urls("tests.hardening_urls")
 def test_a_session_leaked_in_a_plain_thread_is_reported_at_its_line(settings, offline):
-    from django_mongopool import pools
+    from django_mongopool.client import pools
     from django_mongopool.exceptions import LeakedSessionWarning
 
     settings.DEBUG = True
@@ -255,7 +255,7 @@ def silent_server():
 def fresh_503_log():
     """The 503 line is rate-limited per process: start each test with a line to spare."""
     with contextlib.suppress(ImportError, AttributeError):
-        from django_mongopool import unavailable
+        from django_mongopool.request import unavailable
 
         unavailable.log_unavailable.last = float("-inf")
 
@@ -308,7 +308,7 @@ def test_503_log_line_says_timed_out(settings, caplog, fresh_503_log, silent_ser
     ],
 )
 def test_uri_options_shown_are_the_options_the_client_uses(settings, query, pool, wait_ms):
-    from django_mongopool.client import get_client, get_config
+    from django_mongopool.client.process import get_client, get_config
 
     settings.MONGOPOOL_CLIENT_OPTIONS = {}
     settings.MONGOPOOL_URI = f"mongodb://127.0.0.1:9/shop?{query}"
@@ -321,7 +321,7 @@ def test_uri_options_shown_are_the_options_the_client_uses(settings, query, pool
 
 
 def test_repeated_uri_option_last_wins_as_in_pymongo(settings):
-    from django_mongopool.client import get_client, get_config
+    from django_mongopool.client.process import get_client, get_config
 
     settings.MONGOPOOL_CLIENT_OPTIONS = {}
     settings.MONGOPOOL_URI = "mongodb://127.0.0.1:9/shop?maxPoolSize=3;MAXPOOLSIZE=4"
@@ -331,7 +331,7 @@ def test_repeated_uri_option_last_wins_as_in_pymongo(settings):
 
 
 def test_uri_options_after_a_semicolon_are_held_to_the_caps(settings):
-    from django_mongopool.client import get_config
+    from django_mongopool.client.process import get_config
 
     settings.MONGOPOOL_URI = "mongodb://127.0.0.1:9/shop?appname=x;maxPoolSize=0"
     with pytest.raises(ImproperlyConfigured, match="maxPoolSize"):
@@ -343,7 +343,7 @@ def test_uri_options_after_a_semicolon_are_held_to_the_caps(settings):
 
 @pytest.mark.parametrize("option", ["maxPoolSize", "waitQueueTimeoutMS", "socketTimeoutMS"])
 def test_numbers_given_as_strings_are_refused(settings, option):
-    from django_mongopool.client import get_config
+    from django_mongopool.client.process import get_config
 
     settings.MONGOPOOL_URI = "mongodb://127.0.0.1:9/shop"
     settings.MONGOPOOL_CLIENT_OPTIONS = {option: "10"}
@@ -426,8 +426,8 @@ def test_database_error_from_a_pymongo_timeout_is_503(settings, offline, mailout
 
 
 def test_nested_tracking_blocks_keep_the_outer_one_whole(offline):
-    from django_mongopool import leaks
-    from django_mongopool.client import get_client
+    from django_mongopool.client.process import get_client
+    from django_mongopool.guards import leaks
 
     client = get_client()
     with leaks.tracking() as outer:
@@ -443,7 +443,7 @@ def test_nested_tracking_blocks_keep_the_outer_one_whole(offline):
 def test_probing_request_mongo_session_does_not_build_it(offline):
     from django.test import RequestFactory
 
-    from django_mongopool.middleware import RequestSessions
+    from django_mongopool.request.middleware import RequestSessions
 
     request = RequestFactory().get("/")
     scope = RequestSessions.open(request)
@@ -460,7 +460,7 @@ def test_a_failed_build_leaves_the_session_unbuilt(offline, monkeypatch):
     from django.test import RequestFactory
     from pymongo.client_session import ClientSession
 
-    from django_mongopool.middleware import RequestSessions
+    from django_mongopool.request.middleware import RequestSessions
 
     request = RequestFactory().get("/")
     scope = RequestSessions.open(request)
@@ -478,8 +478,8 @@ def test_a_failed_build_leaves_the_session_unbuilt(offline, monkeypatch):
 
 
 def test_a_hold_taken_after_the_request_ended_is_given_back(offline):
-    from django_mongopool import client
-    from django_mongopool.scope import RequestScope
+    from django_mongopool.client import process as client
+    from django_mongopool.client.scope import RequestScope
 
     scope = RequestScope()
     scope.ended = True
@@ -500,7 +500,7 @@ def test_an_untouched_request_is_ended_without_the_slow_path(offline):
 def _open_scope():
     from django.test import RequestFactory
 
-    from django_mongopool.middleware import RequestSessions
+    from django_mongopool.request.middleware import RequestSessions
 
     scope = RequestSessions.open(RequestFactory().get("/"))
     assert not scope.needs_end
@@ -508,7 +508,7 @@ def _open_scope():
 
 
 def test_pinning_the_client_marks_the_scope_for_ending(offline):
-    from django_mongopool import client
+    from django_mongopool.client import process as client
 
     scope = _open_scope()
     held = client.hold_for(scope)
@@ -518,8 +518,8 @@ def test_pinning_the_client_marks_the_scope_for_ending(offline):
 
 
 def test_a_session_started_in_the_request_marks_the_scope_for_ending(offline, caplog):
-    from django_mongopool.client import get_client
-    from django_mongopool.scope import current
+    from django_mongopool.client.process import get_client
+    from django_mongopool.client.scope import current
 
     client = get_client()  # outside the scope: starting the session below pins nothing
     scope = _open_scope()
@@ -535,8 +535,8 @@ def test_a_session_started_in_the_request_marks_the_scope_for_ending(offline, ca
 
 
 def test_a_tracking_block_in_the_request_marks_the_scope_for_ending(offline):
-    from django_mongopool import leaks
-    from django_mongopool.scope import current
+    from django_mongopool.client.scope import current
+    from django_mongopool.guards import leaks
 
     scope = _open_scope()
     token = current.set(scope)
@@ -566,7 +566,7 @@ def test_the_async_session_marks_the_scope_for_ending(offline):
 def test_an_async_session_is_ended_when_its_loop_winds_down_first(offline):
     import asyncio
 
-    from django_mongopool import async_client
+    from django_mongopool.client import event_loops
 
     scope = _open_scope()
 
@@ -576,12 +576,12 @@ def test_an_async_session_is_ended_when_its_loop_winds_down_first(offline):
     session = asyncio.run(use_without_ending())  # like async_to_sync under WSGI
     assert session.has_ended and scope.async_entry is None
     assert scope.async_client.requests_in_flight() == 0  # the hold was given back
-    assert len(async_client._loop_scopes) == 0
+    assert len(event_loops._loop_scopes) == 0
     scope.end()
 
 
 def test_a_session_built_while_its_request_ends_is_built_ended(offline):
-    from django_mongopool.client import get_client
+    from django_mongopool.client.process import get_client
 
     scope = _open_scope()
     session = _new_request_session(scope)
@@ -591,7 +591,7 @@ def test_a_session_built_while_its_request_ends_is_built_ended(offline):
 
 
 def _new_request_session(scope):
-    from django_mongopool.sessions import RequestSession
+    from django_mongopool.client.sessions import RequestSession
 
     session = object.__new__(RequestSession)
     session._mongopool_scope = scope
@@ -601,7 +601,7 @@ def _new_request_session(scope):
 def test_the_mock_tiers_session_marks_the_scope_for_ending(mongopool_mock):
     from django.test import RequestFactory
 
-    from django_mongopool.middleware import RequestSessions
+    from django_mongopool.request.middleware import RequestSessions
 
     request = RequestFactory().get("/")
     scope = RequestSessions.open(request)
@@ -621,19 +621,19 @@ def test_amongo_session_outside_its_request_is_refused(offline):
 def test_a_failed_async_session_start_gives_the_hold_back(offline, monkeypatch):
     import asyncio
 
-    from django_mongopool import async_client
+    from django_mongopool.client import event_loops
 
     scope = _open_scope()
 
     def broken(self):
         raise RuntimeError("no session")
 
-    monkeypatch.setattr(async_client.PooledAsyncMongoClient, "start_request_session", broken)
+    monkeypatch.setattr(event_loops.PooledAsyncMongoClient, "start_request_session", broken)
 
     async def use():
         with pytest.raises(RuntimeError, match="no session"):
             await scope.aget()
-        return async_client.get_async_client()
+        return event_loops.get_async_client()
 
     client = asyncio.run(use())
     assert client.requests_in_flight() == 0 and not scope.needs_end
@@ -644,7 +644,7 @@ def _site_and_line():
     """The caller's leak site, and the line its frame reports at the same moment."""
     import sys
 
-    from django_mongopool import leaks
+    from django_mongopool.guards import leaks
 
     caller = sys._getframe(1)
     return leaks.site(caller), caller.f_lineno
@@ -652,7 +652,7 @@ def _site_and_line():
 
 def test_a_leak_site_resolves_to_the_line_the_frame_reports():
     """Leak sites are kept as code + byte offset and turned into a line only when reported."""
-    from django_mongopool import leaks
+    from django_mongopool.guards import leaks
 
     where, lineno = _site_and_line()
     spread = _site_and_line(

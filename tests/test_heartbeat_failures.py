@@ -13,7 +13,7 @@ import time
 import pytest
 from pymongo.errors import ServerSelectionTimeoutError
 
-from django_mongopool import heartbeat, shares
+from django_mongopool.fleet import heartbeat, shares
 
 
 @pytest.fixture(autouse=True)

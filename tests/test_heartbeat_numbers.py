@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from django_mongopool import fleet, heartbeat
+from django_mongopool.fleet import heartbeat
+from django_mongopool.fleet import reading as fleet
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 

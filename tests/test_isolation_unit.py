@@ -10,7 +10,7 @@ from django.test.utils import override_settings
 from pymongo.uri_parser import parse_uri
 
 from django_mongopool import get_client, get_database
-from django_mongopool.client import get_config
+from django_mongopool.client.process import get_config
 from django_mongopool.conf import conf
 from django_mongopool.testing.isolation import (
     Isolation,

@@ -7,7 +7,7 @@ from collections import deque
 
 import pytest
 
-from django_mongopool.metrics import (
+from django_mongopool.client.figures import (
     CommandCounter,
     PoolMetrics,
     ProcessCounters,
@@ -166,7 +166,7 @@ def test_the_sync_pools_check_out_records_what_checked_out_now_records(monkeypat
     from pymongo.pool_options import PoolOptions
     from pymongo.synchronous.pool import Pool
 
-    from django_mongopool.counting_pools import pool_class
+    from django_mongopool.client.figures import pool_class
 
     inline, reference = PoolMetrics(), PoolMetrics()
     pool = pool_class(inline, is_async=False)(ADDR, PoolOptions())

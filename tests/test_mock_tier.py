@@ -7,10 +7,11 @@ from django.http import HttpResponse, JsonResponse
 from django.test import AsyncClient, Client, RequestFactory
 from pymongo.errors import OperationFailure
 
-from django_mongopool import get_async_database, get_client, get_database, heartbeat
-from django_mongopool.client import PooledMongoClient, active_test_clients
+from django_mongopool import get_async_database, get_client, get_database
+from django_mongopool.client.process import PooledMongoClient, active_test_clients
 from django_mongopool.exceptions import MockTransactionsNotSupported, TransactionsNotSupported
-from django_mongopool.middleware import MongoSessionMiddleware
+from django_mongopool.fleet import heartbeat
+from django_mongopool.request.middleware import MongoSessionMiddleware
 from django_mongopool.testing import (
     assert_no_leaked_sessions,
     end_mongo_request,
@@ -132,7 +133,7 @@ def test_no_heartbeat_thread_starts(mongopool_mock, settings, monkeypatch):
         raise AssertionError("heartbeat thread started in mock mode")
 
     monkeypatch.setattr(heartbeat, "ensure_started", refuse)
-    from django_mongopool.client import built_client
+    from django_mongopool.client.process import built_client
 
     real_before = built_client()
     assert Client().get("/t/insert/").status_code == 200
@@ -186,7 +187,7 @@ def test_unended_session_is_caught_in_mock_mode(mongopool_mock):
 
 
 def test_audit_report_says_mock(mongopool_mock):
-    from django_mongopool.audit import build_report
+    from django_mongopool.audit.report import build_report
 
     report = build_report(timeout=1)
     assert report["config"]["mode"] == "mock"
@@ -194,7 +195,7 @@ def test_audit_report_says_mock(mongopool_mock):
 
 
 def test_audit_report_says_real_without_the_mock():
-    from django_mongopool.audit import build_report
+    from django_mongopool.audit.report import build_report
 
     assert build_report(timeout=0.05, include_fleet=False)["config"]["mode"] == "real"
 

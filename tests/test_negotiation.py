@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import RequestFactory
 
-from django_mongopool.negotiation import format_is_known, wants_json
+from django_mongopool.request.negotiation import format_is_known, wants_json
 
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 

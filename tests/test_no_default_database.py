@@ -19,7 +19,8 @@ from django.test import Client
 from django.urls import reverse
 from prometheus_client.parser import text_string_to_metric_families
 
-from django_mongopool import get_database, heartbeat
+from django_mongopool import get_database
+from django_mongopool.fleet import heartbeat
 from tests.test_audit_members import _cursor, _start, _status, point_at  # noqa: F401 (fixture)
 
 TOKEN = "t" * 40

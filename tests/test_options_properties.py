@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from django_mongopool.conf import conf
-from django_mongopool.redact import SECRET_OPTIONS
+from django_mongopool.guards.redact import SECRET_OPTIONS
 
 PASSWORD = "Pr0p-S3cret!"
 OPTION_SECRET = "0pt-S3cret!"  # generated as a value; secret only under a credential option

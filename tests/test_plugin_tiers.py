@@ -125,7 +125,7 @@ import time
 
 import pytest
 from django.test import Client
-from django_mongopool.client import get_config
+from django_mongopool.client.process import get_config
 from django_mongopool.exceptions import ServerUnreachableInTests
 
 
@@ -190,7 +190,7 @@ def test_a_lower_timeout_in_the_settings_is_kept(pytester, monkeypatch):
     pytester.makepyfile(
         proj_settings=SETTINGS + 'MONGOPOOL_CLIENT_OPTIONS = {"serverSelectionTimeoutMS": 200}\n',
         test_kept="""
-from django_mongopool.client import get_config
+from django_mongopool.client.process import get_config
 
 
 def test_kept():

@@ -1,4 +1,4 @@
-"""``django_mongopool._pymongo``: the one module that touches pymongo internals, and its check.
+"""``django_mongopool.client.pymongo_internals``: the one module that touches pymongo internals, and its check.
 
 No server: the fallbacks against the real server are in
 tests/integration/test_pymongo_fallbacks.py.
@@ -21,11 +21,11 @@ import pymongo.client_session
 import pytest
 from django.core import checks
 
-from django_mongopool import _pymongo
+from django_mongopool.client import pymongo_internals
 from tests.helpers import ROOT
 
 PACKAGE = ROOT / "django_mongopool"
-SHIM = PACKAGE / "_pymongo.py"
+SHIM = PACKAGE / "client" / "pymongo_internals.py"
 # pymongo modules the package may import outside the shim: its documented API.
 PUBLIC_MODULES = {
     "pymongo",
@@ -228,13 +228,17 @@ def test_the_scan_finds_what_it_is_meant_to_find(tmp_path):
 
 
 def test_every_internal_is_as_expected_on_the_installed_pymongo():
-    status = _pymongo.verify()
+    status = pymongo_internals.verify()
     assert status.pymongo_version == pymongo.version
-    assert {f.key for f in status.features} == set(_pymongo.PROMISES) == set(_pymongo.FALLBACKS)
-    assert set(_pymongo.CHECK_IDS) == set(_pymongo.PROMISES)
+    assert (
+        {f.key for f in status.features}
+        == set(pymongo_internals.PROMISES)
+        == set(pymongo_internals.FALLBACKS)
+    )
+    assert set(pymongo_internals.CHECK_IDS) == set(pymongo_internals.PROMISES)
     assert status.failed == ()
-    assert _pymongo.status() is status  # cached
-    assert _pymongo.sessions_hooked
+    assert pymongo_internals.status() is status  # cached
+    assert pymongo_internals.sessions_hooked
 
 
 def test_verify_does_no_network_io(monkeypatch):
@@ -244,24 +248,26 @@ def test_verify_does_no_network_io(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     try:
-        assert _pymongo.verify(refresh=True).failed == ()
+        assert pymongo_internals.verify(refresh=True).failed == ()
     finally:
         monkeypatch.undo()
-        _pymongo.verify(refresh=True)
+        pymongo_internals.verify(refresh=True)
 
 
 @pytest.fixture
 def failing(monkeypatch):
     """``failing(key, ...)``: the cached status says those features' internals moved."""
 
-    def fail(*keys: str) -> _pymongo.Status:
-        status = _pymongo.verify()
-        problem = _pymongo.Problem("pymongo.somewhere._moved", "a function (self)", "missing")
+    def fail(*keys: str) -> pymongo_internals.Status:
+        status = pymongo_internals.verify()
+        problem = pymongo_internals.Problem(
+            "pymongo.somewhere._moved", "a function (self)", "missing"
+        )
         features = tuple(
             replace(f, problems=(problem,)) if f.key in keys else f for f in status.features
         )
         moved = replace(status, features=features)
-        monkeypatch.setattr(_pymongo, "_status", moved)
+        monkeypatch.setattr(pymongo_internals, "_status", moved)
         return moved
 
     return fail
@@ -276,15 +282,15 @@ def test_the_check_is_quiet_when_nothing_moved():
 
 
 def test_each_moved_feature_has_its_check_with_the_fallback(failing):
-    keys = [k for k in _pymongo.PROMISES if k != "fleet_budget"]
+    keys = [k for k in pymongo_internals.PROMISES if k != "fleet_budget"]
     failing(*keys)
     messages = {m.id: m for m in _run_checks()}
     for key in keys:
-        message = messages.pop(_pymongo.CHECK_IDS[key])
+        message = messages.pop(pymongo_internals.CHECK_IDS[key])
         assert message.level == checks.WARNING
         assert f"pymongo {pymongo.version}" in message.msg
         assert "pymongo.somewhere._moved: expected a function (self), found missing" in message.msg
-        assert _pymongo.FALLBACKS[key] in message.msg and message.hint
+        assert pymongo_internals.FALLBACKS[key] in message.msg and message.hint
     assert messages == {}
 
 
@@ -299,14 +305,14 @@ def test_a_refused_fleet_budget_is_an_error_only_when_configured(failing, settin
 
 
 def test_member_connections_fall_back_to_the_uri_auth_source(failing):
-    from django_mongopool.client import get_client
+    from django_mongopool.client.process import get_client
 
     parsed = {"username": "app", "database": "shop", "options": {"authsource": "users"}}
-    assert _pymongo.auth_source(get_client(), parsed) is None  # the client has no user
+    assert pymongo_internals.auth_source(get_client(), parsed) is None  # the client has no user
     failing("auth_source")
-    assert _pymongo.auth_source(get_client(), parsed) == "users"
-    assert _pymongo.auth_source(get_client(), {**parsed, "options": {}}) == "shop"
-    assert _pymongo.auth_source(get_client(), {**parsed, "username": None}) is None
+    assert pymongo_internals.auth_source(get_client(), parsed) == "users"
+    assert pymongo_internals.auth_source(get_client(), {**parsed, "options": {}}) == "shop"
+    assert pymongo_internals.auth_source(get_client(), {**parsed, "username": None}) is None
 
 
 def test_fork_check_falls_back_to_known_servers(failing):
@@ -314,11 +320,11 @@ def test_fork_check_falls_back_to_known_servers(failing):
         _opened = True
         nodes: frozenset[tuple[str, int]] = frozenset()
 
-    assert _pymongo.client_opened(Client()) is True
+    assert pymongo_internals.client_opened(Client()) is True
     failing("fork")
-    assert _pymongo.client_opened(Client()) is False
+    assert pymongo_internals.client_opened(Client()) is False
     Client.nodes = frozenset({("db", 27017)})
-    assert _pymongo.client_opened(Client()) is True
+    assert pymongo_internals.client_opened(Client()) is True
 
 
 def test_the_package_imports_when_pymongos_internal_modules_are_gone():
@@ -331,11 +337,12 @@ def test_the_package_imports_when_pymongos_internal_modules_are_gone():
         "             'pymongo.uri_parser_shared', 'pymongo.pool_options'):\n"
         "    sys.modules[name] = None\n"
         "import django; django.setup()\n"
-        "import django_mongopool.middleware, django_mongopool.admin, django_mongopool.views\n"
+        "import django_mongopool.request.middleware, django_mongopool.admin, django_mongopool.audit.views\n"
         "import django_mongopool.management.commands.mongo_connections\n"
-        "from django_mongopool import _pymongo, get_client\n"
+        "from django_mongopool import get_client\n"
+        "from django_mongopool.client import pymongo_internals\n"
         "get_client()\n"
-        "print(json.dumps(sorted(f.key for f in _pymongo.status().failed)))\n"
+        "print(json.dumps(sorted(f.key for f in pymongo_internals.status().failed)))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", script],

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from django_mongopool.redact import redact_uri, scrub, uri_secrets
+from django_mongopool.guards.redact import redact_uri, scrub, uri_secrets
 
 
 @pytest.mark.parametrize(

@@ -30,8 +30,8 @@ from django.test import Client
 from django.utils.log import AdminEmailHandler
 from django.views.debug import SafeExceptionReporterFilter
 
-from django_mongopool.redact import scrub, scrub_bytes
-from django_mongopool.reporting import mask_value
+from django_mongopool.guards.error_reports import mask_value
+from django_mongopool.guards.redact import scrub, scrub_bytes
 from tests.redaction_urls import ITERATIONS, SALT
 
 PASSWORD = "Päss wörd/€-ﬁ&ünï"  # non-ASCII, not Latin-1, changed by NFKC, needs quoting

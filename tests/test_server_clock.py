@@ -9,7 +9,8 @@ import pytest
 from bson.datetime_ms import DatetimeMS
 from pymongo.errors import OperationFailure
 
-from django_mongopool import fleet, heartbeat
+from django_mongopool.fleet import heartbeat
+from django_mongopool.fleet import reading as fleet
 
 
 class FakeDatabase:

@@ -10,8 +10,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 from pymongo import AsyncMongoClient, MongoClient
 
-from django_mongopool import get_client, stray
+from django_mongopool import get_client
 from django_mongopool.exceptions import StrayClientError, StrayClientWarning
+from django_mongopool.guards import stray
 from tests import views
 
 URI = "mongodb://127.0.0.1:9/x"

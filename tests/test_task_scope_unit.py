@@ -10,13 +10,14 @@ import sys
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from django_mongopool import fleet, heartbeat, roles
 from django_mongopool.apps import install_task_integrations
 from django_mongopool.conf import conf
-from django_mongopool.contrib import celery as celery_integration
-from django_mongopool.contrib import django_tasks as tasks_integration
-from django_mongopool.task_scope import atask_session, running, task_scope, task_session
-from django_mongopool.unavailable import _RateLimitedLog
+from django_mongopool.fleet import heartbeat, roles
+from django_mongopool.fleet import reading as fleet
+from django_mongopool.request.unavailable import _RateLimitedLog
+from django_mongopool.tasks import celery as celery_integration
+from django_mongopool.tasks import django_tasks as tasks_integration
+from django_mongopool.tasks.scope import atask_session, running, task_scope, task_session
 
 
 @pytest.fixture(autouse=True)
@@ -138,7 +139,7 @@ def test_task_scope_on_the_mock_tier(mongopool_mock):
 
 def test_task_outage_lines_are_rate_limited_and_counted(caplog, monkeypatch):
     clock = iter([100.0, 101.0, 102.0, 111.0])
-    monkeypatch.setattr("django_mongopool.unavailable.time.monotonic", lambda: next(clock))
+    monkeypatch.setattr("django_mongopool.request.unavailable.time.monotonic", lambda: next(clock))
     limiter = _RateLimitedLog(10.0, "tasks that met an outage")
     with caplog.at_level(logging.WARNING, logger="django_mongopool"):
         assert [limiter("outage %s", n) for n in range(4)] == [True, False, False, True]

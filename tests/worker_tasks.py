@@ -16,8 +16,8 @@ from celery import shared_task
 from django.db import transaction
 
 from django_mongopool import get_client, get_database
-from django_mongopool.client import _process
-from django_mongopool.task_scope import task_session
+from django_mongopool.client.process import _process
+from django_mongopool.tasks.scope import task_session
 
 try:
     from django.tasks import task as django_task  # Django 6

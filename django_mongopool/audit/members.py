@@ -29,11 +29,11 @@ from bson.errors import BSONError
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure, PyMongoError
 
-from django_mongopool import _pymongo
-from django_mongopool.budget import percent
-from django_mongopool.client import get_client, get_config
-from django_mongopool.fleet import UNTRUSTED_CODEC_OPTIONS
-from django_mongopool.redact import scrub
+from django_mongopool.client import pymongo_internals
+from django_mongopool.client.process import get_client, get_config
+from django_mongopool.fleet.budget import percent
+from django_mongopool.fleet.reading import UNTRUSTED_CODEC_OPTIONS
+from django_mongopool.guards.redact import scrub
 
 UNAUTHORIZED = 13
 NOT_ANSWERED_IN_TIME = "not answered within the audit's deadline"
@@ -305,7 +305,7 @@ def member_client(address: str, timeout: float) -> MemberClient:
     """
     config = get_config()
     host, port = split_address(address)
-    parsed = _pymongo.parse_uri(config.uri)
+    parsed = pymongo_internals.parse_uri(config.uri)
     kwargs: dict[str, Any] = {
         k: v
         for k, v in config.effective.items()
@@ -319,7 +319,7 @@ def member_client(address: str, timeout: float) -> MemberClient:
         kwargs["tls"] = True  # SRV implies TLS
     # The app's client knows where the user is defined (the URI's database, authSource, or
     # an SRV TXT record that a member connection would lose): use the same.
-    source = _pymongo.auth_source(get_client(), parsed)
+    source = pymongo_internals.auth_source(get_client(), parsed)
     if source is not None:
         kwargs["authSource"] = source
     kwargs.update(

@@ -1,7 +1,7 @@
 """The audit report in Prometheus' text exposition format (needs the ``prometheus`` extra).
 
 Label values that come from the server (application names, client hosts, member
-addresses) pass through :func:`django_mongopool.terminal.safe` before
+addresses) pass through :func:`django_mongopool.guards.terminal.safe` before
 prometheus_client escapes ``\\``, ``"`` and newlines: no control character reaches
 a scraper's or a terminal's output.
 
@@ -17,7 +17,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from django_mongopool.terminal import safe
+from django_mongopool.guards.terminal import safe
 
 try:
     from prometheus_client import CollectorRegistry, generate_latest

@@ -14,9 +14,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 import pymongo
 from pymongo.errors import PyMongoError
 
-from django_mongopool import pools, shares
-from django_mongopool.budget import is_saturated
-from django_mongopool.client import get_client, get_config
+from django_mongopool.client import pools
+from django_mongopool.client.process import get_client, get_config
+from django_mongopool.fleet import shares
+from django_mongopool.fleet.budget import is_saturated
 
 _lock = threading.Lock()
 _in_flight: Future[None] | None = None

@@ -25,12 +25,24 @@ import pymongo
 from pymongo import ReadPreference
 from pymongo.errors import OperationFailure, PyMongoError
 
-from django_mongopool import budget as budgets
-from django_mongopool import fleet as fleets
-from django_mongopool import heartbeat, history, pools, servers, shares
-from django_mongopool.client import active_test_clients, get_client, get_config
+from django_mongopool.audit.members import (
+    AUTHENTICATION_FAILED,
+    NOT_ANSWERED_IN_TIME,
+    Deadline,
+    Member,
+    applications,
+    ask_members,
+    bounded,
+    error_text,
+    topology,
+)
+from django_mongopool.client import pools
+from django_mongopool.client.options import ClientConfig
+from django_mongopool.client.process import active_test_clients, get_client, get_config
 from django_mongopool.conf import conf
-from django_mongopool.options import ClientConfig
+from django_mongopool.fleet import budget as budgets
+from django_mongopool.fleet import heartbeat, history, shares
+from django_mongopool.fleet import reading as fleets
 
 SCHEMA = "django-mongopool/audit/1"
 UTILISATION_WARNING = 80.0
@@ -56,7 +68,7 @@ class _ServerSide:
     error: str | None = None
     authentication_failed: bool = False
     topology: dict[str, Any] | None = None
-    members: list[servers.Member] = field(default_factory=list)
+    members: list[Member] = field(default_factory=list)
     current_op: bool = False
     notes: list[str] = field(default_factory=list)
     measured_at: float = field(default_factory=time.monotonic)
@@ -65,19 +77,17 @@ class _ServerSide:
     refused: bool = False  # the server answered the ping with an error (not authentication)
 
 
-def _measure(
-    timeout: float, current_op: bool, deadline: servers.Deadline | None = None
-) -> _ServerSide:
+def _measure(timeout: float, current_op: bool, deadline: Deadline | None = None) -> _ServerSide:
     side = _ServerSide(current_op=current_op)
     try:
-        with pymongo.timeout(servers.bounded(timeout, deadline) or 0.001):
+        with pymongo.timeout(bounded(timeout, deadline) or 0.001):
             # Any member will do: a replica set during an election is still audited.
             get_client().admin.command("ping", read_preference=ReadPreference.NEAREST)
         side.reachable = True
     except OperationFailure as exc:
-        if exc.code == servers.AUTHENTICATION_FAILED:
+        if exc.code == AUTHENTICATION_FAILED:
             side.authentication_failed = True
-            side.error = f"authentication failed (code {exc.code}): {servers.error_text(exc)}"
+            side.error = f"authentication failed (code {exc.code}): {error_text(exc)}"
             side.notes.append(
                 f"The server refused authentication (AuthenticationFailed, code {exc.code}): "
                 "check the user name, password and authSource in MONGOPOOL_URI; only the "
@@ -85,7 +95,7 @@ def _measure(
             )
         else:
             side.refused = True
-            side.error = f"{servers.error_text(exc)} (code {exc.code})"
+            side.error = f"{error_text(exc)} (code {exc.code})"
             side.notes.append(
                 f"The server refused the ping ({side.error}); only the configuration is reported."
             )
@@ -97,11 +107,9 @@ def _measure(
             "only the configuration is reported."
         )
         return side
-    side.topology = servers.topology()
-    side.members = servers.ask_members(side.topology, timeout, current_op, deadline)
-    late = [
-        m.address for m in side.members if (m.error or "").startswith(servers.NOT_ANSWERED_IN_TIME)
-    ]
+    side.topology = topology()
+    side.members = ask_members(side.topology, timeout, current_op, deadline)
+    late = [m.address for m in side.members if (m.error or "").startswith(NOT_ANSWERED_IN_TIME)]
     if late and deadline is not None:
         shown = ", ".join(late[:10]) + (f" and {len(late) - 10} more" if len(late) > 10 else "")
         side.notes.append(
@@ -163,13 +171,13 @@ def forget_after_fork() -> None:
     _in_flight.clear()
 
 
-def _margin(deadline: servers.Deadline) -> float:
+def _margin(deadline: Deadline) -> float:
     """How much sooner than its readers' deadline a measurement ends, so they receive it."""
     return min(0.25, deadline.seconds / 10)
 
 
 def _refresh(
-    flight: _Flight, current_op: bool, cache_seconds: float, deadline: servers.Deadline | None
+    flight: _Flight, current_op: bool, cache_seconds: float, deadline: Deadline | None
 ) -> None:
     """The measurement thread: measures, caches for ``cache_seconds``, hands the result over."""
     try:
@@ -189,7 +197,7 @@ def _refresh(
     flight.future.set_result(side)
 
 
-def _not_in_time(deadline: servers.Deadline, current_op: bool) -> _ServerSide:
+def _not_in_time(deadline: Deadline, current_op: bool) -> _ServerSide:
     error = f"the audit's deadline of {deadline.seconds:g} s passed"
     return _ServerSide(
         error=error,
@@ -206,7 +214,7 @@ def _server_side(
     timeout: float,
     current_op: bool,
     cache_seconds: float | None,
-    deadline: servers.Deadline | None = None,
+    deadline: Deadline | None = None,
 ) -> _ServerSide:
     """Measured now, or (with ``cache_seconds``) shared by every caller of the process for that long.
 
@@ -230,7 +238,7 @@ def _server_side(
             own = (
                 None
                 if deadline is None
-                else servers.Deadline(deadline.at - _margin(deadline), deadline.seconds)
+                else Deadline(deadline.at - _margin(deadline), deadline.seconds)
             )
             threading.Thread(
                 target=_refresh,
@@ -269,7 +277,7 @@ def _fleet(notes: list[str]) -> dict[str, Any] | None:
     try:
         reading = heartbeat.read_fleet()
     except OperationFailure as exc:
-        notes.append(f"Heartbeats could not be read: {servers.error_text(exc)}.")
+        notes.append(f"Heartbeats could not be read: {error_text(exc)}.")
         return None
     notes.extend(fleets.notes(reading, conf.heartbeat_collection))
     if not reading.processes:
@@ -299,9 +307,7 @@ def _member_rows(side: _ServerSide, top_hosts: int) -> list[dict[str, Any]]:
         )
         current = connections["current"] if connections else None
         row["applications"] = (
-            None
-            if member.groups is None
-            else servers.applications(member.groups, current, top_hosts)
+            None if member.groups is None else applications(member.groups, current, top_hosts)
         )
         rows.append(row)
     return rows
@@ -315,7 +321,7 @@ def _applications(
         return None
     currents = [m.connections["current"] for m in asked if m.connections]
     current = sum(currents) if len(currents) == len(asked) else None
-    totals = servers.applications([g for m in asked for g in m.groups or ()], current, top_hosts)
+    totals = applications([g for m in asked for g in m.groups or ()], current, top_hosts)
     totals["members_asked"] = len(asked)
     totals["members"] = len(members)
     totals["top_hosts"] = top_hosts
@@ -458,7 +464,7 @@ def build_report(
     config = get_config()
     processes = processes or conf.processes
     timeout = timeout or config.seconds("serverSelectionTimeoutMS")
-    limit = servers.Deadline.after(deadline) if deadline else None
+    limit = Deadline.after(deadline) if deadline else None
     process = pools.snapshot()
     side = _server_side(timeout, current_op, cache_seconds, limit)
     notes: list[str] = list(side.notes)
@@ -585,12 +591,12 @@ NO_DATABASE = (
 
 
 def _fleet_step(
-    timeout: float, notes: list[str], warnings: list[str], deadline: servers.Deadline | None
+    timeout: float, notes: list[str], warnings: list[str], deadline: Deadline | None
 ) -> dict[str, Any] | None:
     if not conf.database:  # the heartbeats live in the default database (check W020/E020)
         (warnings if conf.heartbeat_seconds else notes).append(NO_DATABASE)
         return None
-    timeout = servers.bounded(timeout, deadline)
+    timeout = bounded(timeout, deadline)
     if timeout <= 0:
         notes.append("Heartbeats not read: the audit's deadline had passed; the fleet is unknown.")
         return None
@@ -598,7 +604,7 @@ def _fleet_step(
         with pymongo.timeout(timeout):
             return _fleet(notes)
     except PyMongoError as exc:
-        notes.append(f"Heartbeats failed: {type(exc).__name__}: {servers.error_text(exc)}.")
+        notes.append(f"Heartbeats failed: {type(exc).__name__}: {error_text(exc)}.")
         return None
 
 

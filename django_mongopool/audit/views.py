@@ -12,10 +12,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
-from django_mongopool import audit, exposition, readiness
-from django_mongopool.client import get_config
+from django_mongopool.audit import prometheus, readiness, report
+from django_mongopool.audit.permissions import bearer_token, can_view_pool, token_matches
+from django_mongopool.client.process import get_config
 from django_mongopool.conf import conf
-from django_mongopool.permissions import bearer_token, can_view_pool, token_matches
 
 PAGE_TIMEOUT = 2.0  # seconds per server query while answering a web request
 PAGE = "admin:django_mongopool_poolhealth_changelist"
@@ -30,7 +30,7 @@ def web_report(current_op: bool = False) -> dict[str, Any]:
     ``$currentOp`` runs only when ``current_op`` is asked for (the page's ``?current_op=1``).
     """
     timeout = min(PAGE_TIMEOUT, get_config().seconds("serverSelectionTimeoutMS"))
-    return audit.build_report(
+    return report.build_report(
         timeout=timeout,
         current_op=current_op,
         cache_seconds=conf.server_status_cache_seconds,
@@ -51,11 +51,11 @@ def metrics(request: HttpRequest) -> HttpResponse:
         return _unauthorized("authentication required")
     elif not can_view_pool(user):
         raise PermissionDenied
-    if not exposition.prometheus_available():
+    if not prometheus.prometheus_available():
         return HttpResponse(
-            exposition.MISSING_EXTRA, status=501, content_type="text/plain; charset=utf-8"
+            prometheus.MISSING_EXTRA, status=501, content_type="text/plain; charset=utf-8"
         )
-    return HttpResponse(exposition.render(web_report()), content_type=exposition.CONTENT_TYPE)
+    return HttpResponse(prometheus.render(web_report()), content_type=prometheus.CONTENT_TYPE)
 
 
 def _unauthorized(reason: str) -> HttpResponse:

@@ -22,17 +22,17 @@ from typing import Any
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from django_mongopool import _pymongo
-from django_mongopool.client import (
+from django_mongopool.client import pymongo_internals
+from django_mongopool.client.figures import PoolMetrics
+from django_mongopool.client.process import (
     PooledClientMixin,
     active_test_clients,
     database_name,
     process_counters,
     usable,
 )
+from django_mongopool.client.scope import current
 from django_mongopool.conf import conf
-from django_mongopool.metrics import PoolMetrics
-from django_mongopool.scope import current
 
 
 class PooledAsyncMongoClient(PooledClientMixin, AsyncMongoClient):  # type: ignore[type-arg]
@@ -41,7 +41,7 @@ class PooledAsyncMongoClient(PooledClientMixin, AsyncMongoClient):  # type: igno
     _mongopool_async = True
 
 
-_pymongo.register_client_class(PooledAsyncMongoClient, is_async=True)
+pymongo_internals.register_client_class(PooledAsyncMongoClient, is_async=True)
 
 _lock = threading.Lock()
 _clients: dict[int, tuple[asyncio.AbstractEventLoop, PooledAsyncMongoClient]] = {}

@@ -2,7 +2,8 @@
 
 No connection-pool event listener is installed: with one, pymongo builds and
 dispatches an event object for every check-out and check-in. Instead the app's
-clients use their own pool factory (:mod:`django_mongopool.counting_pools`):
+clients give pymongo their own pool factory (:func:`pool_class`, through the option pymongo
+keeps for deep customisation; Motor used it, pymongo only calls it):
 
 - per check-out, one atomic ``itertools.count`` step, one clock read and one
   bounded-deque append (the wait), no lock and no allocation of our own;
@@ -16,9 +17,10 @@ clients use their own pool factory (:mod:`django_mongopool.counting_pools`):
   opened.
 
 When a pymongo release has moved the internals those hooks need
-(:mod:`django_mongopool._pymongo`), the same counters are fed by pymongo's public
-connection-pool events instead (:class:`~django_mongopool.counting_pools.PoolEventCounter`,
-slower) and the gauges are derived from the events (:attr:`PoolMetrics.from_events`).
+(:mod:`django_mongopool.client.pymongo_internals`, checked at start-up), the client gets a
+:class:`PoolEventCounter` (pymongo's public ``ConnectionPoolListener``) instead: the same
+counters, each check-out paying for pymongo's event objects (system check W010 says so),
+and the gauges derived from the events (:attr:`PoolMetrics.from_events`).
 
 One :class:`PoolMetrics` belongs to one client's pool (the sync client, or one
 event loop's async client); :class:`ProcessCounters` holds the figures of the
@@ -34,12 +36,13 @@ import threading
 import time
 import weakref
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pymongo import monitoring
 
-from django_mongopool import _pymongo
+from django_mongopool.client import pymongo_internals
 
 WAIT_SAMPLES = 1024  # recent check-out waits kept per server for percentiles
 BUDGET_WAIT_SECONDS = (
@@ -150,11 +153,11 @@ class PoolMetrics:
     def __init__(self, name: str = "sync") -> None:
         self.name = name
         self.limited = False  # True while a fleet budget holds this pool below maxPoolSize
-        self.from_events = False  # fed by pymongo's public pool events (counting_pools)
+        self.from_events = False  # fed by pymongo's public pool events (PoolEventCounter)
         self._lock = threading.Lock()
         self._servers: dict[Any, _ServerCounters] = {}
         self._pools: weakref.WeakSet[Any] = weakref.WeakSet()  # pymongo pools feeding these
-        self.pool_classes: dict[bool, Any] = {}  # counting_pools.pool_class, by is_async
+        self.pool_classes: dict[bool, Any] = {}  # pool_class(), by is_async
 
     def server(self, address: Any) -> _ServerCounters:
         counters = self._servers.get(address)
@@ -164,7 +167,7 @@ class PoolMetrics:
         return counters
 
     def attach(self, pool: Any, address: Any) -> _ServerCounters:
-        """A pymongo pool of this client, for ``address`` (see counting_pools): its gauges are
+        """A pymongo pool of this client, for ``address`` (see pool_class()): its gauges are
         read from it."""
         counters = self.server(address)
         with self._lock:
@@ -191,7 +194,7 @@ class PoolMetrics:
             pools = list(self._pools)
         idle: dict[Any, int] = {}
         for pool in pools:
-            gauge = _pymongo.idle_connections(pool)  # None once the pool is closed
+            gauge = pymongo_internals.idle_connections(pool)  # None once the pool is closed
             if gauge is not None:
                 address, count = gauge
                 idle[address] = idle.get(address, 0) + count
@@ -411,5 +414,88 @@ def process_snapshot(counters: ProcessCounters, pools: list[PoolMetrics]) -> Pro
         pool_figures_from=(
             "connection pool events" if any(p.from_events for p in pools) else "pool hooks"
         ),
-        sessions_counted=_pymongo.sessions_hooked,
+        sessions_counted=pymongo_internals.sessions_hooked,
     )
+
+
+# --- How the app's clients feed these figures: pymongo's pools with hooks, or its events ---
+
+PoolFactory = Callable[..., Any]
+
+
+def pool_class(metrics: PoolMetrics, is_async: bool) -> PoolFactory:
+    """The pool factory a client passes pymongo: counting pools feeding ``metrics`` for the
+    connections requests use, pymongo's own ``Pool`` for the monitors' connections. Made once
+    per :class:`PoolMetrics`."""
+    cached = metrics.pool_classes.get(is_async)
+    if cached is None:
+        cached = metrics.pool_classes[is_async] = pymongo_internals.pool_factory(metrics, is_async)
+    return cached
+
+
+def instrument(metrics: PoolMetrics, is_async: bool) -> tuple[dict[str, Any], list[Any]]:
+    """What a client of ``metrics`` is built with: (keyword arguments, event listeners).
+
+    The counting pools when pymongo's internals are as expected; otherwise a
+    :class:`PoolEventCounter`, and ``metrics`` derives its gauges from the events.
+    """
+    if pymongo_internals.status().ok("pool_hooks"):
+        return pymongo_internals.client_options(pool_class(metrics, is_async)), []
+    metrics.from_events = True
+    return {}, [PoolEventCounter(metrics)]
+
+
+class PoolEventCounter(monitoring.ConnectionPoolListener):
+    """The pool figures from pymongo's public connection-pool events (the fallback).
+
+    Each hook is O(1): counters, and a lock for the rare events (as with the counting pools).
+    Monitor connections publish no events, so only the pools requests use are counted.
+    """
+
+    def __init__(self, metrics: PoolMetrics) -> None:
+        self._metrics = metrics
+
+    def pool_created(self, event: monitoring.PoolCreatedEvent) -> None:
+        self._metrics.server(event.address)
+
+    def pool_ready(self, event: monitoring.PoolReadyEvent) -> None:
+        pass
+
+    def pool_cleared(self, event: monitoring.PoolClearedEvent) -> None:
+        self._metrics.pool_cleared(self._metrics.server(event.address))
+
+    def pool_closed(self, event: monitoring.PoolClosedEvent) -> None:
+        pass
+
+    def connection_created(self, event: monitoring.ConnectionCreatedEvent) -> None:
+        counters = self._metrics.server(event.address)
+        self._metrics.connection_created(counters)
+        self._metrics.connecting(counters, event.connection_id, True)
+
+    def connection_ready(self, event: monitoring.ConnectionReadyEvent) -> None:
+        self._metrics.connecting(self._metrics.server(event.address), event.connection_id, False)
+
+    def connection_closed(self, event: monitoring.ConnectionClosedEvent) -> None:
+        counters = self._metrics.server(event.address)
+        self._metrics.connecting(counters, event.connection_id, False)
+        self._metrics.connection_closed(counters, event.reason)
+
+    def connection_check_out_started(
+        self, event: monitoring.ConnectionCheckOutStartedEvent
+    ) -> None:
+        next(self._metrics.server(event.address).checkout_started)
+
+    def connection_check_out_failed(self, event: monitoring.ConnectionCheckOutFailedEvent) -> None:
+        counters = self._metrics.server(event.address)
+        next(counters.checkout_ended)
+        retry = event.reason == "timeout" and pymongo_internals.retried_checkout_timeout()
+        self._metrics.checkout_failed(counters, event.reason, retry)
+
+    def connection_checked_out(self, event: monitoring.ConnectionCheckedOutEvent) -> None:
+        counters = self._metrics.server(event.address)
+        next(counters.checkout_ended)
+        out = value(counters.checked_out) + 1 - value(counters.checked_in)
+        counters.checked_out_now(event.duration or 0.0, out)
+
+    def connection_checked_in(self, event: monitoring.ConnectionCheckedInEvent) -> None:
+        next(self._metrics.server(event.address).checked_in)

@@ -18,8 +18,8 @@ from pymongo import common
 from pymongo.errors import ConfigurationError, InvalidURI
 from pymongo.uri_parser import split_options
 
-from django_mongopool import _pymongo
-from django_mongopool.redact import MASK, SECRET_OPTIONS, redact_uri, scrub, uri_secrets
+from django_mongopool.client import pymongo_internals
+from django_mongopool.guards.redact import MASK, SECRET_OPTIONS, redact_uri, scrub, uri_secrets
 
 URI_SETTING = "MONGOPOOL_URI"
 OPTIONS_SETTING = "MONGOPOOL_CLIENT_OPTIONS"
@@ -118,7 +118,7 @@ def _parse_uri(uri: Any, secrets: tuple[str, ...]) -> dict[str, Any]:
             f"{URI_SETTING} must be a string ({URI_FORM}), not {type(uri).__name__}."
         )
     try:
-        return _pymongo.parse_uri(uri)
+        return pymongo_internals.parse_uri(uri)
     except (InvalidURI, ConfigurationError, ValueError, TypeError, KeyError) as exc:
         raise ImproperlyConfigured(
             f"{URI_SETTING} is not a valid MongoDB connection string: {scrub(str(exc), secrets)}. "
@@ -140,7 +140,7 @@ def _uri_raw_options(uri: str) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a repeated key: the last wins, as in pymongo
         options = split_options(query, validate=False, warn=True, normalize=False)
-    return _pymongo.as_written(options)
+    return pymongo_internals.as_written(options)
 
 
 def _user_options(raw: Any) -> dict[str, Any]:

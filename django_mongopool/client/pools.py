@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from django_mongopool.async_client import loop_pools
-from django_mongopool.client import process_counters, sync_pool
-from django_mongopool.metrics import PoolMetrics, ProcessSnapshot, process_snapshot
+from django_mongopool.client.event_loops import loop_pools
+from django_mongopool.client.figures import PoolMetrics, ProcessSnapshot, process_snapshot
+from django_mongopool.client.process import process_counters, sync_pool
 
 
 def all_pools() -> list[PoolMetrics]:

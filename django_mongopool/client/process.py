@@ -31,18 +31,19 @@ from django.core.exceptions import ImproperlyConfigured
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from django_mongopool import _pymongo, leaks
-from django_mongopool.conf import conf
-from django_mongopool.counting_pools import instrument
-from django_mongopool.metrics import (
+from django_mongopool.client import pymongo_internals
+from django_mongopool.client.figures import (
     CommandCounter,
     PoolMetrics,
     ProcessCounters,
+    instrument,
     value,
 )
-from django_mongopool.options import ClientConfig
-from django_mongopool.scope import RequestScope, current
-from django_mongopool.sessions import start as start_session
+from django_mongopool.client.options import ClientConfig
+from django_mongopool.client.scope import RequestScope, current
+from django_mongopool.client.sessions import start as start_session
+from django_mongopool.conf import conf
+from django_mongopool.guards import leaks
 
 # The longest a retired client stays open for requests that still use it.
 RETIRE_GRACE_SECONDS = 30.0
@@ -161,7 +162,7 @@ class PooledClientMixin:
 
     def _mongopool_explicit_session(self, options: dict[str, Any]) -> Any:
         """The session ``start_session(**options)`` gives: counted, and leak-tracked (called by
-        the hook :func:`django_mongopool._pymongo.verify` installs on the client class)."""
+        the hook :func:`django_mongopool.client.pymongo_internals.verify` installs on the client class)."""
         scope = current.get()
         outside = scope is None or scope.ended  # no request or block will check it: watched
         session = start_session(
@@ -189,7 +190,7 @@ class PooledMongoClient(PooledClientMixin, MongoClient):  # type: ignore[type-ar
     """The app's own client: a ``MongoClient`` whose sessions count themselves."""
 
 
-_pymongo.register_client_class(PooledMongoClient, is_async=False)
+pymongo_internals.register_client_class(PooledMongoClient, is_async=False)
 
 
 class _ProcessClient:
@@ -328,7 +329,9 @@ def before_fork() -> None:
     """pymongo resets its clients in the child, so whether ours was connected is seen here."""
     client = _process.client
     _process.opened_at_fork = bool(
-        client is not None and _process.pid == os.getpid() and _pymongo.client_opened(client)
+        client is not None
+        and _process.pid == os.getpid()
+        and pymongo_internals.client_opened(client)
     )
 
 

@@ -4,7 +4,7 @@ pymongo creates a ``ClientSession`` without any I/O and gives it a server sessio
 only when it first runs a command; the counted classes here count a session as
 started at that moment and as ended when it ends, so a ``request.mongo_session``
 that a view never used counts nothing. The hooks doing so are pymongo internals,
-installed by :func:`django_mongopool._pymongo.verify` once it has checked them; on a
+installed by :func:`django_mongopool.client.pymongo_internals.verify` once it has checked them; on a
 pymongo that moved one, sessions work as pymongo's own and are not counted (check W011).
 
 ``request.mongo_session`` goes one step further (:class:`RequestSession`): it is a
@@ -20,12 +20,13 @@ from typing import Any
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.client_session import ClientSession
 
-from django_mongopool import _pymongo, leaks
-from django_mongopool.metrics import ProcessCounters
+from django_mongopool.client import pymongo_internals
+from django_mongopool.client.figures import ProcessCounters
+from django_mongopool.guards import leaks
 
 
 class CountedClientSession(ClientSession):
-    """Counts itself in ``_mongopool_counters`` (hooks installed by ``_pymongo.verify``)."""
+    """Counts itself in ``_mongopool_counters`` (hooks installed by ``pymongo_internals.verify``)."""
 
     _mongopool_counters: ProcessCounters
 
@@ -34,8 +35,8 @@ class CountedAsyncClientSession(AsyncClientSession):
     _mongopool_counters: ProcessCounters
 
 
-_pymongo.register_session_class(CountedClientSession, is_async=False)
-_pymongo.register_session_class(CountedAsyncClientSession, is_async=True)
+pymongo_internals.register_session_class(CountedClientSession, is_async=False)
+pymongo_internals.register_session_class(CountedAsyncClientSession, is_async=True)
 
 
 def _report_if_unended(self: Any) -> None:
@@ -99,7 +100,7 @@ class RequestSession(CountedClientSession):
             raise AttributeError(name)
         client, ended = scope.session_client()
         try:
-            _pymongo.build_session(self, client)
+            pymongo_internals.build_session(self, client)
         except BaseException as exc:
             state = vars(self)  # never half-built
             state.clear()
@@ -110,7 +111,7 @@ class RequestSession(CountedClientSession):
         counters = getattr(client, "_mongopool_counters", None)
         self._mongopool_counters = counters if counters is not None else ProcessCounters()
         if ended or not scope.adopt(self):  # ended before, or while it was being built
-            _pymongo.mark_ended(self)
+            pymongo_internals.mark_ended(self)
         self._mongopool_unused = False
         return getattr(self, name)
 
@@ -124,6 +125,6 @@ def start(
         cls: type = WatchedAsyncClientSession if is_async else WatchedClientSession
     else:
         cls = CountedAsyncClientSession if is_async else CountedClientSession
-    session = _pymongo.new_session(cls, client, options)
+    session = pymongo_internals.new_session(cls, client, options)
     session._mongopool_counters = counters
     return session

@@ -2,14 +2,14 @@
 
 A daemon thread, started on the first request of each process (so forked
 workers start their own), by task workers and by commands that join the fleet
-(:mod:`django_mongopool.workers`; other commands publish nothing), records a
-sample of the pools every :data:`~django_mongopool.history.SAMPLE_SECONDS` for
+(:mod:`django_mongopool.tasks.fleet`; other commands publish nothing), records a
+sample of the pools every :data:`~django_mongopool.fleet.history.SAMPLE_SECONDS` for
 the page's chart and, when ``MONGOPOOL_HEARTBEAT_SECONDS`` > 0, upserts one
 small document per process into ``MONGOPOOL_HEARTBEAT_COLLECTION``. Each beat
 is dated with the server's clock (``hello``'s ``localTime``, corrected by half
 the round trip) and signed with a MAC keyed from ``SECRET_KEY`` (or
 ``MONGOPOOL_HEARTBEAT_KEY``); readers verify it and judge ages with the
-server's clock too (:mod:`django_mongopool.fleet`). The publishers prune
+server's clock too (:mod:`django_mongopool.fleet.reading`). The publishers prune
 undated beats, beats dated ahead of the server and beats older than any process
 could count. Requests never wait for the thread; every write is bounded by
 ``pymongo.timeout``; a failure that repeats is logged once, then at most every
@@ -35,15 +35,17 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import OperationFailure, PyMongoError
 
-from django_mongopool import __version__, fleet, history, pools, roles, shares
-from django_mongopool.client import (
+from django_mongopool import __version__
+from django_mongopool.client import pools
+from django_mongopool.client.process import (
     active_test_clients,
     connected_before_fork,
     get_config,
     get_database,
 )
 from django_mongopool.conf import conf
-from django_mongopool.redact import scrub
+from django_mongopool.fleet import history, reading, roles, shares
+from django_mongopool.guards.redact import scrub
 
 logger = logging.getLogger("django_mongopool.heartbeat")
 
@@ -91,7 +93,7 @@ def secrets() -> tuple[str | bytes, ...]:
 
 def sign(document: dict[str, Any]) -> dict[str, Any]:
     """``document`` with its MAC (every field of :data:`fleet.FIELDS` it has)."""
-    document[fleet.MAC_FIELD] = fleet.mac(document, secrets()[0])
+    document[reading.MAC_FIELD] = reading.mac(document, secrets()[0])
     return document
 
 
@@ -111,7 +113,7 @@ def server_clock(database: Database[Any]) -> ServerClock:
     """Ask the server its time (``hello``); a server that does not say gives the host's."""
     before = time.monotonic()
     try:
-        reply = database.command("hello", codec_options=fleet.UNTRUSTED_CODEC_OPTIONS)
+        reply = database.command("hello", codec_options=reading.UNTRUSTED_CODEC_OPTIONS)
     except OperationFailure:  # a server (or the mongomock tier) that does not know hello
         reply = {}
     after = time.monotonic()
@@ -120,7 +122,7 @@ def server_clock(database: Database[Any]) -> ServerClock:
         local = local if local.tzinfo is not None else local.replace(tzinfo=dt.UTC)
         if _SANE_CLOCK[0] <= local <= _SANE_CLOCK[1]:
             return ServerClock(local + dt.timedelta(seconds=(after - before) / 2), after, "server")
-    return ServerClock(fleet.host_now(), after, "host")
+    return ServerClock(reading.host_now(), after, "host")
 
 
 def beat_id() -> str:
@@ -147,7 +149,7 @@ def build_document(
         "role": roles.current(),  # web, worker or command
         "version": __version__,
         "started_at": started_at,
-        "updated_at": now or fleet.host_now(),
+        "updated_at": now or reading.host_now(),
         "clock": clock,
         "interval": conf.heartbeat_seconds,
         "options": {name: config.option(name) for name in SHOWN_OPTIONS},
@@ -182,7 +184,7 @@ def ensure_index(target: Collection[dict[str, Any]]) -> None:
     for name, spec in target.index_information().items():
         if [tuple(key) for key in spec.get("key", [])] == [("updated_at", 1)]:
             ttl = spec.get("expireAfterSeconds")
-            if ttl is None or ttl >= fleet.PRUNE_AFTER_SECONDS:
+            if ttl is None or ttl >= reading.PRUNE_AFTER_SECONDS:
                 return
             try:
                 target.drop_index(name)
@@ -192,7 +194,7 @@ def ensure_index(target: Collection[dict[str, Any]]) -> None:
         target.create_index(
             [("updated_at", 1)],
             name=INDEX_NAME,
-            expireAfterSeconds=int(fleet.PRUNE_AFTER_SECONDS),
+            expireAfterSeconds=int(reading.PRUNE_AFTER_SECONDS),
         )
     except OperationFailure:  # FerretDB v1 has no TTL indexes: the publishers prune
         target.create_index([("updated_at", 1)], name=INDEX_NAME)
@@ -205,8 +207,8 @@ def prune_filter(now: dt.datetime) -> dict[str, Any]:
         "$or": [
             {"updated_at": {"$not": {"$type": "date"}}},
             {"updated_at": {"$type": "array"}},
-            {"updated_at": {"$lt": now - dt.timedelta(seconds=fleet.PRUNE_AFTER_SECONDS)}},
-            {"updated_at": {"$gt": now + dt.timedelta(seconds=fleet.MAX_SKEW_SECONDS)}},
+            {"updated_at": {"$lt": now - dt.timedelta(seconds=reading.PRUNE_AFTER_SECONDS)}},
+            {"updated_at": {"$gt": now + dt.timedelta(seconds=reading.MAX_SKEW_SECONDS)}},
         ]
     }
 
@@ -217,7 +219,7 @@ class Publisher(threading.Thread):
         self.stop_event = threading.Event()
         self._started_monotonic = time.monotonic()
         # The host's clock until the first beat has read the server's.
-        self.started_at = fleet.host_now().replace(microsecond=0)
+        self.started_at = reading.host_now().replace(microsecond=0)
         self._started_from_server = False
         self.beat_id = beat_id()
         self.previous_timeouts = 0
@@ -414,22 +416,22 @@ def stop_at_exit() -> None:
     stop(EXIT_JOIN_SECONDS)
 
 
-def read_fleet(clock: ServerClock | None = None) -> fleet.Reading:
+def read_fleet(clock: ServerClock | None = None) -> reading.Reading:
     """The live heartbeats, judged by the server's clock; forged and odd ones counted.
 
     Only beats young enough to be live are fetched (by ``updated_at``, indexed), and only
     the fields the reader uses (:data:`fleet.PROJECTION`).
     """
-    target = collection().with_options(codec_options=fleet.UNTRUSTED_CODEC_OPTIONS)
+    target = collection().with_options(codec_options=reading.UNTRUSTED_CODEC_OPTIONS)
     clock = clock or server_clock(target.database)
     max_interval = conf.heartbeat_max_seconds
     now = clock.now()
     window = {
-        "$gte": now - dt.timedelta(seconds=fleet.live_window(max_interval)),
-        "$lte": now + dt.timedelta(seconds=fleet.MAX_SKEW_SECONDS),
+        "$gte": now - dt.timedelta(seconds=reading.live_window(max_interval)),
+        "$lte": now + dt.timedelta(seconds=reading.MAX_SKEW_SECONDS),
     }
-    docs = target.find({"updated_at": window}, fleet.PROJECTION)
-    return fleet.read(docs, now, secrets=secrets(), max_interval=max_interval, clock=clock.source)
+    docs = target.find({"updated_at": window}, reading.PROJECTION)
+    return reading.read(docs, now, secrets=secrets(), max_interval=max_interval, clock=clock.source)
 
 
 def wait_for_beats(count: int, timeout: float = 30.0) -> bool:

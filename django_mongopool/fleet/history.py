@@ -6,7 +6,7 @@ import os
 import threading
 from collections import deque
 
-from django_mongopool import pools
+from django_mongopool.client import pools
 
 SAMPLE_SECONDS = 2.0
 HISTORY_SAMPLES = 150  # five minutes at one sample every two seconds

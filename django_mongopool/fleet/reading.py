@@ -24,8 +24,8 @@ from bson.codec_options import CodecOptions, DatetimeConversion
 from bson.errors import BSONError
 from django.utils.crypto import salted_hmac
 
-from django_mongopool.budget import is_saturated
-from django_mongopool.roles import ROLES, WEB
+from django_mongopool.fleet.budget import is_saturated
+from django_mongopool.fleet.roles import ROLES, WEB
 
 # How documents written by others are decoded: a date outside Python's range stays a
 # DatetimeMS (and is then refused as a date) and invalid UTF-8 is replaced, instead of

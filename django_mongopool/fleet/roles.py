@@ -3,7 +3,7 @@
 Each heartbeat carries its process's role, so the page, its JSON and ``mongo_connections``
 can tell the fleet's processes apart. A process is a web process unless something says
 otherwise: the Celery integration (``worker_init``) and the Django tasks integration
-(a task run by a worker process) make it a worker, :func:`django_mongopool.workers.join_fleet`
+(a task run by a worker process) make it a worker, :func:`django_mongopool.tasks.fleet.join_fleet`
 a command. A forked child keeps its parent's role (a Celery prefork child is a worker).
 """
 

@@ -14,7 +14,7 @@ background thread within :data:`TRIM_SECONDS`. No request is dropped or hangs
 because the share changed.
 
 Resizing needs pymongo internals (the pools' ``max_pool_size``, ``size_cond``, idle
-connections). On a pymongo where :func:`django_mongopool._pymongo.verify` finds one moved,
+connections). On a pymongo where :func:`django_mongopool.client.pymongo_internals.verify` finds one moved,
 the budget is *refused* rather than pretending to limit: it is logged once as an error,
 system check E010 names what moved, :func:`report` says ``active: False``, and no pool is
 ever resized, so every pool keeps the size it was built with, ``MONGOPOOL_FLEET_MIN_SHARE``
@@ -31,10 +31,11 @@ from typing import Any
 
 from pymongo.monitoring import ConnectionClosedReason
 
-from django_mongopool import _pymongo, budget, pools
-from django_mongopool.async_client import loop_clients
-from django_mongopool.client import built_client
+from django_mongopool.client import pools, pymongo_internals
+from django_mongopool.client.event_loops import loop_clients
+from django_mongopool.client.process import built_client
 from django_mongopool.conf import conf
+from django_mongopool.fleet import budget
 
 logger = logging.getLogger("django_mongopool")
 
@@ -61,7 +62,7 @@ _logged_refusal = False
 
 def refused() -> str | None:
     """Why the budget cannot run on this pymongo (what moved), or None when it can."""
-    feature = _pymongo.status().feature("fleet_budget")
+    feature = pymongo_internals.status().feature("fleet_budget")
     return None if feature.ok else feature.summary()
 
 
@@ -75,7 +76,7 @@ def _refuse(reason: str) -> None:
         "Fleet budget refused: pymongo %s does not have the pool internals the budget resizes "
         "(%s). No pool is resized; each keeps MONGOPOOL_FLEET_MIN_SHARE = %d connection(s) per "
         "server. See system check django_mongopool.E010.",
-        _pymongo.status().pymongo_version,
+        pymongo_internals.status().pymongo_version,
         reason,
         conf.fleet_min_share,
     )
@@ -86,9 +87,9 @@ def _all_pools() -> list[tuple[Any, bool]]:
     found: list[tuple[Any, bool]] = []
     sync = built_client()
     if sync is not None:
-        found += [(pool, True) for pool in _pymongo.client_pools(sync)]
+        found += [(pool, True) for pool in pymongo_internals.client_pools(sync)]
     for loop_client in loop_clients():
-        found += [(pool, False) for pool in _pymongo.client_pools(loop_client)]
+        found += [(pool, False) for pool in pymongo_internals.client_pools(loop_client)]
     return found
 
 
@@ -103,7 +104,7 @@ def apply(share: int) -> None:
         _refuse(reason)
         return
     for pool, is_sync in _all_pools():
-        _pymongo.set_pool_limit(pool, share, is_sync)
+        pymongo_internals.set_pool_limit(pool, share, is_sync)
     _mark_limited(share)
     trim()
 
@@ -121,7 +122,7 @@ def trim() -> int:
     closed = 0
     for pool, is_sync in _all_pools():
         if is_sync:  # async pools shed idle connections through maxIdleTimeMS
-            closed += _pymongo.trim_idle(pool, ConnectionClosedReason.IDLE)
+            closed += pymongo_internals.trim_idle(pool, ConnectionClosedReason.IDLE)
     return closed
 
 
@@ -228,7 +229,7 @@ def report() -> dict[str, Any] | None:
         state.update(
             live_processes=None,
             updated_at=None,
-            source=f"refused on pymongo {_pymongo.status().pymongo_version}, pools stay at "
+            source=f"refused on pymongo {pymongo_internals.status().pymongo_version}, pools stay at "
             f"the minimum share (check E010): {reason}",
         )
     snapshot = pools.snapshot()

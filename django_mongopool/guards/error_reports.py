@@ -18,7 +18,7 @@ wraps two methods of ``SafeExceptionReporterFilter`` and one of
 are covered, without touching the user's settings):
 
 - ``cleanse_setting`` (settings, ``request.META``, cookies): a key named like a
-  credential-carrying pymongo option (:data:`~django_mongopool.redact.SECRET_OPTIONS`,
+  credential-carrying pymongo option (:data:`~django_mongopool.guards.redact.SECRET_OPTIONS`,
   any case) is hidden whole; every value is masked by what it *is*, not by its
   ``repr()`` text (:func:`mask_value`): strings and bytes lose each ``mongodb://``
   URI's password and every credential of the configured client (in any of its
@@ -52,9 +52,9 @@ from typing import Any
 
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
+from django_mongopool.client.options import credential_values
 from django_mongopool.conf import conf
-from django_mongopool.options import credential_values
-from django_mongopool.redact import SECRET_OPTIONS, redact_uri, scrub, scrub_bytes
+from django_mongopool.guards.redact import SECRET_OPTIONS, redact_uri, scrub, scrub_bytes
 
 _URI = re.compile(r"mongodb(?:\+srv)?://\S+", re.IGNORECASE)
 _URI_BYTES = re.compile(rb"mongodb(?:\+srv)?://\S+", re.IGNORECASE)

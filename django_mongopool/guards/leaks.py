@@ -31,9 +31,9 @@ from typing import Any
 
 from django.conf import settings
 
+from django_mongopool.client.scope import RequestScope, current
 from django_mongopool.conf import conf
 from django_mongopool.exceptions import LeakedSessionError, LeakedSessionWarning
-from django_mongopool.scope import RequestScope, current
 
 logger = logging.getLogger("django_mongopool")
 _lock = threading.Lock()

@@ -2,7 +2,7 @@
 
 ``request.mongo_session`` is an ordinary attribute holding pymongo's real
 ``ClientSession`` of the process client, set before the view runs; its pymongo
-state is built when the view first uses it (:class:`~django_mongopool.sessions.RequestSession`),
+state is built when the view first uses it (:class:`~django_mongopool.client.sessions.RequestSession`),
 so a request that never touches MongoDB costs two small objects, one context
 variable and no client work at all.
 ``await request.amongo_session()`` gives an ``AsyncClientSession`` of the running
@@ -22,9 +22,8 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from pymongo.errors import PyMongoError
 
-from django_mongopool import leaks
-from django_mongopool.async_client import end_with_loop, hold_async_client, run_on_loop
-from django_mongopool.client import (
+from django_mongopool.client.event_loops import end_with_loop, hold_async_client, run_on_loop
+from django_mongopool.client.process import (
     PooledClientMixin,
     get_client,
     get_config,
@@ -33,11 +32,12 @@ from django_mongopool.client import (
     process_counters,
     release_request,
 )
-from django_mongopool.client import _process as process_client  # read on every request
-from django_mongopool.scope import RequestScope, current
-from django_mongopool.sessions import RequestSession
-from django_mongopool.streams import AsyncClosingIterator, ClosingIterator, discard
-from django_mongopool.unavailable import (
+from django_mongopool.client.process import _process as process_client  # read on every request
+from django_mongopool.client.scope import RequestScope, current
+from django_mongopool.client.sessions import RequestSession
+from django_mongopool.guards import leaks
+from django_mongopool.request.streams import AsyncClosingIterator, ClosingIterator, discard
+from django_mongopool.request.unavailable import (
     log_unavailable,
     reason,
     unavailable_cause,

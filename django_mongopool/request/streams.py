@@ -1,6 +1,6 @@
 """Wrappers for streamed responses that end the request's sessions when the stream ends or closes.
 
-While a chunk is produced, the request's scope (:class:`~django_mongopool.scope.RequestScope`)
+While a chunk is produced, the request's scope (:class:`~django_mongopool.client.scope.RequestScope`)
 is current again: its clients, so a stream that uses ``request.mongo_session`` keeps
 the client that session came from even if a settings change retired it after the
 view returned, and its leak-tracking list, so sessions started while the stream is
@@ -10,7 +10,7 @@ A MongoDB outage met by a stream: the middleware produces the stream's first non
 chunk (:meth:`ClosingIterator.prime`) before it hands the response on, so an error that
 means "MongoDB cannot serve this now" raised before the first byte becomes the same 503
 as any view's. One raised after the first byte ends the stream there, logged once without
-credentials (:func:`~django_mongopool.unavailable.stream_cut`), instead of reaching the
+credentials (:func:`~django_mongopool.request.unavailable.stream_cut`), instead of reaching the
 server as a traceback.
 """
 
@@ -22,8 +22,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 from django.http import HttpRequest, HttpResponseBase
 
-from django_mongopool.scope import RequestScope, current
-from django_mongopool.unavailable import stream_cut, unavailable_cause
+from django_mongopool.client.scope import RequestScope, current
+from django_mongopool.request.unavailable import stream_cut, unavailable_cause
 
 
 def _cuts_the_stream(exc: BaseException, chunks_sent: int) -> bool:

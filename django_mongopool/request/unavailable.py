@@ -14,8 +14,8 @@ from django.http import HttpRequest, HttpResponse
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from django_mongopool.conf import conf
-from django_mongopool.negotiation import wants_json
-from django_mongopool.redact import scrub
+from django_mongopool.guards.redact import scrub
+from django_mongopool.request.negotiation import wants_json
 
 logger = logging.getLogger("django_mongopool")
 LOG_EVERY_SECONDS = 10.0  # during an outage: one line per 10 s, with the count in between

@@ -7,13 +7,13 @@ always has; so has a web process whose project imports its Celery app from its p
 False. Only Celery's public signals are used:
 
 - ``task_prerun`` / ``task_postrun`` (every traced run: in a worker, ``apply()``, eager mode):
-  the task's scope (:mod:`django_mongopool.task_scope`). ``task_session()`` and, in a bound
+  the task's scope (:mod:`django_mongopool.tasks.scope`). ``task_session()`` and, in a bound
   task, ``self.request.mongo_session`` are its session. Celery sends ``task_postrun`` whatever
   the outcome (returned, raised, ``self.retry()``, ``SoftTimeLimitExceeded``); a hard time
   limit kills the child process, and its connections close with it.
 - ``worker_init`` (the worker's main process, before its pool starts): the process is a
   worker, and the ``run`` of each task registered by then is wrapped so that an error meaning
-  "MongoDB cannot serve this now" (:func:`~django_mongopool.unavailable.unavailable_cause`:
+  "MongoDB cannot serve this now" (:func:`~django_mongopool.request.unavailable.unavailable_cause`:
   ``ConnectionFailure``, a check-out or server-selection timeout) becomes ``self.retry()`` after
   a backoff instead of a failure: ``MONGOPOOL_RETRY_AFTER`` seconds doubled at each retry, up to
   the task's ``retry_backoff_max``, half of it jittered, at most the task's ``max_retries``
@@ -33,9 +33,11 @@ import random
 import sys
 from typing import Any
 
-from django_mongopool import heartbeat, roles, task_scope, workers
 from django_mongopool.conf import conf
-from django_mongopool.unavailable import unavailable_cause
+from django_mongopool.fleet import heartbeat, roles
+from django_mongopool.request.unavailable import unavailable_cause
+from django_mongopool.tasks import fleet
+from django_mongopool.tasks import scope as task_scope
 
 BACKOFF_CEILING = 600.0  # Celery's own default retry_backoff_max
 
@@ -87,7 +89,7 @@ def _task_prerun(task: Any = None, task_id: Any = None, **kwargs: Any) -> None:
     if task is None or not conf.task_integration:
         return
     if not heartbeat.running_here and roles.current() == roles.WORKER:
-        workers.start_worker()  # threads and gevent pools: at the first task
+        fleet.start_worker()  # threads and gevent pools: at the first task
     scope = task_scope.begin(f"Celery task {getattr(task, 'name', '?')}[{task_id}]")
     scope.key = task_id
     request = getattr(task, "request", None)
@@ -112,7 +114,7 @@ def _worker_init(sender: Any = None, **kwargs: Any) -> None:
 
 def _worker_process_init(**kwargs: Any) -> None:
     if conf.task_integration:
-        workers.start_worker()
+        fleet.start_worker()
 
 
 def install() -> bool:

@@ -5,7 +5,7 @@ every task runs in a task scope, and a worker process is in the fleet.
 when it is in ``INSTALLED_APPS``) unless ``MONGOPOOL_TASK_INTEGRATION`` is False. It uses the framework's
 own signals, which every backend that runs tasks sends around each run:
 
-- ``task_started`` / ``task_finished``: the task's scope (:mod:`django_mongopool.task_scope`);
+- ``task_started`` / ``task_finished``: the task's scope (:mod:`django_mongopool.tasks.scope`);
   ``task_session()`` (``await atask_session()`` in an async task) is its session, ended when
   the task returns or raises.
 - A task run by a backend that runs tasks elsewhere (a worker process, such as
@@ -28,9 +28,11 @@ import sys
 from types import ModuleType
 from typing import Any
 
-from django_mongopool import heartbeat, task_scope, workers
 from django_mongopool.conf import conf
-from django_mongopool.unavailable import unavailable_cause
+from django_mongopool.fleet import heartbeat
+from django_mongopool.request.unavailable import unavailable_cause
+from django_mongopool.tasks import fleet
+from django_mongopool.tasks import scope as task_scope
 
 # The framework's modules: Django's own first, then the backport (both may be installed).
 FRAMEWORKS = ("django.tasks", "django_tasks")
@@ -68,7 +70,7 @@ def _task_started(sender: Any = None, task_result: Any = None, **kwargs: Any) ->
     if task_result is None or not conf.task_integration:
         return
     if not _inline(sender) and not heartbeat.running_here:
-        workers.start_worker()
+        fleet.start_worker()
     scope = task_scope.begin(_name(task_result))
     scope.key = getattr(task_result, "id", None)
 

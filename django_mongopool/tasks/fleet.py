@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import pymongo
 from pymongo.errors import PyMongoError
 
-from django_mongopool import heartbeat, roles
-from django_mongopool.client import active_test_clients
+from django_mongopool.client.process import active_test_clients
+from django_mongopool.fleet import heartbeat, roles
 
 logger = logging.getLogger("django_mongopool")
 

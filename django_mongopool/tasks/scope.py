@@ -1,7 +1,7 @@
 """A task's ``mongo_session`` with a request's guarantees: Celery tasks, Django tasks, any block.
 
 A task runs in a scope of its own, the same
-:class:`~django_mongopool.middleware.RequestSessions` a request runs in (one implementation):
+:class:`~django_mongopool.request.middleware.RequestSessions` a request runs in (one implementation):
 
 - :func:`task_session` is the task's session, pymongo's real ``ClientSession`` of the shared
   client, built the first time the task uses it (a task that never touches MongoDB builds no
@@ -14,7 +14,7 @@ A task runs in a scope of its own, the same
   no response to fail);
 - the figures count the task's session like a request's (sessions started / ended).
 
-:mod:`django_mongopool.contrib.celery` and :mod:`django_mongopool.contrib.django_tasks` open
+:mod:`django_mongopool.tasks.celery` and :mod:`django_mongopool.tasks.django_tasks` open
 and close the scope from the frameworks' own signals; :func:`task_scope` does the same around
 any block (a cron job, each item of a long command).
 """
@@ -27,11 +27,11 @@ from collections.abc import Iterator
 from contextvars import Token
 from typing import Any
 
-from django_mongopool.client import get_config, process_counters
-from django_mongopool.middleware import RequestSessions
-from django_mongopool.scope import RequestScope, current
-from django_mongopool.terminal import safe
-from django_mongopool.unavailable import log_unavailable_task, reason
+from django_mongopool.client.process import get_config, process_counters
+from django_mongopool.client.scope import RequestScope, current
+from django_mongopool.guards.terminal import safe
+from django_mongopool.request.middleware import RequestSessions
+from django_mongopool.request.unavailable import log_unavailable_task, reason
 
 logger = logging.getLogger("django_mongopool")
 

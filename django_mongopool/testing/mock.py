@@ -29,9 +29,9 @@ from typing import Any
 
 from pymongo.errors import OperationFailure
 
-from django_mongopool import leaks
-from django_mongopool.client import use_test_client
+from django_mongopool.client.process import use_test_client
 from django_mongopool.exceptions import MockTransactionsNotSupported
+from django_mongopool.guards import leaks
 
 __all__ = [
     "AsyncMockClient",
@@ -426,21 +426,21 @@ class AsyncMockClient(_AsyncProxy):
 def mock_clients() -> Iterator[MockClient]:
     """A fresh in-memory client that ``get_client()``, ``get_database()``, the middleware and
     ``get_async_client()`` use until the block ends (then its data is gone)."""
-    from django_mongopool import audit
+    from django_mongopool.audit import report
 
     client = MockClient()
-    audit.clear_cache()  # the page's server section measured on the other client
+    report.clear_cache()  # the page's server section measured on the other client
     try:
         with use_test_client(client, AsyncMockClient(client)):
             yield client
     finally:
         client.close()
-        audit.clear_cache()
+        report.clear_cache()
 
 
 def is_active() -> bool:
     """True while a :class:`MockClient` replaces the app's client."""
-    from django_mongopool.client import active_test_clients
+    from django_mongopool.client.process import active_test_clients
 
     clients = active_test_clients()
     return clients is not None and isinstance(clients[0], MockClient)

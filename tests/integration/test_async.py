@@ -9,7 +9,9 @@ import pytest
 from django.core.handlers.asgi import ASGIHandler
 from django.test import AsyncClient
 
-from django_mongopool import get_async_client, get_async_database, pools, stray
+from django_mongopool import get_async_client, get_async_database
+from django_mongopool.client import pools
+from django_mongopool.guards import stray
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
 

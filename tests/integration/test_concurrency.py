@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.test import Client
 
-from django_mongopool import pools
-from django_mongopool.client import get_config, get_database
+from django_mongopool.client import pools
+from django_mongopool.client.process import get_config, get_database
 from django_mongopool.testing import assert_max_connections, assert_no_leaked_sessions
 from tests.helpers import MONITORS_PER_SERVER, established_to
 

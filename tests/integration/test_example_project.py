@@ -8,7 +8,7 @@ import io
 import pytest
 from django.test import AsyncClient, Client
 
-from django_mongopool import pools
+from django_mongopool.client import pools
 from tests.helpers import closed_port, run_manage
 
 pytestmark = pytest.mark.django_db

@@ -20,7 +20,7 @@ from collections import Counter
 import pytest
 from pymongo import MongoClient
 
-from django_mongopool import budget
+from django_mongopool.fleet import budget
 from django_mongopool.testing.ferretdb import FerretDB
 from tests.helpers import ROOT, established_to
 from tests.integration.live import ExampleServer, Load

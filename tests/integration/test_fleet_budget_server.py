@@ -14,8 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.test import Client
 
-from django_mongopool import heartbeat, pools, shares
-from django_mongopool.client import get_client, get_database
+from django_mongopool.client import pools
+from django_mongopool.client.process import get_client, get_database
+from django_mongopool.fleet import heartbeat, shares
 from tests.helpers import HoldConnection, established_to
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db]

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from django_mongopool import budget, fleet, heartbeat, shares
+from django_mongopool.fleet import budget, heartbeat, reading, shares
 
 pytestmark = [pytest.mark.server]
 
@@ -45,7 +45,7 @@ def skewed_clock(seconds: float) -> types.SimpleNamespace:
 def _process(skew: float, to_parent: int, from_parent: int) -> int:
     """One web process: beat, wait until the other has beaten, beat again, report its share."""
     if skew:
-        heartbeat.dt = fleet.dt = skewed_clock(skew)  # this process only (a forked child)
+        heartbeat.dt = reading.dt = skewed_clock(skew)  # this process only (a forked child)
     publisher = heartbeat.Publisher()
     publisher.beat()
     os.write(to_parent, b"beaten\n")

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from pymongo import monitoring
 
-from django_mongopool import fleet, heartbeat, shares
+from django_mongopool.fleet import heartbeat, reading, shares
 
 pytestmark = [pytest.mark.server]
 
@@ -90,11 +90,11 @@ def test_reads_fetch_only_live_beats_with_a_projection_and_an_index(fast):
     (find,) = fast.commands
     window = find["filter"]["updated_at"]
     assert set(window) == {"$gte", "$lte"}
-    longest = fleet.live_window(300)  # MONGOPOOL_HEARTBEAT_MAX_SECONDS' default
+    longest = reading.live_window(300)  # MONGOPOOL_HEARTBEAT_MAX_SECONDS' default
     assert (window["$lte"] - window["$gte"]).total_seconds() == pytest.approx(
-        longest + fleet.MAX_SKEW_SECONDS, abs=0.01
+        longest + reading.MAX_SKEW_SECONDS, abs=0.01
     )
-    assert set(find["projection"]) == {*fleet.FIELDS, fleet.MAC_FIELD}
+    assert set(find["projection"]) == {*reading.FIELDS, reading.MAC_FIELD}
 
 
 def test_creating_the_index_is_idempotent(fast):

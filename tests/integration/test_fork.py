@@ -7,8 +7,8 @@ import warnings
 
 import pytest
 
-from django_mongopool import pools
-from django_mongopool.client import get_client
+from django_mongopool.client import pools
+from django_mongopool.client.process import get_client
 
 pytestmark = pytest.mark.server
 

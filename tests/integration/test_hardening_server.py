@@ -55,7 +55,7 @@ def test_changing_client_options_under_load_never_gives_500(mongo, settings):
 
 
 def test_a_stream_keeps_its_client_across_a_settings_change(mongo, settings):
-    from django_mongopool.client import get_client
+    from django_mongopool.client.process import get_client
 
     response = Client().get("/t/stream/")  # the view returned; its chunks are not made yet
     before = get_client()
@@ -73,7 +73,7 @@ def test_a_stream_keeps_its_client_across_a_settings_change(mongo, settings):
 
 
 def test_a_beat_dated_an_hour_ahead_is_not_live_and_is_pruned(mongo, settings):
-    from django_mongopool import fleet, heartbeat
+    from django_mongopool.fleet import heartbeat, reading
 
     settings.MONGOPOOL_HEARTBEAT_SECONDS = 5
     heartbeat.collection().drop()
@@ -84,11 +84,11 @@ def test_a_beat_dated_an_hour_ahead_is_not_live_and_is_pruned(mongo, settings):
     heartbeat.collection().insert_one(future)
 
     assert heartbeat.read_fleet().processes == []  # not even fetched: outside the live window
-    every = fleet.read(
+    every = reading.read(
         heartbeat.collection().find({}), dt.datetime.now(dt.UTC), secrets=heartbeat.secrets()
     )
     assert (every.processes, every.future, every.forged) == ([], [future["_id"]], 0)
-    assert fleet.summary(every)["future_dated"] == 1
+    assert reading.summary(every)["future_dated"] == 1
 
     publisher.beat()
     assert heartbeat.collection().find_one({"_id": future["_id"]}) is None
@@ -128,9 +128,9 @@ async def test_probe_judges_each_pool_by_itself(mongo, settings):
         # Prometheus: one series per pool, never two samples with the same labels.
         from prometheus_client.parser import text_string_to_metric_families
 
-        from django_mongopool import audit, exposition
+        from django_mongopool.audit import prometheus, report
 
-        text = exposition.render(await asyncio.to_thread(audit.build_report))
+        text = prometheus.render(await asyncio.to_thread(report.build_report))
         (family,) = [
             f for f in text_string_to_metric_families(text) if f.name == "mongopool_pool_in_use"
         ]

@@ -11,7 +11,8 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from django_mongopool import heartbeat, history, pools
+from django_mongopool.client import pools
+from django_mongopool.fleet import heartbeat, history
 from tests.helpers import closed_port
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]

@@ -16,8 +16,8 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from django_mongopool import heartbeat
-from django_mongopool.client import get_client, get_database
+from django_mongopool.client.process import get_client, get_database
+from django_mongopool.fleet import heartbeat
 from tests.helpers import HoldConnection
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db]

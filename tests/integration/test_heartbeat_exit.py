@@ -46,7 +46,7 @@ SCRIPT = textwrap.dedent(
         MONGOPOOL_FLEET_BUDGET=100,
     ).enable()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s %(message)s")
-    from django_mongopool import heartbeat
+    from django_mongopool.fleet import heartbeat
     publisher = heartbeat.ensure_started()
     assert heartbeat.wait_for_beats(2), "no beat"
     publishers.append(publisher)

@@ -16,7 +16,7 @@ from django.test import Client
 from django.urls import reverse
 from prometheus_client.parser import text_string_to_metric_families
 
-from django_mongopool import heartbeat
+from django_mongopool.fleet import heartbeat
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db]
 

@@ -9,7 +9,7 @@ import warnings
 import pytest
 from django.test import AsyncClient, Client
 
-from django_mongopool import pools
+from django_mongopool.client import pools
 from django_mongopool.exceptions import LeakedSessionError, LeakedSessionWarning
 from tests import views
 

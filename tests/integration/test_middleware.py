@@ -10,8 +10,8 @@ import time
 import pytest
 from django.test import AsyncClient, Client
 
-from django_mongopool import pools
-from django_mongopool.client import get_client
+from django_mongopool.client import pools
+from django_mongopool.client.process import get_client
 from tests.helpers import HoldConnection, closed_port
 from tests.views import Boom
 
@@ -39,8 +39,8 @@ def test_untouched_request_starts_no_session(mongo):
 
 
 def test_untouched_request_builds_no_session_state_and_holds_no_client(mongo):
-    from django_mongopool import client
-    from django_mongopool.sessions import RequestSession
+    from django_mongopool.client import process as client
+    from django_mongopool.client.sessions import RequestSession
 
     client.close_clients()  # start from a process that has no client yet
     request = Client().get("/t/untouched/").wsgi_request
@@ -53,12 +53,12 @@ def test_untouched_request_builds_no_session_state_and_holds_no_client(mongo):
 
 
 def test_outside_sessions_alone_get_a_finalizer(mongo):
-    from django_mongopool import leaks
-    from django_mongopool.sessions import (
+    from django_mongopool.client.sessions import (
         CountedClientSession,
         RequestSession,
         WatchedClientSession,
     )
+    from django_mongopool.guards import leaks
 
     outside = get_client().start_session()  # no request: reported if collected unended
     assert type(outside) is WatchedClientSession and hasattr(outside, "__del__")

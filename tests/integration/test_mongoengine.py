@@ -12,7 +12,7 @@ from bson.binary import Binary, UuidRepresentation
 from mongoengine import connection as me_connection
 
 from django_mongopool import mongoengine as pooled
-from django_mongopool.client import get_client
+from django_mongopool.client.process import get_client
 
 pytestmark = pytest.mark.server
 

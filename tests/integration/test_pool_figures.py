@@ -9,8 +9,8 @@ import pytest
 from django.test import Client
 from pymongo import monitoring
 
-from django_mongopool import pools
-from django_mongopool.client import get_client
+from django_mongopool.client import pools
+from django_mongopool.client.process import get_client
 from tests.helpers import HoldConnection
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db]

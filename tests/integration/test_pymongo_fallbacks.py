@@ -1,6 +1,6 @@
 """A pymongo release that moved an internal the package uses: each fallback, against the real server.
 
-Each test plays such a release by changing what ``django_mongopool._pymongo`` sees (a name
+Each test plays such a release by changing what ``django_mongopool.client.pymongo_internals`` sees (a name
 gone, or a class whose method has another signature), runs ``_pymongo.verify()`` again and
 rebuilds the clients; then the app must still serve requests with ``request.mongo_session``,
 the system check must name what moved and the fallback in force, and the fallback must keep
@@ -26,11 +26,13 @@ from pymongo.client_session import ClientSession
 from pymongo.errors import WaitQueueTimeoutError
 from pymongo.synchronous.pool import Pool
 
-from django_mongopool import _pymongo, async_client, client, heartbeat, pools, shares
+from django_mongopool.client import event_loops, pools, pymongo_internals
+from django_mongopool.client import process as client
+from django_mongopool.client.figures import PoolEventCounter
+from django_mongopool.client.options import build_config
+from django_mongopool.client.sessions import CountedClientSession
 from django_mongopool.conf import conf
-from django_mongopool.counting_pools import PoolEventCounter
-from django_mongopool.options import build_config
-from django_mongopool.sessions import CountedClientSession
+from django_mongopool.fleet import heartbeat, shares
 from tests.helpers import ROOT, HoldConnection
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db]
@@ -39,7 +41,7 @@ TOKEN = "t0ken-for-prometheus-scrapes"
 
 def _rebuild() -> None:
     client.reset_client()
-    async_client.reset_async_clients()
+    event_loops.reset_async_clients()
     shares.forget()
 
 
@@ -49,15 +51,15 @@ def moved(monkeypatch):
 
     def move(**names):
         for name, value in names.items():
-            assert hasattr(_pymongo, name), name
-            monkeypatch.setattr(_pymongo, name, value)
-        status = _pymongo.verify(refresh=True)
+            assert hasattr(pymongo_internals, name), name
+            monkeypatch.setattr(pymongo_internals, name, value)
+        status = pymongo_internals.verify(refresh=True)
         _rebuild()
         return status
 
     yield move
     monkeypatch.undo()
-    assert _pymongo.verify(refresh=True).failed == ()
+    assert pymongo_internals.verify(refresh=True).failed == ()
     _rebuild()
 
 
@@ -191,7 +193,7 @@ async def test_async_request_sessions_work_uncounted(mongo, moved):
     response = await AsyncClient().get("/t/async-native/")  # await request.amongo_session()
     assert response.status_code == 200
     key = response.json()["key"]
-    database = async_client.get_async_database()
+    database = event_loops.get_async_database()
     assert await database["items"].count_documents({"key": key}) == 1
 
 
@@ -244,7 +246,7 @@ def test_fleet_budget_runs_when_its_internals_are_there(budget):
 )
 def test_uri_parsing_falls_back_to_public_parse_uri(mongo, moved, settings, replacement):
     calls = []
-    public = _pymongo.public_parse_uri
+    public = pymongo_internals.public_parse_uri
 
     def spy(uri, **kwargs):
         calls.append(uri)
@@ -300,13 +302,13 @@ from django.core.management import call_command
 from django.test import Client
 from django.test.utils import override_settings, setup_test_environment
 setup_test_environment()
-from django_mongopool import _pymongo
+from django_mongopool.client import pymongo_internals
 out = StringIO()
 with override_settings(MONGOPOOL_URI=sys.argv[1], MONGOPOOL_DATABASE=sys.argv[2]):
     call_command("check", stdout=out, stderr=out)
     response = Client().get("/t/insert/")
 print(json.dumps({
-    "failed": sorted(f.key for f in _pymongo.status().failed),
+    "failed": sorted(f.key for f in pymongo_internals.status().failed),
     "check": out.getvalue(),
     "status": response.status_code,
     "ended": response.wsgi_request.mongo_session.has_ended,

@@ -23,7 +23,8 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.http import HttpRequest, StreamingHttpResponse
 from django.test import AsyncClient, AsyncRequestFactory, Client
 
-from django_mongopool import pools, unavailable
+from django_mongopool.client import pools
+from django_mongopool.request import unavailable
 from tests.helpers import closed_port
 from tests.streaming_urls import NotAnOutage
 
@@ -182,7 +183,7 @@ def test_under_a_real_wsgi_server_no_traceback_is_logged(outage, wsgi_server, ca
 
 
 async def _cancel_before_the_first_chunk(view) -> HttpRequest:
-    from django_mongopool.middleware import MongoSessionMiddleware
+    from django_mongopool.request.middleware import MongoSessionMiddleware
 
     request = AsyncRequestFactory().get("/s/")
     middleware = MongoSessionMiddleware(view)

@@ -16,12 +16,14 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.test import override_settings
 from pymongo.errors import AutoReconnect, InvalidOperation
 
-from django_mongopool import get_async_database, get_client, get_database, heartbeat, pools, roles
-from django_mongopool.contrib import celery as celery_integration
-from django_mongopool.contrib import django_tasks as tasks_integration
+from django_mongopool import get_async_database, get_client, get_database
+from django_mongopool.client import pools
 from django_mongopool.exceptions import LeakedSessionError, LeakedSessionWarning
-from django_mongopool.task_scope import atask_session, running, task_scope, task_session
-from django_mongopool.workers import join_fleet
+from django_mongopool.fleet import heartbeat, roles
+from django_mongopool.tasks import celery as celery_integration
+from django_mongopool.tasks import django_tasks as tasks_integration
+from django_mongopool.tasks.fleet import join_fleet
+from django_mongopool.tasks.scope import atask_session, running, task_scope, task_session
 
 try:
     from django.tasks import task as django_task  # Django 6

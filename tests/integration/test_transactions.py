@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 from pymongo.topology_description import TOPOLOGY_TYPE
 
-from django_mongopool.client import get_client
+from django_mongopool.client.process import get_client
 from django_mongopool.exceptions import TransactionsNotSupported
 from django_mongopool.transactions import run_in_transaction
 

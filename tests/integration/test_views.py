@@ -16,8 +16,8 @@ from django.test import Client
 from django.urls import reverse
 from prometheus_client.parser import text_string_to_metric_families
 
-from django_mongopool import exposition
-from django_mongopool.client import get_client
+from django_mongopool.audit import prometheus
+from django_mongopool.client.process import get_client
 from tests.helpers import HoldConnection, closed_port
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db]
@@ -191,14 +191,14 @@ def without_prometheus():
         del sys.modules[name]
     sys.modules["prometheus_client"] = None
     try:
-        importlib.reload(exposition)
-        assert not exposition.prometheus_available()
+        importlib.reload(prometheus)
+        assert not prometheus.prometheus_available()
         yield
     finally:
         del sys.modules["prometheus_client"]
         sys.modules.update(saved)
-        importlib.reload(exposition)
-    assert exposition.prometheus_available()
+        importlib.reload(prometheus)
+    assert prometheus.prometheus_available()
 
 
 def test_metrics_without_the_extra_is_a_501(mongo, viewer, settings, without_prometheus):
@@ -221,7 +221,7 @@ def test_command_prometheus_without_the_extra(mongo, without_prometheus):
         call_command("mongo_connections", "--format", "prometheus", stdout=StringIO())
     assert INSTALL in str(raised.value) and raised.value.returncode == 2
     with pytest.raises(Exception, match="prometheus"):
-        exposition.render({})
+        prometheus.render({})
 
 
 def test_token_is_refused_when_none_is_configured(mongo):

@@ -23,7 +23,7 @@ import pytest
 from celery import Celery
 from django.core.management import call_command
 
-from django_mongopool import heartbeat
+from django_mongopool.fleet import heartbeat
 from tests.helpers import ROOT
 from tests.integration.worker_processes import (
     ConnectionSampler,

@@ -6,7 +6,7 @@ Named so that pytest does not collect it: the suite's default database is SQLite
 from django.db import connection
 from django.test import TestCase
 
-from django_mongopool.client import get_client
+from django_mongopool.client.process import get_client
 from tests.orm_project.ormapp.models import Item
 
 
