@@ -336,6 +336,7 @@ class Conf:
         """False: Celery and Django's tasks framework run without the app's task scope."""
         return cast(bool, self._get("MONGOPOOL_TASK_INTEGRATION"))
 
+    @property
     def audit_deadline(self) -> float:
         """Seconds the pool page, its JSON and /metrics wait for the server's figures in all."""
         return float(self._get("MONGOPOOL_AUDIT_DEADLINE"))
