@@ -14,7 +14,8 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_safe
 
 from django_mongopool.audit.permissions import can_view_pool
-from django_mongopool.audit.views import served_url, web_report
+from django_mongopool.audit.report import web_report
+from django_mongopool.audit.views import served_url
 from django_mongopool.models import PoolHealth
 from django_mongopool.request.negotiation import format_is_known, wants_json
 

@@ -32,36 +32,19 @@ def settings_changed(*, setting: str, **kwargs: Any) -> None:
         stray.sync_with_settings()
 
 
-def _after_fork_in_child() -> None:
-    from django_mongopool.audit import readiness, report
-    from django_mongopool.client import event_loops, process
-    from django_mongopool.fleet import heartbeat, history, shares
-    from django_mongopool.guards import stray
-    from django_mongopool.request import unavailable
-
-    # Only what another thread of the parent may have held or filled: nothing here takes a
-    # lock (a lock held at fork time would never be released in the child).
-    process.after_fork_in_child()
-    event_loops.forget_all()
-    heartbeat.forget_after_fork()
-    history.forget_after_fork()
-    readiness.forget_after_fork()
-    report.forget_after_fork()
-    stray.forget_after_fork()
-    unavailable.forget_after_fork()
-    shares.forget_after_fork()  # a new worker starts at the minimum share until it sees the fleet
-
-
 def install_process_hooks() -> None:
     """Fork and exit hooks, registered once per interpreter however often ready() runs."""
     global _hooks_installed
     from django_mongopool.client import process
     from django_mongopool.fleet import heartbeat
+    from django_mongopool.guards import forks
 
     with _hooks_lock:
         if _hooks_installed:
             return
-        os.register_at_fork(before=process.before_fork, after_in_child=_after_fork_in_child)
+        # Every module registers what it forgets in a forked child (guards.forks): one hook
+        # runs them all.
+        os.register_at_fork(before=forks.run_before, after_in_child=forks.run_in_child)
         atexit.register(process.close_clients)
         # atexit runs the last registered first: the heartbeat thread stops before the
         # clients it writes with are closed.

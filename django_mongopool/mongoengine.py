@@ -14,7 +14,6 @@ them (fork hook) and so does a change to a client setting, so both use the curre
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any
 
@@ -28,6 +27,7 @@ from pymongo.read_preferences import ReadPreference
 
 from django_mongopool.client.process import PooledMongoClient, get_client
 from django_mongopool.conf import CLIENT_SETTINGS, conf
+from django_mongopool.guards import forks
 
 try:
     import mongoengine
@@ -157,7 +157,7 @@ def _install_hooks() -> None:
     with _lock:
         if _hooks_installed:
             return
-        os.register_at_fork(after_in_child=forget_cached_databases)
+        forks.in_child(forget_cached_databases)  # run by the app's fork hook
         setting_changed.connect(_settings_changed, dispatch_uid="django_mongopool.mongoengine")
         _hooks_installed = True
 

@@ -25,9 +25,8 @@ from django.urls import reverse
 from mockupdb import OpMsg
 
 from django_mongopool import get_client
-from django_mongopool.audit import members as servers
 from django_mongopool.audit import report as audit
-from django_mongopool.audit.views import web_report
+from django_mongopool.audit.report import web_report
 from django_mongopool.conf import conf
 from tests.test_audit_members import _cursor, _start, _status, point_at  # noqa: F401 (fixture)
 
@@ -134,14 +133,14 @@ def stuck_measurement(monkeypatch) -> Iterator[threading.Event]:
     """Every measurement blocks in the middle (after the ping) until the event is set."""
     release = threading.Event()
     calls = []
-    original = servers.ask_members
+    original = audit.ask_members
 
     def blocked(*args: Any, **kwargs: Any) -> Any:
         calls.append(args)
         release.wait(60)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(servers, "ask_members", blocked)
+    monkeypatch.setattr(audit, "ask_members", blocked)
     release.calls = calls  # type: ignore[attr-defined]
     try:
         yield release
@@ -205,9 +204,9 @@ def test_the_previous_figures_are_served_marked_stale(one_server, settings, monk
     assert fresh["server"]["stale"] is False and fresh["server"]["connections"]["current"] == 40
     time.sleep(0.3)  # the period ends
     release = threading.Event()
-    original = servers.ask_members
+    original = audit.ask_members
     monkeypatch.setattr(
-        servers, "ask_members", lambda *a, **k: release.wait(60) and original(*a, **k)
+        audit, "ask_members", lambda *a, **k: release.wait(60) and original(*a, **k)
     )
     try:
         (stale,) = _concurrently(1)

@@ -190,11 +190,13 @@ def test_ids_are_documented_in_the_readme():
     source = Path(module.__file__).read_text()
     import re
 
-    from django_mongopool import _pymongo
+    from django_mongopool.client import pymongo_internals
 
     ids = set(re.findall(r'id="(django_mongopool\.[EW]\d{3})"', source))
     assert len(ids) == 20  # the regex finds every literal id
-    ids |= set(_pymongo.CHECK_IDS.values())  # the pymongo-internals checks (E010, W010-W015)
+    ids |= set(
+        pymongo_internals.CHECK_IDS.values()
+    )  # the pymongo-internals checks (E010, W010-W015)
     assert len(ids) == 27
     for check_id in ids:
         assert f"`{check_id}`" in readme, check_id

@@ -427,11 +427,11 @@ def test_database_error_from_a_pymongo_timeout_is_503(settings, offline, mailout
 
 def test_nested_tracking_blocks_keep_the_outer_one_whole(offline):
     from django_mongopool.client.process import get_client
-    from django_mongopool.guards import leaks
+    from django_mongopool.client.scope import tracking
 
     client = get_client()
-    with leaks.tracking() as outer:
-        with leaks.tracking() as inner:
+    with tracking() as outer:
+        with tracking() as inner:
             first = client.start_session()
         second = client.start_session()
     assert [t.session for t in inner] == [first]
@@ -535,13 +535,12 @@ def test_a_session_started_in_the_request_marks_the_scope_for_ending(offline, ca
 
 
 def test_a_tracking_block_in_the_request_marks_the_scope_for_ending(offline):
-    from django_mongopool.client.scope import current
-    from django_mongopool.guards import leaks
+    from django_mongopool.client.scope import current, tracking
 
     scope = _open_scope()
     token = current.set(scope)
     try:
-        with leaks.tracking():
+        with tracking():
             pass
     finally:
         current.reset(token)

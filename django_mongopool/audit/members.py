@@ -30,10 +30,16 @@ from pymongo import MongoClient
 from pymongo.errors import OperationFailure, PyMongoError
 
 from django_mongopool.client import pymongo_internals
+from django_mongopool.client.figures import address_text
 from django_mongopool.client.process import get_client, get_config
 from django_mongopool.fleet.budget import percent
-from django_mongopool.fleet.reading import UNTRUSTED_CODEC_OPTIONS
 from django_mongopool.guards.redact import scrub
+from django_mongopool.guards.untrusted import (
+    COUNT_RANGE,
+    UNTRUSTED_CODEC_OPTIONS,
+    Unreadable,
+    count,
+)
 
 UNAUTHORIZED = 13
 NOT_ANSWERED_IN_TIME = "not answered within the audit's deadline"
@@ -99,27 +105,9 @@ def error_text(exc: BaseException) -> str:
 # Reading replies -----------------------------------------------------------------
 
 
-# The largest count believed: the largest integer a float holds exactly. Every count is
-# checked here, where the reply is read, so no later sum, ratio or float() can overflow.
-MAX_COUNT = 2**53 - 1
-COUNT_RANGE = f"a whole number from 0 to {MAX_COUNT}"
-
-
-class _Odd(ValueError):
-    """A reply value of an unexpected type or out of range."""
-
-
-def _count(value: Any) -> int:
-    """A whole, non-negative count no larger than MAX_COUNT; anything else is odd."""
-    # A float counts when it is whole (NaN and the infinities are not); a bool never does.
-    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-    if isinstance(value, bool) or not whole or not 0 <= value <= MAX_COUNT:
-        raise _Odd(value)
-    return int(value)
-
-
 def parse_connections(status: Any, where: str, notes: list[str]) -> dict[str, int] | None:
-    """``serverStatus.connections`` as counts (see :func:`_count`); None when unusable."""
+    """``serverStatus.connections`` as counts (see :func:`~django_mongopool.guards.untrusted.count`);
+    None when unusable."""
     connections = status.get("connections") if isinstance(status, Mapping) else None
     if not isinstance(connections, Mapping) or "current" not in connections:
         return None
@@ -129,8 +117,8 @@ def parse_connections(status: Any, where: str, notes: list[str]) -> dict[str, in
         if isinstance(value, Mapping):
             continue  # nested sections (establishmentRateLimit, ...)
         try:
-            counts[str(key)] = _count(value)
-        except _Odd:
+            counts[str(key)] = count(value, whole_floats=True)
+        except Unreadable:
             odd.append(str(key))
     if odd:
         notes.append(
@@ -146,12 +134,12 @@ def _label(value: Any) -> str:
 
 def _group(doc: Any) -> dict[str, Any]:
     if not isinstance(doc, Mapping) or not isinstance(doc.get("_id"), Mapping):
-        raise _Odd(doc)
+        raise Unreadable(doc)
     key = doc["_id"]
     app = key.get("app")
     host = key.get("host")
-    connections = _count(doc.get("connections"))
-    active = min(_count(doc.get("active", 0)), connections)
+    connections = count(doc.get("connections"), whole_floats=True)
+    active = min(count(doc.get("active", 0), whole_floats=True), connections)
     drivers = doc.get("drivers")
     return {
         "app": None if app is None or app == "" else _label(app),
@@ -170,7 +158,7 @@ def parse_groups(docs: Iterable[Any], where: str, notes: list[str]) -> list[dict
     for doc in docs:
         try:
             groups.append(_group(doc))
-        except (_Odd, TypeError, ValueError, OverflowError):
+        except (Unreadable, TypeError, ValueError, OverflowError):
             odd += 1
     if odd:
         notes.append(
@@ -276,11 +264,6 @@ class Member:
             "status_problem": self.status_problem,
             "error": self.error,
         }
-
-
-def _address(host: str, port: int | None) -> str:
-    host = f"[{host}]" if ":" in host else host
-    return f"{host}:{port or 27017}"
 
 
 _HOSTNAME = re.compile(
@@ -420,8 +403,8 @@ def _ask_directly(
 def topology() -> dict[str, Any]:
     description = get_client().topology_description
     servers = [
-        {"address": _address(host, port), "type": server.server_type_name}
-        for (host, port), server in sorted(description.server_descriptions().items())
+        {"address": address_text(address), "type": server.server_type_name}
+        for address, server in sorted(description.server_descriptions().items())
     ]
     return {"type": description.topology_type_name, "servers": servers}
 

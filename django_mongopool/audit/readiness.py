@@ -18,6 +18,7 @@ from django_mongopool.client import pools
 from django_mongopool.client.process import get_client, get_config
 from django_mongopool.fleet import shares
 from django_mongopool.fleet.budget import is_saturated
+from django_mongopool.guards import forks
 
 _lock = threading.Lock()
 _in_flight: Future[None] | None = None
@@ -33,6 +34,7 @@ def _ping(future: Future[None], timeout: float) -> None:
         future.set_result(None)
 
 
+@forks.in_child
 def forget_after_fork() -> None:
     """In a forked child: the parent's ping in flight never finishes here."""
     global _lock, _in_flight

@@ -43,10 +43,12 @@ from django_mongopool.conf import conf
 from django_mongopool.fleet import budget as budgets
 from django_mongopool.fleet import heartbeat, history, shares
 from django_mongopool.fleet import reading as fleets
+from django_mongopool.guards import forks
 
 SCHEMA = "django-mongopool/audit/1"
 UTILISATION_WARNING = 80.0
 DEFAULT_TOP_HOSTS = 5
+PAGE_TIMEOUT = 2.0  # seconds per server query while answering a web request (web_report)
 CAPACITY_FIX = (
     "set MONGOPOOL_SERVER_MAX_CONNECTIONS (mongod's net.maxIncomingConnections), or grant the "
     "clusterMonitor role so that serverStatus reports it"
@@ -162,6 +164,7 @@ _in_flight: dict[bool, _Flight] = {}
 _cache_lock = threading.Lock()  # held to look up and start a measurement, never during I/O
 
 
+@forks.in_child
 def forget_after_fork() -> None:
     """In a forked child: the parent's measurement is not this process's, its thread does not
     run here, and its lock may have been held at fork time."""
@@ -612,3 +615,20 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return str(value)
+
+
+def web_report(current_op: bool = False) -> dict[str, Any]:
+    """The audit report for the page and /metrics: bounded cost and time, whatever the traffic.
+
+    Server queries are capped at PAGE_TIMEOUT and the whole report at
+    MONGOPOOL_AUDIT_DEADLINE; the server section is measured by one thread at a time and
+    shared by every request of the process for MONGOPOOL_SERVER_STATUS_CACHE_SECONDS;
+    ``$currentOp`` runs only when ``current_op`` is asked for (the page's ``?current_op=1``).
+    """
+    timeout = min(PAGE_TIMEOUT, get_config().seconds("serverSelectionTimeoutMS"))
+    return build_report(
+        timeout=timeout,
+        current_op=current_op,
+        cache_seconds=conf.server_status_cache_seconds,
+        deadline=conf.audit_deadline,
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -12,30 +11,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
-from django_mongopool.audit import prometheus, readiness, report
+from django_mongopool.audit import prometheus, readiness
 from django_mongopool.audit.permissions import bearer_token, can_view_pool, token_matches
-from django_mongopool.client.process import get_config
+from django_mongopool.audit.report import web_report
 from django_mongopool.conf import conf
 
-PAGE_TIMEOUT = 2.0  # seconds per server query while answering a web request
 PAGE = "admin:django_mongopool_poolhealth_changelist"
-
-
-def web_report(current_op: bool = False) -> dict[str, Any]:
-    """The audit report for the page and /metrics: bounded cost and time, whatever the traffic.
-
-    Server queries are capped at PAGE_TIMEOUT and the whole report at
-    MONGOPOOL_AUDIT_DEADLINE; the server section is measured by one thread at a time and
-    shared by every request of the process for MONGOPOOL_SERVER_STATUS_CACHE_SECONDS;
-    ``$currentOp`` runs only when ``current_op`` is asked for (the page's ``?current_op=1``).
-    """
-    timeout = min(PAGE_TIMEOUT, get_config().seconds("serverSelectionTimeoutMS"))
-    return report.build_report(
-        timeout=timeout,
-        current_op=current_op,
-        cache_seconds=conf.server_status_cache_seconds,
-        deadline=conf.audit_deadline,
-    )
 
 
 @never_cache

@@ -33,6 +33,7 @@ from django_mongopool.client.process import (
 )
 from django_mongopool.client.scope import current
 from django_mongopool.conf import conf
+from django_mongopool.guards import forks
 
 
 class PooledAsyncMongoClient(PooledClientMixin, AsyncMongoClient):  # type: ignore[type-arg]
@@ -52,6 +53,7 @@ _loop_scopes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, weakref.WeakS
 )
 
 
+@forks.in_child
 def forget_all() -> None:
     """In a forked child: the parent's clients are neither used nor closed here."""
     global _lock

@@ -5,10 +5,10 @@ dispatches an event object for every check-out and check-in. Instead the app's
 clients give pymongo their own pool factory (:func:`pool_class`, through the option pymongo
 keeps for deep customisation; Motor used it, pymongo only calls it):
 
-- per check-out, one atomic ``itertools.count`` step, one clock read and one
+- per check-out, one atomic :class:`Count` step, one clock read and one
   bounded-deque append (the wait), no lock and no allocation of our own;
 - waiting for a free connection and opening a new one are counted only when they
-  happen (two ``itertools.count`` steps each);
+  happen (two :class:`Count` steps each);
 - rare events (connections created or closed, failed check-outs, pool clears) take
   a lock and keep their reasons;
 - figures are derived only when a snapshot is built: open = created - closed, idle
@@ -50,29 +50,47 @@ BUDGET_WAIT_SECONDS = (
 )
 
 
-def value(counter: itertools.count[int]) -> int:
-    """The next value ``counter`` would give, without taking it (= how many were taken)."""
-    return int(repr(counter)[6:-1])
+class Count(itertools.count):  # type: ignore[type-arg]
+    """A count any thread adds one to with ``next(count)``, without a lock; :meth:`read` says
+    how many were added.
+
+    ``next()`` is ``itertools.count``'s own (one atomic step in C, the hot path's only cost);
+    the number it returns is not the count, because each read takes a step too and keeps
+    them apart (reads take a lock among themselves, never the adders' way).
+    """
+
+    __slots__ = ("_read_lock", "_reads")
+
+    def __init__(self) -> None:
+        self._read_lock = threading.Lock()
+        self._reads = 0
+
+    def read(self) -> int:
+        """How many times ``next()`` was called on this count (by any thread) so far."""
+        with self._read_lock:
+            taken = next(self) - self._reads
+            self._reads += 1
+        return int(taken)
 
 
 @dataclass(eq=False)
 class _ServerCounters:
     owner: PoolMetrics
-    checked_out: itertools.count[int] = field(default_factory=itertools.count)
+    checked_out: Count = field(default_factory=Count)
     # Waits for room in a full pool, begun and ended: the difference is "waiting".
-    waiting_started: itertools.count[int] = field(default_factory=itertools.count)
-    waiting_ended: itertools.count[int] = field(default_factory=itertools.count)
+    waiting_started: Count = field(default_factory=Count)
+    waiting_ended: Count = field(default_factory=Count)
     # New connections being opened, begun and ended: the difference is "connecting".
-    connect_started: itertools.count[int] = field(default_factory=itertools.count)
-    connect_ended: itertools.count[int] = field(default_factory=itertools.count)
+    connect_started: Count = field(default_factory=Count)
+    connect_ended: Count = field(default_factory=Count)
     # Fed by pool events only (PoolMetrics.from_events): check-outs begun and finished (got a
     # connection or failed), check-ins, connections created and not yet ready.
-    checkout_started: itertools.count[int] = field(default_factory=itertools.count)
-    checkout_ended: itertools.count[int] = field(default_factory=itertools.count)
-    checked_in: itertools.count[int] = field(default_factory=itertools.count)
+    checkout_started: Count = field(default_factory=Count)
+    checkout_ended: Count = field(default_factory=Count)
+    checked_in: Count = field(default_factory=Count)
     connecting_ids: set[int] = field(default_factory=set)
     waits: deque[float] = field(default_factory=lambda: deque(maxlen=WAIT_SAMPLES))  # seconds
-    budget_waits: itertools.count[int] = field(default_factory=itertools.count)
+    budget_waits: Count = field(default_factory=Count)
     peak_in_use: int = 0  # raised on check-out without a lock: a high-water mark
     # Rare events, under the owner's lock:
     created: int = 0
@@ -142,9 +160,12 @@ def _percentile(ordered: list[float], fraction: float) -> float | None:
     return round(ordered[index] * 1000, 3)
 
 
-def _address(address: Any) -> str:
+def address_text(address: tuple[str, int | None]) -> str:
+    """A pymongo server address as ``host:port`` (an IPv6 host bracketed, the default port when
+    none is given): how the page, the heartbeats and the audit name a server."""
     host, port = address
-    return f"{host}:{port}"
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{port or 27017}"
 
 
 class PoolMetrics:
@@ -202,27 +223,29 @@ class PoolMetrics:
 
     @staticmethod
     def _events_idle(c: _ServerCounters) -> int:
-        out = value(c.checked_out) - value(c.checked_in)
+        out = c.checked_out.read() - c.checked_in.read()
         return c.created - c.closed - out - len(c.connecting_ids)
 
     def _waiting_and_connecting(self, c: _ServerCounters) -> tuple[int, int]:
         if self.from_events:
             # Events tell when a connection is being opened, not which check-out waits for it:
             # a check-out in progress while no connection is being opened is waiting.
-            ended = value(c.checkout_ended)
-            in_progress = value(c.checkout_started) - ended
+            ended = c.checkout_ended.read()
+            in_progress = c.checkout_started.read() - ended
             connecting = len(c.connecting_ids)
             return max(0, in_progress - connecting), connecting
-        ended = value(c.waiting_ended)  # read first: a figure may be high, never negative
-        waiting = max(0, value(c.waiting_started) - ended)
-        ended = value(c.connect_ended)
-        return waiting, max(0, value(c.connect_started) - ended)
+        ended = c.waiting_ended.read()  # read first: a figure may be high, never negative
+        waiting = max(0, c.waiting_started.read() - ended)
+        ended = c.connect_ended.read()
+        return waiting, max(0, c.connect_started.read() - ended)
 
     def snapshot(self) -> tuple[ServerPoolSnapshot, ...]:
         gauges = self._gauges()
         with self._lock:
-            items = sorted(self._servers.items(), key=lambda item: _address(item[0]))
-            return tuple(self._server_snapshot(_address(a), c, gauges.get(a, 0)) for a, c in items)
+            items = sorted(self._servers.items(), key=lambda item: address_text(item[0]))
+            return tuple(
+                self._server_snapshot(address_text(a), c, gauges.get(a, 0)) for a, c in items
+            )
 
     def _server_snapshot(self, address: str, c: _ServerCounters, idle: int) -> ServerPoolSnapshot:
         waits = sorted(c.waits)
@@ -238,7 +261,7 @@ class PoolMetrics:
             in_use=in_use,
             idle=idle,
             waiting=waiting,
-            checkouts=value(c.checked_out),
+            checkouts=c.checked_out.read(),
             checkout_failures=dict(c.failed_by_reason),
             connections_created=c.created,
             connections_closed=dict(c.closed_by_reason),
@@ -249,7 +272,7 @@ class PoolMetrics:
             wait_ms_p95=_percentile(waits, 0.95),
             wait_ms_p99=_percentile(waits, 0.99),
             wait_ms_max=round(waits[-1] * 1000, 3) if waits else None,
-            budget_waits=value(c.budget_waits),
+            budget_waits=c.budget_waits.read(),
             budget_refusals=c.budget_refusals,
             connecting=connecting,
             checkout_timeouts=c.timed_out_operations,
@@ -306,7 +329,7 @@ class ProcessCounters:
 
     def __init__(self) -> None:
         self.pid = os.getpid()
-        self._counters = {name: itertools.count() for name in self.NAMES}
+        self._counters = {name: Count() for name in self.NAMES}
         self.sessions_started = self._counters["sessions_started"]
         self.sessions_ended = self._counters["sessions_ended"]
 
@@ -316,7 +339,7 @@ class ProcessCounters:
             next(counter)
 
     def as_dict(self) -> dict[str, int]:
-        return {name: value(counter) for name, counter in self._counters.items()}
+        return {name: counter.read() for name, counter in self._counters.items()}
 
 
 class CommandCounter(monitoring.CommandListener):
@@ -494,7 +517,7 @@ class PoolEventCounter(monitoring.ConnectionPoolListener):
     def connection_checked_out(self, event: monitoring.ConnectionCheckedOutEvent) -> None:
         counters = self._metrics.server(event.address)
         next(counters.checkout_ended)
-        out = value(counters.checked_out) + 1 - value(counters.checked_in)
+        out = counters.checked_out.read() + 1 - counters.checked_in.read()
         counters.checked_out_now(event.duration or 0.0, out)
 
     def connection_checked_in(self, event: monitoring.ConnectionCheckedInEvent) -> None:

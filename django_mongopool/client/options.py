@@ -19,7 +19,13 @@ from pymongo.errors import ConfigurationError, InvalidURI
 from pymongo.uri_parser import split_options
 
 from django_mongopool.client import pymongo_internals
-from django_mongopool.guards.redact import MASK, SECRET_OPTIONS, redact_uri, scrub, uri_secrets
+from django_mongopool.guards.redact import (
+    MASK,
+    SECRET_OPTIONS,
+    credential_values,
+    redact_uri,
+    scrub,
+)
 
 URI_SETTING = "MONGOPOOL_URI"
 OPTIONS_SETTING = "MONGOPOOL_CLIENT_OPTIONS"
@@ -289,18 +295,6 @@ def _uses_tls(validated: Mapping[str, tuple[str, Any, str]], is_srv: bool) -> bo
     if any(name in validated and not validated[name][1] for name in _TLS_BY_FALSE):
         return True
     return is_srv
-
-
-def credential_values(uri: Any, client_options: Any) -> tuple[str, ...]:
-    """Every credential in the URI and the client options, whatever else is wrong with them."""
-    found = tuple(uri_secrets(uri)) if isinstance(uri, str) else ()
-    if not isinstance(client_options, Mapping):
-        return found
-    return found + tuple(
-        str(value)
-        for key, value in client_options.items()
-        if isinstance(key, str) and key.lower() in SECRET_OPTIONS and value
-    )
 
 
 def build_config(

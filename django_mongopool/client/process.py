@@ -2,10 +2,11 @@
 
 Fork safety: the client belongs to the process that built it. A child forked
 after that (gunicorn ``--preload``, uWSGI without lazy-apps, multiprocessing)
-never touches the parent's client: :func:`get_client` sees a new pid and
-builds the child's own. The inherited object is kept referenced, never used
-and never closed, so the parent's sockets are left alone and pymongo has no
-reason to warn "MongoClient opened before fork".
+never touches the parent's client: the fork hook (:func:`after_fork_in_child`, run by
+:mod:`django_mongopool.guards.forks`) sets it aside and :func:`get_client` builds the
+child's own. The inherited object is kept referenced, never used and never closed, so
+the parent's sockets are left alone and pymongo has no reason to warn "MongoClient
+opened before fork".
 
 Settings changes: a change to a client setting *retires* the client rather than
 closing it under running requests. New requests get a client built from the new
@@ -19,8 +20,6 @@ the client and at its end; closing a retired client takes its own lock.
 
 from __future__ import annotations
 
-import itertools
-import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -34,16 +33,16 @@ from pymongo.database import Database
 from django_mongopool.client import pymongo_internals
 from django_mongopool.client.figures import (
     CommandCounter,
+    Count,
     PoolMetrics,
     ProcessCounters,
     instrument,
-    value,
 )
 from django_mongopool.client.options import ClientConfig
-from django_mongopool.client.scope import RequestScope, current
+from django_mongopool.client.scope import RequestScope, current, track
 from django_mongopool.client.sessions import start as start_session
 from django_mongopool.conf import conf
-from django_mongopool.guards import leaks
+from django_mongopool.guards import forks, leaks
 
 # The longest a retired client stays open for requests that still use it.
 RETIRE_GRACE_SECONDS = 30.0
@@ -59,8 +58,8 @@ class _Retirement:
     __slots__ = ("begun", "done", "retired", "closer", "closed", "timer", "lock")
 
     def __init__(self) -> None:
-        self.begun = itertools.count()
-        self.done = itertools.count()
+        self.begun = Count()
+        self.done = Count()
         self.retired = False
         self.closer: Callable[[], Any] | None = None
         self.closed = False
@@ -110,8 +109,8 @@ class PooledClientMixin:
     # Requests in flight, and retirement (see the module docstring).
     def requests_in_flight(self) -> int:
         state = self._mongopool_retirement
-        done = value(state.done)  # read first: the figure may be high, never low
-        return value(state.begun) - done
+        done = state.done.read()  # read first: the figure may be high, never low
+        return state.begun.read() - done
 
     def hold(self) -> bool:
         """Count a request in; False (and not counted) when the client was retired meanwhile."""
@@ -169,12 +168,12 @@ class PooledClientMixin:
             self._mongopool_async, self, self._mongopool_counters, outside, **options
         )
         # Only pymongo's start_session() asks for an explicit session, through the hook: its
-        # caller is three frames up. What leaks.record() does, with the scope already read here.
+        # caller is three frames up. What scope.record() does, with the scope already read here.
         where = leaks.site(sys._getframe(3))
         if outside:  # reports itself if it is collected without having been ended
             session._mongopool_site = where
         else:
-            leaks.track(scope, session, where)  # type: ignore[arg-type]
+            track(scope, session, where)  # type: ignore[arg-type]
         return session
 
     def start_request_session(self) -> Any:
@@ -199,7 +198,6 @@ class _ProcessClient:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.client: PooledMongoClient | None = None
-        self.pid = os.getpid()
         self.counters = ProcessCounters()
         self.pool = PoolMetrics("sync")
         self.inherited: list[PooledMongoClient] = []
@@ -210,24 +208,21 @@ class _ProcessClient:
         self.test_clients: tuple[Any, Any] | None = None
 
     def adopt_fork(self) -> None:
-        """Forget the parent's client in a process whose pid changed (lock held)."""
+        """In a forked child: set the parent's clients aside, never to be used or closed here
+        (a request scope the child inherited finds its pinned client unusable)."""
+        self.lock = threading.RLock()  # another thread may have held it at fork time
         if self.client is not None:
             # The parent had opened sockets and monitor threads before forking
             # (e.g. a query at import time under gunicorn --preload): check W004.
             self.connected_before_fork = self.opened_at_fork
             self.inherited.append(self.client)
         self.inherited.extend(self.retired)
+        for client in self.inherited:
+            client._mongopool_retirement.closed = True  # for this process: neither used nor closed
         self.retired = []
         self.client = None
-        self.pid = os.getpid()
         self.counters = ProcessCounters()
         self.pool = PoolMetrics("sync")
-
-    def current(self) -> None:
-        if self.pid != os.getpid():
-            with self.lock:
-                if self.pid != os.getpid():
-                    self.adopt_fork()
 
     def get(self) -> PooledMongoClient:
         if self.test_clients is not None:
@@ -235,23 +230,18 @@ class _ProcessClient:
         scope = current.get()
         if scope is not None and scope.pins:
             pinned = scope.sync
-            if usable(pinned) and self.pid == os.getpid():
+            if usable(pinned):
                 return pinned  # type: ignore[no-any-return]
             if not scope.ended:
                 return self.hold_for(scope)
-        client = self.client  # built(), inlined for the common case
-        if client is not None and self.pid == os.getpid():
-            return client
         return self.built()
 
     def built(self) -> PooledMongoClient:
         """The current client, built if needed (no request pinning)."""
         client = self.client
-        if client is not None and self.pid == os.getpid():
+        if client is not None:
             return client
         with self.lock:
-            if self.pid != os.getpid():
-                self.adopt_fork()
             if self.client is None:
                 self.client = PooledMongoClient(conf.client_config, self.pool, self.counters)
             return self.client
@@ -270,11 +260,11 @@ class _ProcessClient:
         lock, and a hold taken after the request ended is given back at once.
         """
         pinned = scope.sync
-        if usable(pinned) and self.pid == os.getpid():
+        if usable(pinned):
             return pinned  # type: ignore[no-any-return]
         with pin_lock:
             pinned = scope.sync
-            if usable(pinned) and self.pid == os.getpid():
+            if usable(pinned):
                 return pinned  # type: ignore[no-any-return]
             client = self.hold()
             held = isinstance(client, PooledClientMixin)
@@ -292,9 +282,6 @@ class _ProcessClient:
     def retire(self, grace: float = RETIRE_GRACE_SECONDS) -> None:
         """The next :meth:`get` builds a new client; the old one closes when no request uses it."""
         with self.lock:
-            if self.pid != os.getpid():
-                self.adopt_fork()
-                return
             client, self.client = self.client, None
             # Figures describe one client: a new client starts them from zero.
             self.pool = PoolMetrics("sync")
@@ -308,9 +295,6 @@ class _ProcessClient:
     def close(self) -> None:
         """Close the client and every retired one now (interpreter exit)."""
         with self.lock:
-            if self.pid != os.getpid():
-                self.adopt_fork()
-                return
             client, self.client = self.client, None
             retired, self.retired = self.retired, []
             self.pool = PoolMetrics("sync")
@@ -325,19 +309,17 @@ _process = _ProcessClient()
 pin_lock = threading.Lock()  # taken when a request first needs the client, and at its end
 
 
+@forks.before
 def before_fork() -> None:
     """pymongo resets its clients in the child, so whether ours was connected is seen here."""
     client = _process.client
-    _process.opened_at_fork = bool(
-        client is not None
-        and _process.pid == os.getpid()
-        and pymongo_internals.client_opened(client)
-    )
+    _process.opened_at_fork = bool(client is not None and pymongo_internals.client_opened(client))
 
 
+@forks.in_child
 def after_fork_in_child() -> None:
-    # The lock may have been held by another thread at fork time.
-    _process.lock = threading.RLock()
+    """The child builds its own client; the parent's is set aside (see :meth:`adopt_fork`)."""
+    _process.adopt_fork()
 
 
 # Called with the configuration before each client of the app is built from it.
@@ -395,25 +377,21 @@ def get_config() -> ClientConfig:
 
 def connected_before_fork() -> bool:
     """True in a forked child whose parent's client was already connected at fork time."""
-    _process.current()
     return _process.connected_before_fork
 
 
 def process_counters() -> ProcessCounters:
     """This process's counters (sessions, 503s, leaked sessions)."""
-    _process.current()
     return _process.counters
 
 
 def sync_pool() -> PoolMetrics:
     """The pool figures of this process's sync client (empty before it is built)."""
-    _process.current()
     return _process.pool
 
 
 def built_client() -> PooledMongoClient | None:
     """This process's client if it has been built (never builds one)."""
-    _process.current()
     return _process.client
 
 

@@ -45,7 +45,9 @@ from django_mongopool.client.process import (
 )
 from django_mongopool.conf import conf
 from django_mongopool.fleet import history, reading, roles, shares
+from django_mongopool.guards import forks
 from django_mongopool.guards.redact import scrub
+from django_mongopool.guards.untrusted import UNTRUSTED_CODEC_OPTIONS
 
 logger = logging.getLogger("django_mongopool.heartbeat")
 
@@ -113,7 +115,7 @@ def server_clock(database: Database[Any]) -> ServerClock:
     """Ask the server its time (``hello``); a server that does not say gives the host's."""
     before = time.monotonic()
     try:
-        reply = database.command("hello", codec_options=reading.UNTRUSTED_CODEC_OPTIONS)
+        reply = database.command("hello", codec_options=UNTRUSTED_CODEC_OPTIONS)
     except OperationFailure:  # a server (or the mongomock tier) that does not know hello
         reply = {}
     after = time.monotonic()
@@ -356,11 +358,11 @@ def _reason(exc: BaseException) -> str:
 
 _lock = threading.Lock()
 _publisher: Publisher | None = None
-_publisher_pid: int | None = None
 # True once this process runs its thread: the per-request check is one global read.
 running_here = False
 
 
+@forks.in_child
 def forget_after_fork() -> None:
     """In a forked child: no thread runs here yet; a lock held at fork time is replaced."""
     global running_here, _lock, _publisher
@@ -370,21 +372,20 @@ def forget_after_fork() -> None:
 
 
 def ensure_started() -> Publisher | None:
-    """Start this process's background thread once (a pid check when already running)."""
-    global _publisher, _publisher_pid, running_here
-    if _publisher_pid == os.getpid() and _publisher is not None and _publisher.is_alive():
+    """Start this process's background thread once (one read when it is already running)."""
+    global _publisher, running_here
+    if _publisher is not None and _publisher.is_alive():
         return _publisher
     if not conf.uri_is_set:
         return None  # check E001 reports it; requests that do not use MongoDB still work
     with _lock:
-        if _publisher_pid != os.getpid() or _publisher is None or not _publisher.is_alive():
+        if _publisher is None or not _publisher.is_alive():
             if connected_before_fork():
                 logger.warning(
                     "django_mongopool.W004: this worker was forked after its parent connected "
                     "to MongoDB; do not query MongoDB before a preforking server forks."
                 )
             _publisher = Publisher()
-            _publisher_pid = os.getpid()
             _publisher.start()
         running_here = True
     return _publisher
@@ -404,7 +405,7 @@ def stop(timeout: float = 10) -> None:
     global _publisher, running_here
     with _lock:
         running_here = False
-        if _publisher is not None and _publisher_pid == os.getpid():
+        if _publisher is not None:
             _publisher.stop()
             _publisher.join(timeout=timeout)
         _publisher = None
@@ -422,7 +423,7 @@ def read_fleet(clock: ServerClock | None = None) -> reading.Reading:
     Only beats young enough to be live are fetched (by ``updated_at``, indexed), and only
     the fields the reader uses (:data:`fleet.PROJECTION`).
     """
-    target = collection().with_options(codec_options=reading.UNTRUSTED_CODEC_OPTIONS)
+    target = collection().with_options(codec_options=UNTRUSTED_CODEC_OPTIONS)
     clock = clock or server_clock(target.database)
     max_interval = conf.heartbeat_max_seconds
     now = clock.now()

@@ -20,21 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import bson
-from bson.codec_options import CodecOptions, DatetimeConversion
 from bson.errors import BSONError
 from django.utils.crypto import salted_hmac
 
 from django_mongopool.fleet.budget import is_saturated
 from django_mongopool.fleet.roles import ROLES, WEB
-
-# How documents written by others are decoded: a date outside Python's range stays a
-# DatetimeMS (and is then refused as a date) and invalid UTF-8 is replaced, instead of
-# failing the whole read with InvalidBSON.
-UNTRUSTED_CODEC_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(
-    tz_aware=True,
-    unicode_decode_error_handler="replace",
-    datetime_conversion=DatetimeConversion.DATETIME_AUTO,
-)
+from django_mongopool.guards.untrusted import MAX_COUNT, Unreadable, count
 
 LIVE_FACTOR = 3  # a process is alive while its last beat is younger than 3 intervals
 MAX_SKEW_SECONDS = 5.0  # the publishers' readings of the server's clock may differ this much
@@ -42,7 +33,6 @@ LONGEST_INTERVAL = 3600.0  # the largest MONGOPOOL_HEARTBEAT_SECONDS any process
 # A beat is deleted only once no process of any configuration could count it as live.
 PRUNE_AFTER_SECONDS = 2 * LIVE_FACTOR * LONGEST_INTERVAL
 MAX_GAUGE = 10**6  # open, in use, waiting, pool sizes, shares: far above any real pool
-MAX_COUNTER = 2**53  # cumulative counters: exact as a float, safe in JSON
 MAX_PID = 2**32
 MAX_SHOWN_IDS = 20  # ids of forged documents listed in the report
 MAC_FIELD = "mac"
@@ -82,10 +72,6 @@ _COUNTERS = (
     "sessions_started",
     "sessions_ended",
 )
-
-
-class Unreadable(ValueError):
-    """A heartbeat document that this app cannot have written."""
 
 
 def host_now() -> dt.datetime:
@@ -137,12 +123,10 @@ def verify(document: Mapping[str, Any], secrets: Sequence[str | bytes]) -> bool:
 # --- parsing a verified document --------------------------------------------------------
 
 
-def _number(doc: Mapping[str, Any], key: str, high: int, default: int | None = 0) -> int:
-    """A count: an integer from 0 to ``high``; anything else (bool, float, NaN, 1e308) is odd."""
-    value = doc.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
-        raise Unreadable(key)
-    return value
+def _number(doc: Mapping[str, Any], key: str, high: int = MAX_COUNT) -> int:
+    """A count this app wrote: an integer from 0 to ``high``; anything else (bool, float, NaN,
+    1e308) is odd (the publisher never writes a float)."""
+    return count(doc.get(key, 0), high)
 
 
 def _text(doc: Mapping[str, Any], key: str) -> str:
@@ -222,8 +206,8 @@ def parse(
     interval = _interval(doc)
     max_pool = _number(doc, "max_pool_size", MAX_GAUGE)
     servers = _servers(doc)
-    pid = doc.get("pid")
-    if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid < MAX_PID:
+    pid = count(doc.get("pid"), MAX_PID - 1)
+    if not pid:
         raise Unreadable("pid")
     process = {
         "id": str(doc.get("_id")),
@@ -238,7 +222,7 @@ def parse(
         "interval_believed": min(interval, max_interval),
         "max_pool_size": max_pool,
         **{key: _number(doc, key, MAX_GAUGE) for key in _GAUGES},
-        **{key: _number(doc, key, MAX_COUNTER) for key in _COUNTERS},
+        **{key: _number(doc, key) for key in _COUNTERS},
         "servers": servers,
         "share": _share(doc),
         "pools": max(1, _number(doc, "pools", MAX_GAUGE)),

@@ -36,6 +36,7 @@ from django_mongopool.client.event_loops import loop_clients
 from django_mongopool.client.process import built_client
 from django_mongopool.conf import conf
 from django_mongopool.fleet import budget
+from django_mongopool.guards import forks
 
 logger = logging.getLogger("django_mongopool")
 
@@ -246,6 +247,7 @@ def forget() -> None:
         _warned_unreadable = _logged_refusal = False
 
 
+@forks.in_child
 def forget_after_fork() -> None:
     """In a forked child: a lock held at fork time is replaced, never acquired."""
     global _lock, _state, _warned_unreadable, _warned_too_small, _logged_refusal

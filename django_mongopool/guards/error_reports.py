@@ -52,9 +52,14 @@ from typing import Any
 
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
-from django_mongopool.client.options import credential_values
 from django_mongopool.conf import conf
-from django_mongopool.guards.redact import SECRET_OPTIONS, redact_uri, scrub, scrub_bytes
+from django_mongopool.guards.redact import (
+    SECRET_OPTIONS,
+    credential_values,
+    redact_uri,
+    scrub,
+    scrub_bytes,
+)
 
 _URI = re.compile(r"mongodb(?:\+srv)?://\S+", re.IGNORECASE)
 _URI_BYTES = re.compile(rb"mongodb(?:\+srv)?://\S+", re.IGNORECASE)

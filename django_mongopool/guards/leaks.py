@@ -3,8 +3,8 @@
 The middleware opens a scope for each request (a context variable, so it
 follows the request into ``sync_to_async`` threads); every session started
 through ``get_client().start_session()`` while it is open is recorded in the
-scope's tracking list (made by the first one) with the file and line that
-started it. ``request.mongo_session`` itself is never
+scope's tracking list (:func:`django_mongopool.client.scope.track`) with the file
+and line that started it; this module finds the ones left open and reports them. ``request.mongo_session`` itself is never
 tracked: the middleware always ends it.
 
 A thread the view starts itself does not inherit context variables, so a
@@ -20,23 +20,18 @@ session started there belongs to no request. Two ways it is still found:
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import Any
 
 from django.conf import settings
 
-from django_mongopool.client.scope import RequestScope, current
 from django_mongopool.conf import conf
 from django_mongopool.exceptions import LeakedSessionError, LeakedSessionWarning
 
 logger = logging.getLogger("django_mongopool")
-_lock = threading.Lock()
 
 
 # Where a session was started: the calling frame's code, its last instruction (a byte offset)
@@ -85,32 +80,6 @@ OUTSIDE_REQUESTS = (
 )
 
 
-def track(scope: RequestScope, session: Any, where: Site) -> None:
-    """Record a session user code started in ``scope``'s request or block: checked at its end."""
-    tracked = scope.tracked
-    if tracked is None:
-        with _lock:  # threads sharing the request's context: one list
-            if scope.tracked is None:
-                scope.needs_end = True
-                scope.tracked = []
-            tracked = scope.tracked
-    tracked.append(Tracked(session, where))
-
-
-def record(session: Any, frame: FrameType | None) -> None:
-    """Called for each session a client starts on behalf of user code (the mongomock tier's;
-    the app's clients do the same in ``_start_session``)."""
-    if frame is None:
-        return
-    scope = current.get()
-    if scope is not None and not scope.ended:
-        track(scope, session, site(frame))
-    elif hasattr(session, "_mongopool_site"):
-        # No request to check it at its end: the session (sessions.WatchedClientSession) reports itself
-        # if it is garbage-collected without having been ended.
-        session._mongopool_site = site(frame)
-
-
 def collected_unended(where: Site) -> None:
     """A session started outside any request was garbage-collected without being ended."""
     report([Tracked(None, where)], OUTSIDE_REQUESTS, may_raise=False)
@@ -118,31 +87,6 @@ def collected_unended(where: Site) -> None:
 
 def leaked(tracked: list[Tracked]) -> list[Tracked]:
     return [t for t in tracked if not t.session.has_ended]
-
-
-@contextlib.contextmanager
-def tracking() -> Iterator[list[Tracked]]:
-    """Track the sessions started in the block (inside a request: the request's scope's)."""
-    tracked: list[Tracked] = []
-    scope = current.get()
-    if scope is not None and not scope.ended:
-        scope.needs_end = True
-        previous, scope.tracked = scope.tracked, tracked
-        try:
-            yield tracked
-        finally:
-            # The enclosing request or block still checks them at its end.
-            if previous is not None:
-                previous.extend(tracked)
-                scope.tracked = previous
-        return
-    scope = RequestScope()
-    scope.pins, scope.tracked = False, tracked
-    token = current.set(scope)
-    try:
-        yield tracked
-    finally:
-        current.reset(token)
 
 
 def report(leaks: list[Tracked], where: str, *, may_raise: bool = True) -> None:

@@ -11,7 +11,8 @@ import functools
 import json
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 MASK = "***"
@@ -97,6 +98,18 @@ def uri_secrets(uri: object) -> list[str]:
         if secret and secret[1]:
             found.append(secret[1])
     return found
+
+
+def credential_values(uri: Any, client_options: Any) -> tuple[str, ...]:
+    """Every credential in the URI and the client options, whatever else is wrong with them."""
+    found = tuple(uri_secrets(uri)) if isinstance(uri, str) else ()
+    if not isinstance(client_options, Mapping):
+        return found
+    return found + tuple(
+        str(value)
+        for key, value in client_options.items()
+        if isinstance(key, str) and key.lower() in SECRET_OPTIONS and value
+    )
 
 
 def _variants(secret: str) -> set[str]:

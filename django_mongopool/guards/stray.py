@@ -27,6 +27,7 @@ from pymongo import AsyncMongoClient, MongoClient
 
 from django_mongopool.conf import conf
 from django_mongopool.exceptions import StrayClientError, StrayClientWarning
+from django_mongopool.guards import forks
 
 _PATCHED: dict[type, Any] = {}
 _lock = threading.Lock()
@@ -120,6 +121,7 @@ def sync_with_settings() -> None:
                 _wrap(cls)
 
 
+@forks.in_child
 def forget_after_fork() -> None:
     """In a forked child: report each source location again, once, in this process."""
     global _lock

@@ -25,6 +25,7 @@ from pymongo.errors import PyMongoError
 from django_mongopool.client.event_loops import end_with_loop, hold_async_client, run_on_loop
 from django_mongopool.client.process import (
     PooledClientMixin,
+    active_test_clients,
     get_client,
     get_config,
     hold_for,
@@ -32,7 +33,6 @@ from django_mongopool.client.process import (
     process_counters,
     release_request,
 )
-from django_mongopool.client.process import _process as process_client  # read on every request
 from django_mongopool.client.scope import RequestScope, current
 from django_mongopool.client.sessions import RequestSession
 from django_mongopool.guards import leaks
@@ -73,15 +73,15 @@ class RequestSessions(RequestScope):
     def lazy_session(self) -> Any:
         """This scope's ``mongo_session``: pymongo's ``__init__`` runs on first use (the
         mongomock tier's session is made at once)."""
-        if process_client.test_clients is None:
+        if active_test_clients() is None:
             session = new_object(RequestSession)
             session._mongopool_scope = self
             return session
         return self.start_test_session()
 
     def start_test_session(self) -> Any:
-        """The mongomock tier (``client.use_test_client``) hands out its own session."""
-        test_clients = process_client.test_clients
+        """The mongomock tier (``process.use_test_client``) hands out its own session."""
+        test_clients = active_test_clients()
         assert test_clients is not None
         self.session = test_clients[0].start_request_session()
         self.needs_end = True
@@ -198,6 +198,25 @@ async def _end_async(session: Any) -> None:
         release_request(session)
 
 
+OWN_MONGOMOCK_HINT = (
+    "A mongomock client of your own refuses every session, and django-mongopool passes "
+    "request.mongo_session (session=) to it. Use django-mongopool's mock tier instead of "
+    "patching one in: request the pytest fixture mongopool_mock (or set mongopool_mode = mock "
+    "in your pytest ini); its client accepts session= and ignores it, behind get_client(), "
+    "get_database() and request.mongo_session. Outside pytest: "
+    "django_mongopool.testing.mock.mock_clients(). To call a view directly: "
+    "view(mongo_request(RequestFactory().get('/'))) (django_mongopool.testing)."
+)
+
+
+def explain_refused_session(exc: BaseException) -> NotImplementedError | None:
+    """mongomock's "does not handle sessions" error with what to use instead, else None
+    (:meth:`MongoSessionMiddleware.process_exception` raises it from the original)."""
+    if type(exc) is NotImplementedError and "does not handle sessions" in str(exc):
+        return NotImplementedError(f"{exc}. {OWN_MONGOMOCK_HINT}")
+    return None
+
+
 class MongoSessionMiddleware:
     sync_capable = True
     async_capable = True
@@ -211,16 +230,7 @@ class MongoSessionMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:
             return self.__acall__(request)
-        # RequestSessions.open() and lazy_session(), inlined: this runs for every request
-        # (bench/instructions.py).
-        sessions = RequestSessions()
-        if process_client.test_clients is None:
-            session = new_object(RequestSession)
-            session._mongopool_scope = sessions
-        else:
-            session = sessions.start_test_session()
-        request.mongo_session = session  # type: ignore[attr-defined]
-        request.amongo_session = amongo_session  # type: ignore[attr-defined]
+        sessions = RequestSessions.open(request)
         token = set_current(sessions)
         try:
             response = self.get_response(request)
@@ -240,22 +250,19 @@ class MongoSessionMiddleware:
                     discard(response)  # nothing will send or close it
                     raise
             return response
-        # RequestSessions.end(), inlined: it runs for every request (bench/instructions.py).
-        sessions.ended = True
-        if pin_locked() or sessions.needs_end:  # the order matters: see RequestSessions.end()
-            sessions.finish(request, True)
+        sessions.end(request, may_raise=True)
         return response
 
     async def __acall__(self, request: HttpRequest) -> Any:
         sessions = RequestSessions.open(request)
-        token = current.set(sessions)
+        token = set_current(sessions)
         try:
             response = await self.get_response(request)
         except BaseException:  # including asyncio.CancelledError on client disconnect
             await sessions.aend()
             raise
         finally:
-            current.reset(token)
+            reset_current(token)
         if not isinstance(response, StreamingHttpResponse):
             await sessions.aend(request, may_raise=True)
             return response
@@ -312,8 +319,6 @@ class MongoSessionMiddleware:
         cause = unavailable_cause(exception)
         if cause is None:
             if isinstance(exception, NotImplementedError):  # a mongomock client of the user's own
-                from django_mongopool.testing.mock import explain_refused_session
-
                 explained = explain_refused_session(exception)
                 if explained is not None:
                     raise explained from exception

@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from django_mongopool.conf import conf
+from django_mongopool.guards import forks
 from django_mongopool.guards.redact import scrub
 from django_mongopool.request.negotiation import wants_json
 
@@ -75,6 +76,7 @@ log_unavailable_task = _RateLimitedLog(LOG_EVERY_SECONDS, "tasks that met an out
 log_stream_cut = _RateLimitedLog(LOG_EVERY_SECONDS, "streams ended early")
 
 
+@forks.in_child
 def forget_after_fork() -> None:
     """In a forked child: the limiters' locks may have been held at fork time."""
     log_unavailable.lock = threading.Lock()

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from django_mongopool.client import pools
+from django_mongopool.client import pools, scope
 from django_mongopool.guards import leaks
 
 if TYPE_CHECKING:
@@ -155,7 +155,7 @@ def assert_max_connections(limit: int) -> Iterator[None]:
 def assert_no_leaked_sessions() -> Iterator[None]:
     """Fail if a session started in the block (or in a request served in it) was left open."""
     before = pools.snapshot().leaked_sessions
-    with leaks.tracking() as tracked:
+    with scope.tracking() as tracked:
         yield
     leaked = leaks.leaked(tracked)
     during_requests = pools.snapshot().leaked_sessions - before

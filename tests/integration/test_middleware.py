@@ -53,17 +53,17 @@ def test_untouched_request_builds_no_session_state_and_holds_no_client(mongo):
 
 
 def test_outside_sessions_alone_get_a_finalizer(mongo):
+    from django_mongopool.client.scope import tracking
     from django_mongopool.client.sessions import (
         CountedClientSession,
         RequestSession,
         WatchedClientSession,
     )
-    from django_mongopool.guards import leaks
 
     outside = get_client().start_session()  # no request: reported if collected unended
     assert type(outside) is WatchedClientSession and hasattr(outside, "__del__")
     outside.end_session()
-    with leaks.tracking():  # like a request: checked when the block ends instead
+    with tracking():  # like a request: checked when the block ends instead
         inside = get_client().start_session()
     assert type(inside) is CountedClientSession
     assert not hasattr(inside, "__del__") and not hasattr(RequestSession, "__del__")
