@@ -1,4 +1,4 @@
-"""Views and URLs for tests/test_hardening.py and tests/integration/test_hardening_server.py."""
+"""Views and URLs that fail, leak or meet an outage: the tests of error reports, leaks, 503s and the probe."""
 
 from __future__ import annotations
 

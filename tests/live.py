@@ -163,7 +163,7 @@ class Load:
         self.process = subprocess.Popen(
             [
                 sys.executable,
-                str(Path(__file__).parents[1] / "loadgen.py"),
+                str(Path(__file__).parent / "loadgen.py"),
                 "--url",
                 base,
                 "--workers",

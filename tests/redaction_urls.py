@@ -1,4 +1,4 @@
-"""Views for tests/test_redact_values.py: errors whose reports would carry the configured password.
+"""Views for tests/guards/test_error_reports.py: errors whose reports would carry the configured password.
 
 ``scram`` runs pymongo's own SCRAM-SHA-256 client code (``pymongo.synchronous.auth``;
 ``scram_async``: ``pymongo.asynchronous.auth``)

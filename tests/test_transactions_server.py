@@ -12,7 +12,7 @@ from django_mongopool.client.process import get_client
 from django_mongopool.exceptions import TransactionsNotSupported
 from django_mongopool.transactions import run_in_transaction
 
-pytestmark = [pytest.mark.server, pytest.mark.django_db]
+pytestmark = [pytest.mark.server, pytest.mark.core, pytest.mark.django_db]
 
 
 def _supports_transactions() -> bool:

@@ -9,7 +9,7 @@ the pool's ``size_cond`` and its ``_CmapTelemetry``), the session counts
 URI parsing without DNS (``_validate_uri``), the member connections' auth source
 (``pool_options._credentials``), the fork check (``MongoClient._opened``) and counting a
 retried read's check-out timeout once (``_ClientConnectionRetryable``). No other module of
-the package names a pymongo internal (``tests/test_pymongo_shim.py`` scans for it), and every
+the package names a pymongo internal (``tests/client/test_pymongo_internals.py`` scans for it), and every
 import here is guarded: a pymongo that moved one still imports this package.
 
 :func:`verify` (called from ``AppConfig.ready()``; its result is cached) checks each name,

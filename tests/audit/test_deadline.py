@@ -28,7 +28,7 @@ from django_mongopool import get_client
 from django_mongopool.audit import report as audit
 from django_mongopool.audit.report import web_report
 from django_mongopool.conf import conf
-from tests.test_audit_members import _cursor, _start, _status, point_at  # noqa: F401 (fixture)
+from tests.audit.mockup import cursor_reply, server_status, start_servers
 
 SILENT = 40
 DEADLINE = 2.0
@@ -52,9 +52,9 @@ def silent_ports() -> Iterator[list[int]]:
 
 
 @pytest.fixture
-def silent_members(point_at, settings, silent_ports):  # noqa: F811
+def silent_members(point_at, settings, silent_ports):
     """A replica set: one primary that answers (mockupdb), 40 members that never do."""
-    (primary,) = _start(1)
+    (primary,) = start_servers(1)
     hosts = [primary.address] + [f"127.0.0.1:{port}" for port in silent_ports]
     primary.serve(
         {
@@ -67,8 +67,8 @@ def silent_members(point_at, settings, silent_ports):  # noqa: F811
             "isWritablePrimary": True,
             "secondary": False,
         },
-        _status(40, 60),
-        _cursor([]),
+        server_status(40, 60),
+        cursor_reply([]),
     )
     point_at(f"mongodb://{primary.address}/shop?replicaSet=rs0&appname=auditor", [primary])
     settings.MONGOPOOL_AUDIT_DEADLINE = DEADLINE
@@ -149,9 +149,9 @@ def stuck_measurement(monkeypatch) -> Iterator[threading.Event]:
 
 
 @pytest.fixture
-def one_server(point_at, settings):  # noqa: F811
-    (server,) = _start(1)
-    server.serve({"ismaster": True}, _status(40, 60), _cursor([]))
+def one_server(point_at, settings):
+    (server,) = start_servers(1)
+    server.serve({"ismaster": True}, server_status(40, 60), cursor_reply([]))
     server.mock.autoresponds(
         OpMsg("find", "mongopool_heartbeats"),
         {"ok": 1, "cursor": {"id": 0, "ns": "shop.mongopool_heartbeats", "firstBatch": []}},

@@ -14,7 +14,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from tests.test_audit_members import _cursor, _start, _status, point_at  # noqa: F401 (fixture)
+from tests.audit.mockup import cursor_reply, server_status, start_servers
 
 
 def _run(*args: str) -> tuple[dict, int, str]:
@@ -27,10 +27,10 @@ def _run(*args: str) -> tuple[dict, int, str]:
 
 
 @pytest.fixture
-def serve(point_at):  # noqa: F811
+def serve(point_at):
     def start(status: dict) -> None:
-        (server,) = _start(1)
-        server.serve({"ismaster": True}, status, _cursor([]))
+        (server,) = start_servers(1)
+        server.serve({"ismaster": True}, status, cursor_reply([]))
         point_at(f"mongodb://{server.address}/shop?directConnection=true", [server])
 
     return start
@@ -49,7 +49,7 @@ def test_accepting_unknown_figures_when_every_figure_is_unknown_exits_3(serve):
 
 
 def test_the_result_names_every_outcome(serve):
-    serve(_status(40, 60))  # utilisation 40 %; capacity 100 from serverStatus
+    serve(server_status(40, 60))  # utilisation 40 %; capacity 100 from serverStatus
     report, code, _message = _run("--fail-over", "90", "--processes", "1")  # ceiling 12 %
     assert code == 0
     assert report["fail_over"]["result"] == "within_limit" and report["fail_over"]["checked"] == 2

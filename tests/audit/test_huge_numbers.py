@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from django_mongopool.guards.untrusted import Unreadable
 from django_mongopool.guards.untrusted import count as read_count
-from tests.test_audit_members import _cursor, _start, point_at  # noqa: F401 (fixture)
+from tests.audit.mockup import cursor_reply, start_servers
 
 TOKEN = "t" * 40
 BIG = 2**53 - 1
@@ -45,9 +45,9 @@ HUGE_GROUPS = [
 ]
 
 
-def _serve(point_at: Any, connections: Any, groups: Any) -> None:  # noqa: F811
-    (server,) = _start(1)
-    server.serve({"ismaster": True}, {"ok": 1, "connections": connections}, _cursor(groups))
+def _serve(point_at: Any, connections: Any, groups: Any) -> None:
+    (server,) = start_servers(1)
+    server.serve({"ismaster": True}, {"ok": 1, "connections": connections}, cursor_reply(groups))
     point_at(f"mongodb://{server.address}/shop?directConnection=true&appname=auditor", [server])
 
 
@@ -94,7 +94,7 @@ def test_a_count_is_a_whole_number_within_the_bound(value, count):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("name", list(HUGE_STATUS))
-def test_huge_numbers_never_break_any_output(point_at, admin_client, settings, name):  # noqa: F811
+def test_huge_numbers_never_break_any_output(point_at, admin_client, settings, name):
     settings.MONGOPOOL_METRICS_TOKEN = TOKEN
     _serve(point_at, HUGE_STATUS[name], HUGE_GROUPS)
     text = _command()
@@ -121,7 +121,7 @@ def test_huge_numbers_never_break_any_output(point_at, admin_client, settings, n
     list(text_string_to_metric_families(scrape.content.decode()))
 
 
-def test_the_largest_believable_count_is_kept(point_at):  # noqa: F811
+def test_the_largest_believable_count_is_kept(point_at):
     _serve(point_at, {"current": BIG, "available": BIG}, [])
     report = _strict(_command("--format", "json"))
     assert report["server"]["connections"] == {"current": BIG, "available": BIG}

@@ -10,8 +10,6 @@ prove what the page and /metrics do not send.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from io import StringIO
 from typing import Any
 
@@ -19,111 +17,30 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
-from mockupdb import Matcher, MockupDB, OpMsg
 from prometheus_client.parser import text_string_to_metric_families
 
-from django_mongopool.audit import report as audit
+from tests.audit.mockup import Server, cursor_reply, group_doc, server_status, start_servers
 from tests.helpers import closed_port
 
-WIRE = {"maxWireVersion": 21, "minWireVersion": 0}
 TOKEN = "t" * 40
-
-
-def _cursor(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"ok": 1, "cursor": {"id": 0, "ns": "admin.$cmd.aggregate", "firstBatch": docs}}
-
-
-def _group(app: str | None, host: str, connections: int, active: int = 0, driver: str = "PyMongo"):
-    return {
-        "_id": {"app": app, "host": host},
-        "connections": connections,
-        "active": active,
-        "drivers": [driver],
-    }
-
-
-def _status(current: int, available: int, **more: int) -> dict[str, Any]:
-    return {
-        "ok": 1,
-        "version": "7.0.14",
-        "connections": {"current": current, "available": available, "totalCreated": 9000, **more},
-    }
-
-
-@dataclass
-class Server:
-    """One mockupdb server and the names of the commands it received."""
-
-    mock: MockupDB
-    received: list[str] = field(default_factory=list)
-
-    @property
-    def address(self) -> str:
-        return f"localhost:{self.mock.port}"
-
-    def serve(self, hello: dict[str, Any], status: Any, groups: Any) -> None:
-        mock = self.mock
-        mock.append_responder(Matcher(), {"ok": 1})  # endSessions and the like
-        mock.autoresponds("ismaster", {**WIRE, **hello})
-        mock.autoresponds("ping", {"ok": 1})
-        mock.autoresponds("serverStatus", status)
-        mock.autoresponds(OpMsg("aggregate"), groups)
-        mock.autoresponds(
-            OpMsg("find", "mongopool_heartbeats"),
-            {"ok": 1, "cursor": {"id": 0, "ns": "shop.mongopool_heartbeats", "firstBatch": []}},
-        )
-        mock.subscribe(self._record)
-
-    def _record(self, request: Any) -> None:
-        name = next(iter(request.doc), "")
-        if name.lower() not in {"ismaster", "hello"}:
-            self.received.append(name)
-
-    def count(self, name: str) -> int:
-        return self.received.count(name)
-
-
-def _start(count: int) -> list[Server]:
-    servers = [Server(MockupDB(verbose=False)) for _ in range(count)]
-    for server in servers:
-        server.mock.run()
-    return servers
-
-
-@pytest.fixture
-def point_at(settings) -> Iterator[Any]:
-    started: list[Server] = []
-
-    def point(uri: str, servers: list[Server]) -> None:
-        started.extend(servers)
-        settings.MONGOPOOL_URI = uri
-        settings.MONGOPOOL_CLIENT_OPTIONS = {"serverSelectionTimeoutMS": 2000}
-        settings.MONGOPOOL_PROCESSES = 8
-
-    audit.clear_cache()
-    yield point
-    settings.MONGOPOOL_URI = "mongodb://127.0.0.1:9/x"  # close the client before the servers stop
-    audit.clear_cache()
-    for server in started:
-        server.mock.stop()
 
 
 # A 3-member replica set: primary at 90%, secondary at 30%, the third member down.
 PRIMARY_GROUPS = [
-    _group("shop-web", "10.0.1.11", 500, 40),
-    _group("shop-web", "10.0.1.12", 250, 10),
-    _group("billing", "10.0.2.20", 100, 0, "nodejs"),
-    _group(None, "10.0.3.5", 40, 1, "mongosh"),
+    group_doc("shop-web", "10.0.1.11", 500, 40),
+    group_doc("shop-web", "10.0.1.12", 250, 10),
+    group_doc("billing", "10.0.2.20", 100, 0, "nodejs"),
+    group_doc(None, "10.0.3.5", 40, 1, "mongosh"),
 ]
 SECONDARY_GROUPS = [
-    _group("reports", "10.0.4.1", 200, 5),
-    _group("shop-web", "10.0.1.11", 50, 0),
+    group_doc("reports", "10.0.4.1", 200, 5),
+    group_doc("shop-web", "10.0.1.11", 50, 0),
 ]
 
 
 @pytest.fixture
 def replica_set(point_at) -> list[Server]:
-    primary, secondary = _start(2)
+    primary, secondary = start_servers(2)
     down = f"localhost:{closed_port()}"
     hosts = [primary.address, secondary.address, down]
     base = {"setName": "rs0", "setVersion": 1, "hosts": hosts, "primary": primary.address}
@@ -135,13 +52,13 @@ def replica_set(point_at) -> list[Server]:
             "secondary": False,
             "me": primary.address,
         },
-        _status(900, 100),
-        _cursor(PRIMARY_GROUPS),
+        server_status(900, 100),
+        cursor_reply(PRIMARY_GROUPS),
     )
     secondary.serve(
         {**base, "ismaster": False, "secondary": True, "me": secondary.address},
-        _status(300, 700),
-        _cursor(SECONDARY_GROUPS),
+        server_status(300, 700),
+        cursor_reply(SECONDARY_GROUPS),
     )
     point_at(
         f"mongodb://{primary.address},{secondary.address}/shop?replicaSet=rs0&appname=auditor",
@@ -245,8 +162,8 @@ def test_exit_statuses_on_a_replica_set_with_a_member_down(replica_set, args, st
 
 
 def test_status_3_says_which_figure_is_missing_and_how_to_supply_it(point_at, settings):
-    (server,) = _start(1)
-    server.serve({"ismaster": True}, {"ok": 1, "version": "7.0.14"}, _cursor([]))
+    (server,) = start_servers(1)
+    server.serve({"ismaster": True}, {"ok": 1, "version": "7.0.14"}, cursor_reply([]))
     point_at(f"mongodb://{server.address}/shop?directConnection=true", [server])
     text, code = _command("--fail-over", "90")
     assert code == 3
@@ -261,7 +178,7 @@ def test_status_3_says_which_figure_is_missing_and_how_to_supply_it(point_at, se
 
 
 def test_refused_server_status_names_the_role(point_at):
-    (server,) = _start(1)
+    (server,) = start_servers(1)
     refused = {"ok": 0, "code": 13, "codeName": "Unauthorized", "errmsg": "not authorized on admin"}
     server.serve({"ismaster": True}, refused, refused)
     point_at(f"mongodb://{server.address}/shop?directConnection=true", [server])
@@ -271,8 +188,8 @@ def test_refused_server_status_names_the_role(point_at):
 
 
 def test_unreachable_and_refused_authentication_exit_2(point_at):
-    (server,) = _start(1)
-    server.serve({"ismaster": True}, _status(1, 1), _cursor([]))
+    (server,) = start_servers(1)
+    server.serve({"ismaster": True}, server_status(1, 1), cursor_reply([]))
     server.mock.autoresponds(
         "ping",
         {
@@ -293,10 +210,14 @@ def test_unreachable_and_refused_authentication_exit_2(point_at):
 
 
 def test_two_mongos_routers(point_at):
-    first, second = _start(2)
+    first, second = start_servers(2)
     hello = {"ismaster": True, "msg": "isdbgrid"}
-    first.serve(hello, _status(400, 600), _cursor([_group("shop-web", "10.0.1.11", 300)]))
-    second.serve(hello, _status(100, 900), _cursor([_group("shop-web", "10.0.1.12", 80)]))
+    first.serve(
+        hello, server_status(400, 600), cursor_reply([group_doc("shop-web", "10.0.1.11", 300)])
+    )
+    second.serve(
+        hello, server_status(100, 900), cursor_reply([group_doc("shop-web", "10.0.1.12", 80)])
+    )
     point_at(f"mongodb://{first.address},{second.address}/shop", [first, second])
     sent: list[dict[str, Any]] = []
     first.mock.subscribe(lambda request: sent.append(request.doc) and None)
@@ -321,9 +242,11 @@ def _fleet_scale_groups() -> tuple[list[dict[str, Any]], dict[str, int]]:
         hosts = range(a * 7, a * 7 + 10 + (a % 3))  # overlapping ranges over 300 hosts
         for h in hosts:
             connections = 2 + (a * 13 + h) % 17 + (80 if a == 17 else 0)
-            groups.append(_group(app, f"10.1.{h // 100}.{h % 100}", connections, connections // 3))
+            groups.append(
+                group_doc(app, f"10.1.{h // 100}.{h % 100}", connections, connections // 3)
+            )
             totals[app] = totals.get(app, 0) + connections
-    groups.append(_group(None, "10.9.9.9", 12, 0, "mongosh"))
+    groups.append(group_doc(None, "10.9.9.9", 12, 0, "mongosh"))
     return groups, totals
 
 
@@ -331,8 +254,8 @@ def test_five_thousand_connections_from_forty_applications(point_at):
     groups, totals = _fleet_scale_groups()
     connections = sum(totals.values()) + 12
     assert 4000 < connections < 6000 and len({g["_id"]["host"] for g in groups}) >= 280
-    (server,) = _start(1)
-    server.serve({"ismaster": True}, _status(connections + 8, 20000), _cursor(groups))
+    (server,) = start_servers(1)
+    server.serve({"ismaster": True}, server_status(connections + 8, 20000), cursor_reply(groups))
     point_at(f"mongodb://{server.address}/shop?directConnection=true", [server])
     report = _json("--hosts", "3")
     apps = report["server"]["applications"]
@@ -488,12 +411,12 @@ def test_member_names_that_could_smuggle_uri_syntax_are_refused(address):
 
 
 def test_replica_set_without_a_primary_is_still_audited(point_at):
-    first, second = _start(2)
+    first, second = start_servers(2)
     down = f"localhost:{closed_port()}"
     hosts = [first.address, second.address, down]
     base = {"setName": "rs0", "setVersion": 1, "hosts": hosts, "ismaster": False, "secondary": True}
-    first.serve({**base, "me": first.address}, _status(10, 990), _cursor([]))
-    second.serve({**base, "me": second.address}, _status(20, 980), _cursor([]))
+    first.serve({**base, "me": first.address}, server_status(10, 990), cursor_reply([]))
+    second.serve({**base, "me": second.address}, server_status(20, 980), cursor_reply([]))
     point_at(f"mongodb://{first.address}/shop?replicaSet=rs0", [first, second])
     report = _json()
     assert report["server"]["reachable"] is True

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from django_mongopool import get_database
 from django_mongopool.fleet import heartbeat
-from tests.test_audit_members import _cursor, _start, _status, point_at  # noqa: F401 (fixture)
+from tests.audit.mockup import cursor_reply, server_status, start_servers
 
 TOKEN = "t" * 40
 
@@ -74,9 +74,9 @@ def test_first_use_error_names_the_settings(settings):
 
 
 @pytest.fixture
-def no_database(point_at, settings):  # noqa: F811
-    (server,) = _start(1)
-    server.serve({"ismaster": True}, _status(40, 60), _cursor([]))
+def no_database(point_at, settings):
+    (server,) = start_servers(1)
+    server.serve({"ismaster": True}, server_status(40, 60), cursor_reply([]))
     point_at(f"mongodb://{server.address}/?directConnection=true&appname=auditor", [server])
     settings.MONGOPOOL_METRICS_TOKEN = TOKEN
     settings.MONGOPOOL_HEARTBEAT_SECONDS = 5

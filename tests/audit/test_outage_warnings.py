@@ -14,8 +14,8 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from django_mongopool.audit import report as audit
+from tests.audit.mockup import cursor_reply, start_servers
 from tests.helpers import closed_port
-from tests.test_audit_members import _cursor, _start, point_at  # noqa: F401 (fixture)
 
 PAGE = "admin:django_mongopool_poolhealth_changelist"
 
@@ -43,9 +43,9 @@ def test_a_server_that_cannot_be_reached_is_a_warning(settings, admin_client):
     assert any("did not answer" in w for w in _command_json()["warnings"])
 
 
-def test_a_refused_authentication_is_a_warning(point_at):  # noqa: F811
-    (server,) = _start(1)
-    server.serve({"ismaster": True}, {"ok": 1}, _cursor([]))
+def test_a_refused_authentication_is_a_warning(point_at):
+    (server,) = start_servers(1)
+    server.serve({"ismaster": True}, {"ok": 1}, cursor_reply([]))
     server.mock.autoresponds("ping", {"ok": 0, "code": 18, "errmsg": "Authentication failed."})
     point_at(f"mongodb://{server.address}/shop?directConnection=true", [server])
     report = _command_json()

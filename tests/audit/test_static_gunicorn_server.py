@@ -16,7 +16,7 @@ import urllib.request
 import pytest
 
 from tests.helpers import run_manage
-from tests.integration.live import ExampleServer
+from tests.live import ExampleServer
 
 pytestmark = pytest.mark.server
 

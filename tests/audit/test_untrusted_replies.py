@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from django_mongopool.fleet import heartbeat
 from django_mongopool.guards.terminal import safe
-from tests.test_audit_members import _cursor, _start, point_at  # noqa: F401 (fixture)
+from tests.audit.mockup import cursor_reply, start_servers
 
 INF = math.inf
 NAN = math.nan
@@ -85,8 +85,8 @@ def _heartbeats(server: Any, docs: list[dict[str, Any]]) -> None:
     )
 
 
-def _serve_one(point_at: Any, status: Any, groups: Any, beats: list[dict[str, Any]]) -> None:  # noqa: F811
-    (server,) = _start(1)
+def _serve_one(point_at: Any, status: Any, groups: Any, beats: list[dict[str, Any]]) -> None:
+    (server,) = start_servers(1)
     server.serve({"ismaster": True}, status, groups)
     _heartbeats(server, beats)
     point_at(f"mongodb://{server.address}/shop?directConnection=true&appname=auditor", [server])
@@ -105,7 +105,7 @@ def _strict_json(text: str) -> Any:
     return json.loads(text, parse_constant=refuse)
 
 
-def test_text_output_escapes_everything_from_outside(point_at):  # noqa: F811
+def test_text_output_escapes_everything_from_outside(point_at):
     groups = [
         {
             "_id": {"app": EVIL_APP, "host": EVIL_HOST},
@@ -117,7 +117,7 @@ def test_text_output_escapes_everything_from_outside(point_at):  # noqa: F811
     ]
     refused = {"ok": 0, "code": 2, "errmsg": "bad\x1b[31m\nforged: utilisation 1%"}
     beat = _beat(host="web\x1b]52;c;ZXZpbA==\x07", app="a\nFAKE: line", _id="id\x1b[8m")
-    _serve_one(point_at, refused, _cursor(groups), [beat])
+    _serve_one(point_at, refused, cursor_reply(groups), [beat])
     text = _run()
     for raw in ("\x1b", "\x07", "\r", "\u202e", "\x9b"):
         assert raw not in text
@@ -167,15 +167,15 @@ MALFORMED_BEATS = [
     _beat(_id="c", open=None, servers="all"),
     _beat(_id="d", pid=True, max_pool_size=-1),
 ]
-CASES = [(name, status, _cursor([])) for name, status in MALFORMED_STATUS.items()] + [
-    (name, {"ok": 1, "connections": {"current": 10, "available": 90}}, _cursor(groups))
+CASES = [(name, status, cursor_reply([])) for name, status in MALFORMED_STATUS.items()] + [
+    (name, {"ok": 1, "connections": {"current": 10, "available": 90}}, cursor_reply(groups))
     for name, groups in MALFORMED_GROUPS.items()
 ]
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(("name", "status", "groups"), CASES, ids=[c[0] for c in CASES])
-def test_odd_replies_never_crash_any_output(point_at, admin_client, name, status, groups):  # noqa: F811
+def test_odd_replies_never_crash_any_output(point_at, admin_client, name, status, groups):
     _serve_one(point_at, status, groups, MALFORMED_BEATS)
     text = _run()
     assert "MongoDB connection audit" in text
@@ -195,8 +195,8 @@ def test_odd_replies_never_crash_any_output(point_at, admin_client, name, status
         assert any("$currentOp group(s) with unexpected types" in n for n in report["notes"])
 
 
-def test_odd_counts_are_named_in_a_note(point_at):  # noqa: F811
-    _serve_one(point_at, MALFORMED_STATUS["mixed"], _cursor([]), [])
+def test_odd_counts_are_named_in_a_note(point_at):
+    _serve_one(point_at, MALFORMED_STATUS["mixed"], cursor_reply([]), [])
     report = _strict_json(_run("--format", "json"))
     assert report["server"]["connections"] == {"current": 10}
     assert any(

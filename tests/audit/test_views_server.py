@@ -20,7 +20,7 @@ from django_mongopool.audit import prometheus
 from django_mongopool.client.process import get_client
 from tests.helpers import HoldConnection, closed_port
 
-pytestmark = [pytest.mark.server, pytest.mark.django_db]
+pytestmark = [pytest.mark.server, pytest.mark.core, pytest.mark.django_db]
 
 PAGE = reverse("admin:django_mongopool_poolhealth_changelist")
 METRICS = reverse("mongopool:metrics")

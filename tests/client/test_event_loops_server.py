@@ -13,7 +13,7 @@ from django_mongopool import get_async_client, get_async_database
 from django_mongopool.client import pools
 from django_mongopool.guards import stray
 
-pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.server, pytest.mark.core, pytest.mark.django_db(transaction=True)]
 
 
 def _sessions():

@@ -13,7 +13,7 @@ from django_mongopool.client import pools
 from django_mongopool.client.process import get_client
 from tests.helpers import HoldConnection
 
-pytestmark = [pytest.mark.server, pytest.mark.django_db]
+pytestmark = [pytest.mark.server, pytest.mark.core, pytest.mark.django_db]
 
 
 def _server():

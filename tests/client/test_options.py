@@ -154,3 +154,58 @@ def test_direct_connection_false_with_several_hosts_is_valid(settings):
     config = load_config()
     assert config.hosts == ("a:1", "b:2")
     assert config.option("directConnection") == "false"
+
+
+# --- URI options split as pymongo splits them; what is shown is what the client uses ---
+
+
+@pytest.mark.parametrize(
+    ("query", "pool", "wait_ms"),
+    [
+        ("maxPoolSize=3;waitQueueTimeoutMS=100", 3, 100),
+        ("maxPoolSize=3&waitQueueTimeoutMS=100", 3, 100),
+        ("maxpoolsize=3;WAITQUEUETIMEOUTMS=100", 3, 100),
+    ],
+)
+def test_uri_options_shown_are_the_options_the_client_uses(settings, query, pool, wait_ms):
+    from django_mongopool.client.process import get_client, get_config
+
+    settings.MONGOPOOL_CLIENT_OPTIONS = {}
+    settings.MONGOPOOL_URI = f"mongodb://127.0.0.1:9/shop?{query}"
+    config = get_config()
+    assert config.option("maxPoolSize") == pool
+    assert config.option("waitQueueTimeoutMS") == wait_ms
+    options = get_client().options.pool_options
+    assert options.max_pool_size == pool
+    assert options.wait_queue_timeout == wait_ms / 1000
+
+
+def test_repeated_uri_option_last_wins_as_in_pymongo(settings):
+    from django_mongopool.client.process import get_client, get_config
+
+    settings.MONGOPOOL_CLIENT_OPTIONS = {}
+    settings.MONGOPOOL_URI = "mongodb://127.0.0.1:9/shop?maxPoolSize=3;MAXPOOLSIZE=4"
+    with pytest.warns(UserWarning, match="Duplicate URI option"):  # pymongo's own warning
+        assert get_config().option("maxPoolSize") == 4
+        assert get_client().options.pool_options.max_pool_size == 4
+
+
+def test_uri_options_after_a_semicolon_are_held_to_the_caps(settings):
+    from django_mongopool.client.process import get_config
+
+    settings.MONGOPOOL_URI = "mongodb://127.0.0.1:9/shop?appname=x;maxPoolSize=0"
+    with pytest.raises(ImproperlyConfigured, match="maxPoolSize"):
+        get_config()
+
+
+# --- a string where a number belongs is refused ---
+
+
+@pytest.mark.parametrize("option", ["maxPoolSize", "waitQueueTimeoutMS", "socketTimeoutMS"])
+def test_numbers_given_as_strings_are_refused(settings, option):
+    from django_mongopool.client.process import get_config
+
+    settings.MONGOPOOL_URI = "mongodb://127.0.0.1:9/shop"
+    settings.MONGOPOOL_CLIENT_OPTIONS = {option: "10"}
+    with pytest.raises(ImproperlyConfigured, match=rf"{option}.*must be a number"):
+        get_config()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from pymongo.client_session import ClientSession
@@ -10,13 +12,8 @@ from django_mongopool import get_client, get_database
 from django_mongopool.client import pools
 from django_mongopool.client.figures import CommandCounter
 from django_mongopool.client.process import get_config, reset_client
+from django_mongopool.client.scope import RequestScope
 from tests.helpers import closed_port
-
-
-@pytest.fixture
-def offline(settings):
-    settings.MONGOPOOL_URI = f"mongodb://alice:hunter2-secret@127.0.0.1:{closed_port()}/shop"
-    return settings
 
 
 def test_one_client_per_process(offline):
@@ -170,3 +167,65 @@ def test_a_client_setting_change_builds_a_new_client(offline, name):
     client = get_client()
     setattr(offline, name, {"maxPoolSize": 3} if name == "MONGOPOOL_CLIENT_OPTIONS" else 60)
     assert get_client() is not client
+
+
+# --- a settings change retires the client; it closes after its last request ---
+
+
+def _wait_for(predicate, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_a_retired_client_serves_its_request_then_closes(offline):
+    from django_mongopool.client import process as client
+    from django_mongopool.client.scope import RequestScope, current
+
+    scope = RequestScope()  # what the middleware sets for a request
+    token = current.set(scope)
+    try:
+        old = client.get_client()  # the request's first need holds and pins the client
+        assert scope.held is old
+        client.reset_client()
+        assert client.get_client() is old  # the running request keeps its client
+    finally:
+        current.reset(token)
+    assert client.get_client() is not old  # new work gets the new one
+    assert not old._closed
+    scope.held.release()  # the request ends
+    assert _wait_for(lambda: old._closed)
+
+
+def test_a_retired_client_closes_after_the_grace_period(offline):
+    from django_mongopool.client import process as client
+
+    old = client.hold_for(RequestScope())  # a request that never ends
+    client.reset_client(grace=0.2)
+    assert not old._closed
+    assert _wait_for(lambda: old._closed)
+    old.release()  # late: nothing happens twice
+
+
+def test_exit_closes_retired_clients_too(offline):
+    from django_mongopool.client import process as client
+
+    old = client.hold_for(RequestScope())  # a request still running
+    client.reset_client()
+    current = client.get_client()
+    client.close_clients()
+    assert old._closed and current._closed
+    old.release()
+
+
+def test_a_hold_taken_after_the_request_ended_is_given_back(offline):
+    from django_mongopool.client import process as client
+    from django_mongopool.client.scope import RequestScope
+
+    scope = RequestScope()
+    scope.ended = True
+    held = client.hold_for(scope)
+    assert scope.held is None and held.requests_in_flight() == 0

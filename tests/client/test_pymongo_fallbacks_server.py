@@ -35,7 +35,7 @@ from django_mongopool.conf import conf
 from django_mongopool.fleet import heartbeat, shares
 from tests.helpers import ROOT, HoldConnection
 
-pytestmark = [pytest.mark.server, pytest.mark.django_db]
+pytestmark = [pytest.mark.server, pytest.mark.core, pytest.mark.django_db]
 TOKEN = "t0ken-for-prometheus-scrapes"
 
 

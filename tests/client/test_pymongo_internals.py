@@ -1,7 +1,7 @@
 """``django_mongopool.client.pymongo_internals``: the one module that touches pymongo internals, and its check.
 
 No server: the fallbacks against the real server are in
-tests/integration/test_pymongo_fallbacks.py.
+tests/client/test_pymongo_fallbacks_server.py.
 """
 
 from __future__ import annotations

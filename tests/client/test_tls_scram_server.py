@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote
 
 import pytest
 from django.contrib.auth.models import User
@@ -28,19 +28,12 @@ from pymongo.errors import OperationFailure, PyMongoError, ServerSelectionTimeou
 
 from django_mongopool import get_client, get_database
 from django_mongopool.pytest_plugin import SecureMongoServer
+from tests.helpers import with_password
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db]
 
 FAST_FAIL = {"serverSelectionTimeoutMS": 400, "waitQueueTimeoutMS": 1000}
 REMOTE_HOST = "db.internal.example:27017"  # deploy checks are static: never resolved
-
-
-def _with_password(url: str, password: str) -> str:
-    """``url`` with its password replaced (the userinfo cannot hold an unencoded ``@``)."""
-    scheme, rest = url.split("://", 1)
-    userinfo, _, tail = rest.partition("@")
-    username = userinfo.split(":", 1)[0]
-    return f"{scheme}://{username}:{quote_plus(password)}@{tail}"
 
 
 def _without_credentials(url: str) -> str:
@@ -121,7 +114,7 @@ def _formatted(record: logging.LogRecord) -> str:
 
 def test_wrong_password_is_auth_failed_and_never_shown(secure, settings, caplog):
     wrong = f"wr0ng-{secrets.token_hex(8)}"
-    settings.MONGOPOOL_URI = _with_password(secure.url, wrong)
+    settings.MONGOPOOL_URI = with_password(secure.url, wrong)
     settings.MONGOPOOL_CLIENT_OPTIONS = FAST_FAIL
     caplog.set_level(logging.DEBUG)
     with pytest.raises(OperationFailure) as info:
@@ -169,7 +162,7 @@ def test_pool_page_and_its_json_redact_the_uri(secure):
 @pytest.mark.parametrize("form", ["text", "json"])
 def test_audit_with_a_wrong_password_shows_no_password(secure, settings, form):
     wrong = f"wr0ng-{secrets.token_hex(8)}"
-    settings.MONGOPOOL_URI = _with_password(secure.url, wrong)
+    settings.MONGOPOOL_URI = with_password(secure.url, wrong)
     settings.MONGOPOOL_CLIENT_OPTIONS = FAST_FAIL
     output, error = _audit("--format", form)
     assert output  # the configuration is reported even when the server refuses us
@@ -179,7 +172,7 @@ def test_audit_with_a_wrong_password_shows_no_password(secure, settings, form):
 
 def test_audit_names_an_authentication_failure(secure, settings):
     password = f"wr0ng-{secrets.token_hex(8)}"
-    settings.MONGOPOOL_URI = _with_password(secure.url, password)
+    settings.MONGOPOOL_URI = with_password(secure.url, password)
     output, error = _audit("--format", "text")
     assert "could not be reached" not in output
     assert "authentication failed" in output.lower() and "code 18" in output

@@ -23,7 +23,7 @@ from pymongo import MongoClient
 from django_mongopool.fleet import budget
 from django_mongopool.testing.ferretdb import FerretDB
 from tests.helpers import ROOT, established_to
-from tests.integration.live import ExampleServer, Load
+from tests.live import ExampleServer, Load
 
 pytestmark = [pytest.mark.server, pytest.mark.reliability]
 

@@ -19,7 +19,7 @@ from django_mongopool.client.process import get_client, get_database
 from django_mongopool.fleet import heartbeat, shares
 from tests.helpers import HoldConnection, established_to
 
-pytestmark = [pytest.mark.server, pytest.mark.django_db]
+pytestmark = [pytest.mark.server, pytest.mark.core, pytest.mark.django_db]
 
 BUDGET = 24
 MAX_POOL = 8

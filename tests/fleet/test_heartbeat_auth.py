@@ -1,6 +1,6 @@
 """The heartbeat MAC (issue 25, item 1): what it covers, which keys verify it, and what a
 reader does with a document whose MAC does not verify. The real-server test with 60 forged
-beats and /ready is tests/integration/test_heartbeat_auth.py."""
+beats and /ready is tests/fleet/test_heartbeat_auth_server.py."""
 
 from __future__ import annotations
 

@@ -133,3 +133,30 @@ def test_fleet_totals_match_what_each_process_reports(mongo, settings):
     text = StringIO()
     call_command("mongo_connections", stdout=text)
     assert "Fleet (3 live processes)" in text.getvalue()
+
+
+# --- a heartbeat dated in the future is not live, and the publisher prunes it ---
+
+
+def test_a_beat_dated_an_hour_ahead_is_not_live_and_is_pruned(mongo, settings):
+    from django_mongopool.fleet import heartbeat, reading
+
+    settings.MONGOPOOL_HEARTBEAT_SECONDS = 5
+    heartbeat.collection().drop()
+    publisher = heartbeat.Publisher()
+    ahead = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    # Signed with the app's key: a verified beat, dated an hour ahead of the server.
+    future = heartbeat.build_document("elsewhere:4242:0", publisher.started_at, 0, ahead)
+    heartbeat.collection().insert_one(future)
+
+    assert heartbeat.read_fleet().processes == []  # not even fetched: outside the live window
+    every = reading.read(
+        heartbeat.collection().find({}), dt.datetime.now(dt.UTC), secrets=heartbeat.secrets()
+    )
+    assert (every.processes, every.future, every.forged) == ([], [future["_id"]], 0)
+    assert reading.summary(every)["future_dated"] == 1
+
+    publisher.beat()
+    assert heartbeat.collection().find_one({"_id": future["_id"]}) is None
+    live = [p["id"] for p in heartbeat.read_fleet().processes]
+    assert live == [publisher.beat_id]

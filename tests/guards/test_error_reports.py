@@ -17,21 +17,19 @@ import hmac
 import html
 import json
 import logging
-import re
 import unicodedata
 from base64 import standard_b64encode
-from collections.abc import Iterator
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote_plus
 
-import django
 import pytest
-from django.core import mail
 from django.test import Client
 from django.utils.log import AdminEmailHandler
 from django.views.debug import SafeExceptionReporterFilter
 
 from django_mongopool.guards.error_reports import mask_value
 from django_mongopool.guards.redact import scrub, scrub_bytes
+from tests.guards.spellings import assert_hidden
+from tests.helpers import ADMINS
 from tests.redaction_urls import ITERATIONS, SALT
 
 PASSWORD = "Päss wörd/€-ﬁ&ünï"  # non-ASCII, not Latin-1, changed by NFKC, needs quoting
@@ -39,33 +37,6 @@ URI = f"mongodb://alice:{quote_plus(PASSWORD)}@127.0.0.1:9/shop?authSource=admin
 OTHER = "öther-sécret-42"  # the password of a URI that is not the configured one
 OTHER_URI = f"mongodb://bob:{quote_plus(OTHER)}@db2.example.net:27017/x"
 SUBSTITUTE = SafeExceptionReporterFilter.cleansed_substitute
-
-
-def _percent_lower(text: str) -> str:
-    return re.sub(r"%[0-9A-F]{2}", lambda match: match.group(0).lower(), text)
-
-
-def spellings(secret: str) -> set[str]:
-    """Every way a page, a repr or a message could spell ``secret`` (written out here, not
-    taken from the code under test)."""
-    text_forms = {secret, unicodedata.normalize("NFKC", secret)}
-    for form in list(text_forms):
-        text_forms |= {quote(form), quote(form, safe=""), quote_plus(form)}
-    text_forms |= {_percent_lower(form) for form in list(text_forms)}
-    shown = set(text_forms)
-    for form in text_forms:
-        shown |= {
-            repr(form)[1:-1],
-            ascii(form)[1:-1],
-            json.dumps(form)[1:-1],
-            html.escape(form),
-            html.escape(form, quote=False),
-            repr(form.encode())[2:-1],
-            html.escape(repr(form.encode())[2:-1]),
-            form.encode().hex(),
-            standard_b64encode(form.encode()).decode(),
-        }
-    return shown
 
 
 def scram_keys(password: str) -> set[str]:
@@ -82,11 +53,6 @@ def scram_keys(password: str) -> set[str]:
     return shown
 
 
-def assert_hidden(text: str, secret: str = PASSWORD) -> None:
-    for form in spellings(secret):
-        assert form not in text, f"{form!r} of the password is shown"
-
-
 @pytest.fixture
 def configured(settings):
     settings.MONGOPOOL_URI = URI
@@ -94,15 +60,6 @@ def configured(settings):
     settings.MONGO_REPLICAS = {OTHER_URI}  # a set-valued setting
     settings.MONGO_FROZEN = frozenset({f"backup={OTHER_URI}"})
     settings.MONGO_NESTED = {"targets": [({OTHER_URI},)], "raw": OTHER_URI.encode()}
-
-
-@pytest.fixture
-def outbox(settings) -> Iterator[list[mail.EmailMessage]]:
-    if django.VERSION >= (6, 1):  # Django 6.1 deprecates sending without MAILERS
-        settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
-    mail.outbox = []
-    yield mail.outbox
-    mail.outbox = []
 
 
 # Values ---------------------------------------------------------------------------------
@@ -120,14 +77,14 @@ def test_bytes_of_every_encoding_are_masked():
     ):
         masked = mask_value(value, secrets, SUBSTITUTE)
         assert isinstance(masked, bytes | bytearray | memoryview)
-        assert_hidden(repr(bytes(masked)))
+        assert_hidden(repr(bytes(masked)), PASSWORD)
     assert mask_value(b"harmless", secrets, SUBSTITUTE) == b"harmless"
     assert scrub_bytes(b"x" + PASSWORD.encode("utf-8") + b"y", secrets) == b"x***y"
 
 
 def test_a_bytes_repr_in_text_is_masked():
     text = f"data = {PASSWORD.encode()!r}; ascii {ascii(PASSWORD)}; json {json.dumps(PASSWORD)}"
-    assert_hidden(scrub(text, [PASSWORD]))
+    assert_hidden(scrub(text, [PASSWORD]), PASSWORD)
 
 
 Credential = collections.namedtuple("Credential", "mechanism source username password")
@@ -194,7 +151,7 @@ def test_debug_500_page_shows_no_form_of_the_password(settings, configured, view
     assert page.status_code == 500
     text = client.get(view, MONGODB_URL=URI, HTTP_ACCEPT="text/plain")
     for shown in (page.content.decode(), text.content.decode()):
-        assert_hidden(shown)
+        assert_hidden(shown, PASSWORD)
         assert_hidden(shown, OTHER)
         for key in scram_keys(PASSWORD):
             assert key not in shown
@@ -230,8 +187,94 @@ def test_error_mails_text_and_html_show_no_form_of_the_password(settings, config
     assert alternatives, "no HTML e-mail was sent"
     bodies = [m.subject + m.body for m in outbox] + [str(content) for content, *_ in alternatives]
     for body in bodies:
-        assert_hidden(body)
+        assert_hidden(body, PASSWORD)
         assert_hidden(body, OTHER)
         for key in scram_keys(PASSWORD):
             assert key not in body
     assert any("MONGO_REPLICAS" in body for body in bodies)
+
+
+# --- no setting the app reads puts a credential on Django's error pages or e-mails ---
+
+SETTING_PASSWORD = "Pa55-w0rd-never-shown"
+SETTING_TOKEN = "session-token-never-shown"
+SETTING_URI = f"mongodb://alice:{SETTING_PASSWORD}@127.0.0.1:9/shop?authSource=admin"
+
+
+@pytest.fixture
+def credentials(settings):
+    settings.MONGOPOOL_URI = SETTING_URI
+    settings.MONGOPOOL_CLIENT_OPTIONS = {
+        "serverSelectionTimeoutMS": 300,
+        "authMechanismProperties": {"AWS_SESSION_TOKEN": SETTING_TOKEN},
+    }
+    settings.MONGODB_URL = SETTING_URI  # what django-environ settings read the SETTING_URI from
+    settings.MONGOPOOL_READINESS_TIMEOUT = 0.2
+
+
+def _assert_no_credentials(text: str) -> None:
+    assert SETTING_PASSWORD not in text
+    assert SETTING_TOKEN not in text
+
+
+@pytest.mark.urls("tests.failure_urls")
+def test_debug_500_page_shows_no_credential(settings, credentials):
+    settings.DEBUG = True
+    client = Client(raise_request_exception=False)
+    response = client.get(
+        "/h/boom/", MONGODB_URL=SETTING_URI
+    )  # the process environment, as runserver has it
+    assert response.status_code == 500
+    page = response.content.decode()
+    assert "MONGOPOOL_URI" in page and "MONGODB_URL" in page  # the dump is there ...
+    assert "alice:***@127.0.0.1:9" in page  # ... with the host readable
+    _assert_no_credentials(page)
+    text = client.get("/h/boom/", HTTP_ACCEPT="text/plain").content.decode()  # the plain-text page
+    assert "MONGOPOOL_URI" in text
+    _assert_no_credentials(text)
+
+
+@pytest.mark.urls("tests.failure_urls")
+def test_error_mails_to_admins_carry_no_credential(settings, credentials, mailoutbox):
+    settings.DEBUG = False
+    settings.ADMINS = ADMINS
+    client = Client(raise_request_exception=False)
+    assert client.get("/h/boom/", MONGODB_URL=SETTING_URI).status_code == 500
+    assert len(mailoutbox) == 1
+    mail = mailoutbox[0]
+    assert "MONGOPOOL_URI" in mail.body
+    _assert_no_credentials(mail.subject + mail.body)
+    for alternative, _mime in getattr(mail, "alternatives", []):
+        _assert_no_credentials(str(alternative))
+
+
+@pytest.mark.urls("tests.failure_urls")
+def test_503s_send_no_mail(settings, credentials, mailoutbox):
+    settings.DEBUG = False
+    settings.ADMINS = ADMINS
+    client = Client(raise_request_exception=False)
+    assert client.get("/h/unavailable/").status_code == 503  # the middleware's 503
+    assert client.get("/mongopool/ready").status_code == 503  # the probe: nothing listens on :9
+    assert mailoutbox == []
+
+
+def test_reporter_filter_is_wrapped_once_and_masks_any_mongodb_uri(credentials):
+    from django.views.debug import SafeExceptionReporterFilter
+
+    from django_mongopool.guards import error_reports
+
+    error_reports.install()
+    error_reports.install()
+    wrapped = SafeExceptionReporterFilter.cleanse_setting
+    assert not getattr(wrapped.__wrapped__, "_mongopool_redacts", False)  # one layer only
+    cleanse = SafeExceptionReporterFilter().cleanse_setting
+    other = "db=mongodb+srv://bob:other-pw@c.example.net/?authMechanismProperties=X:y-tok&w=1"
+    assert cleanse("ANY_NAME", other) == (
+        "db=mongodb+srv://bob:***@c.example.net/?authMechanismProperties=***&w=1"
+    )
+    options = cleanse("OPTIONS", {"AuthMechanismProperties": "AWS_SESSION_TOKEN:t", "w": 1})
+    assert options == {"AuthMechanismProperties": "********************", "w": 1}
+    # The configured password is masked wherever it appears, however it is spelled.
+    assert SETTING_PASSWORD not in str(
+        cleanse("NOTE", [f"pw was {SETTING_PASSWORD}", (SETTING_PASSWORD,)])
+    )

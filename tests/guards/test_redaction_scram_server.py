@@ -14,8 +14,8 @@ from django.test import Client
 from django.utils.log import AdminEmailHandler
 
 from django_mongopool.pytest_plugin import SecureMongoServer
-from tests.integration.test_tls_scram import _with_password
-from tests.test_redact_values import assert_hidden, outbox  # noqa: F401 (fixture)
+from tests.guards.spellings import assert_hidden
+from tests.helpers import with_password
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db]
 
@@ -24,12 +24,12 @@ WRONG = "Wrøng-pässwörd-€-ﬁ"
 
 @pytest.fixture
 def wrong_password(mongopool_secure_server: SecureMongoServer, settings) -> None:
-    settings.MONGOPOOL_URI = _with_password(mongopool_secure_server.url, WRONG)
+    settings.MONGOPOOL_URI = with_password(mongopool_secure_server.url, WRONG)
     settings.MONGOPOOL_CLIENT_OPTIONS = {"serverSelectionTimeoutMS": 3000}
     settings.MONGOPOOL_DATABASE = "redaction"
 
 
-@pytest.mark.urls("tests.hardening_urls")
+@pytest.mark.urls("tests.failure_urls")
 def test_debug_page_after_a_refused_non_ascii_password(settings, wrong_password):
     settings.DEBUG = True
     client = Client(raise_request_exception=False)
@@ -44,8 +44,8 @@ def test_debug_page_after_a_refused_non_ascii_password(settings, wrong_password)
     assert_hidden(text, WRONG)
 
 
-@pytest.mark.urls("tests.hardening_urls")
-def test_error_mails_after_a_refused_non_ascii_password(settings, wrong_password, outbox):  # noqa: F811
+@pytest.mark.urls("tests.failure_urls")
+def test_error_mails_after_a_refused_non_ascii_password(settings, wrong_password, outbox):
     settings.DEBUG = False
     settings.ADMINS = [("Ops", "ops@example.com")]
     with_html = AdminEmailHandler(include_html=True)

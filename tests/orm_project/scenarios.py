@@ -1,6 +1,6 @@
 """ORM scenarios run in a subprocess: ``python -m tests.orm_project.scenarios NAME``.
 
-Each prints one JSON line with its figures; tests/integration/test_orm_backend.py asserts on
+Each prints one JSON line with its figures; tests/test_orm_backend_server.py asserts on
 them. Only ORM operations FerretDB answers correctly are used: insert (``create``), get by
 primary key, ``filter`` on equality. Clients are counted by wrapping ``MongoClient.__init__``
 before the first one is built; connections at the operating system (tests/helpers.py).

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.server
 
 
@@ -40,6 +40,24 @@ def test_harness_smoke_run(tmp_path, mongo_server):
     assert "| mongopool | 4 |" in (tmp_path / "results.md").read_text()
     assert run["web_cpu_ms_per_request"] > 0  # CPU per request of the web process
     assert (tmp_path / "connections_throughput.png").stat().st_size > 10_000
+
+
+def test_orm_variants_smoke_run(tmp_path, mongo_server):
+    _bench(
+        "run.py",
+        tmp_path,
+        "--variants",
+        "orm_stock,orm_pooled",
+        MONGOPOOL_TEST_URL=mongo_server.url,
+    )
+    runs = {
+        run["variant"]: run for run in json.loads((tmp_path / "results.json").read_text())["runs"]
+    }
+    assert set(runs) == {"orm_stock", "orm_pooled"}
+    assert all(run["errors"] == 0 and run["requests"] == 40 for run in runs.values())
+    assert runs["orm_pooled"]["peak_connections_os"] <= 10 + 2
+    text = (tmp_path / "results.md").read_text()
+    assert "| orm_stock | 4 |" in text and "| orm_pooled | 4 |" in text
 
 
 def test_tls_scram_mode_smoke_run(tmp_path, mongopool_secure_server):

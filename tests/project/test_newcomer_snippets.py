@@ -1,6 +1,6 @@
 """newcomer_project/ is built from the README's snippets: they are in its files, word for word.
 
-tests/integration/test_newcomer.py runs the project; this keeps it equal to what the README
+tests/project/test_newcomer_server.py runs the project; this keeps it equal to what the README
 tells a newcomer to write (a README change that the project does not follow fails here).
 """
 

@@ -28,7 +28,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "django_mongopool"
 CONSTRAINTS = ROOT / ".ci" / "oldest-constraints.txt"
 CACHE = Path(os.environ.get("MONGOPOOL_CACHE_DIR", ROOT / ".cache"))

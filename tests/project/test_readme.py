@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django_mongopool.conf import SETTINGS
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 _ROW = re.compile(r"^\| `(MONGOPOOL_[A-Z_]+)` \| (.*?) \|", re.M)
 
 

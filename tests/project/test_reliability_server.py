@@ -13,7 +13,7 @@ from pymongo import MongoClient
 
 from django_mongopool.testing.ferretdb import FerretDB
 from tests.helpers import MONITORS_PER_SERVER, ROOT, closed_port, established_to, run_manage
-from tests.integration.live import ExampleServer, Load
+from tests.live import ExampleServer, Load
 
 pytestmark = [pytest.mark.server, pytest.mark.reliability]
 

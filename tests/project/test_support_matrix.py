@@ -4,6 +4,7 @@ runs (.ci/matrix.toml) are the same."""
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 import matrix  # noqa: E402  (scripts/matrix.py: the test command's driver)
 
@@ -109,3 +110,46 @@ def test_the_orm_extra_admits_each_tested_django(extra):
             if req.name == "django-mongodb-backend":
                 lower = next(s.version for s in req.specifier if s.operator == ">=")
                 assert lower in backend.specifier, (leg.name, backend)
+
+
+def test_the_core_tier_is_chosen_by_markers_not_by_file_names():
+    legs, tiers = matrix.load_matrix()
+    core = next(leg for leg in legs if leg.tier == "core")
+    args = matrix.pytest_args(core, tiers)
+    assert args == [
+        "tests",
+        "-m",
+        "(core or not server) and not reliability",
+        "--ignore=tests/project",
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    files = {line.split("::")[0] for line in result.stdout.splitlines() if "::" in line}
+    assert "tests/request/test_middleware_server.py" in files  # a core server test
+    assert "tests/client/test_process.py" in files  # a unit test
+    assert "tests/fleet/test_heartbeat_server.py" not in files  # a server test outside the core
+    assert not any(f.startswith("tests/project/") for f in files)
+
+
+def test_core_marks_only_server_tests():
+    """`core` picks server tests for every leg; on a test that is not `server` it would mean
+    nothing (the unit tests run there anyway)."""
+    wrong = []
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        source = path.read_text()
+        if "mark.core" not in source:
+            continue
+        found = re.search(r"^pytestmark = (.*)$", source, re.MULTILINE)
+        module_marks = found.group(1) if found else ""
+        if "mark.core" in module_marks and "mark.server" not in module_marks:
+            wrong.append(str(path))
+        for marks in re.findall(r"((?:@pytest\.mark\.\w+\n)+)def ", source):
+            if "mark.core" in marks and "mark.server" not in marks:
+                wrong.append(str(path))
+    assert wrong == []

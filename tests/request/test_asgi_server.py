@@ -9,7 +9,7 @@ import pytest
 from pymongo import MongoClient
 
 from tests.helpers import MONITORS_PER_SERVER, established_to
-from tests.integration.live import ExampleServer, Load
+from tests.live import ExampleServer, Load
 
 pytestmark = [pytest.mark.server, pytest.mark.reliability]
 

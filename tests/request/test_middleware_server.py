@@ -15,7 +15,7 @@ from django_mongopool.client.process import get_client
 from tests.helpers import HoldConnection, closed_port
 from tests.views import Boom
 
-pytestmark = [pytest.mark.server, pytest.mark.django_db]
+pytestmark = [pytest.mark.server, pytest.mark.core, pytest.mark.django_db]
 
 
 def _sessions():

@@ -25,7 +25,7 @@ from django.core.management import call_command
 
 from django_mongopool.fleet import heartbeat
 from tests.helpers import ROOT
-from tests.integration.worker_processes import (
+from tests.tasks.worker_processes import (
     ConnectionSampler,
     Process,
     beats_by_pid,

@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from tests.integration.worker_processes import (
+from tests.tasks.worker_processes import (
     ConnectionSampler,
     Process,
     beats_by_pid,
@@ -29,7 +29,7 @@ from tests.integration.worker_processes import (
 
 # Not marked "reliability": the core tier of every leg runs it, so the backport (Django 5.2)
 # and django.tasks (Django 6) are both tested with real workers.
-pytestmark = [pytest.mark.server]
+pytestmark = [pytest.mark.server, pytest.mark.core]
 
 BUDGET = 12  # 4 workers: a share of 1 pooled connection each, plus monitors
 WORKERS = 4
@@ -89,7 +89,7 @@ def test_db_workers_hold_the_budget_end_every_session_and_lose_no_acknowledged_w
         "from django.core.management import call_command",
         "call_command('migrate', verbosity=0)",
     )
-    _django(env, "from tests.worker_tasks import enqueue_django", f"enqueue_django({STORES})")
+    _django(env, "from tests.tasks.worker_tasks import enqueue_django", f"enqueue_django({STORES})")
     command = [
         sys.executable,
         "-m",
@@ -119,7 +119,9 @@ def test_db_workers_hold_the_budget_end_every_session_and_lose_no_acknowledged_w
         # The killed task was not run again: enqueue it again.
         assert "victim" not in {doc["_id"] for doc in mongo["results"].find({}, {"_id": 1})}
         _django(
-            env, "from tests.worker_tasks import django_victim", "django_victim.enqueue('victim')"
+            env,
+            "from tests.tasks.worker_tasks import django_victim",
+            "django_victim.enqueue('victim')",
         )
         wait_for(lambda: mongo["results"].find_one({"_id": "victim"}), "the victim, run again")
 

@@ -1,8 +1,8 @@
 """The task scope in this process, on the real server: Celery's traced runs (``apply()``),
 Django's tasks framework (the immediate backend), ``task_scope()`` and ``join_fleet()``.
 
-The worker processes themselves are tested in test_workers_celery.py and
-test_workers_django_tasks.py.
+The worker processes themselves are tested in test_celery_server.py and
+test_django_tasks_server.py.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ except ImportError:
     from django_tasks import task as django_task  # the backport on Django 5.2
     from django_tasks.base import TaskResultStatus
 
-pytestmark = [pytest.mark.server]
+pytestmark = [pytest.mark.server, pytest.mark.core]
 
 IMMEDIATE = {
     "default": {

@@ -1,14 +1,14 @@
-"""The Celery app of the worker tests (``celery -A tests.worker_celery worker``)."""
+"""The Celery app of the worker tests (``celery -A tests.tasks.worker_celery worker``)."""
 
 import os
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.worker_settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.tasks.worker_settings")
 
 from celery import Celery, signals  # noqa: E402
 
 app = Celery("mongopool_tests")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.include = ["tests.worker_tasks"]
+app.conf.include = ["tests.tasks.worker_tasks"]
 
 
 @signals.worker_init.connect

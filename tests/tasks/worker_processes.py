@@ -1,6 +1,6 @@
 """Real worker processes for the worker tests: a Celery worker, Django tasks' db_worker.
 
-Both run with ``tests.worker_settings`` (the environment names the servers, the database and
+Both run with ``tests.tasks.worker_settings`` (the environment names the servers, the database and
 the budget) and log to a file under the test's tmp_path. A sampler counts, at the operating
 system, the established connections of a set of processes to the data server.
 """
@@ -33,7 +33,7 @@ def worker_environment(**values: str) -> dict[str, str]:
     }
     env.update(
         PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "example_project")]),
-        DJANGO_SETTINGS_MODULE="tests.worker_settings",
+        DJANGO_SETTINGS_MODULE="tests.tasks.worker_settings",
         **values,
     )
     return env
@@ -95,7 +95,7 @@ def celery_worker(env: dict[str, str], log: Path, concurrency: int) -> Process:
             "-m",
             "celery",
             "-A",
-            "tests.worker_celery",
+            "tests.tasks.worker_celery",
             "worker",
             "--pool=prefork",
             f"--concurrency={concurrency}",

@@ -1,6 +1,6 @@
 """The test isolation's settings arithmetic (issue 24 item 1); no server is reached here.
 
-tests/integration/test_isolation.py runs whole projects against a real server.
+tests/testing/test_isolation_server.py runs whole projects against a real server.
 """
 
 from __future__ import annotations

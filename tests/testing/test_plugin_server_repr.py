@@ -13,7 +13,7 @@ import pytest
 
 from django_mongopool.pytest_plugin import MongoServer, SecureMongoServer
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.server, pytest.mark.core]
 
 SETTINGS = """
 SECRET_KEY = "x"

@@ -205,7 +205,7 @@ def readme_block(after: str) -> str:
     """The first ```python block of the README after the line containing ``after``."""
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     tail = readme.split(after, 1)[1]
     return tail.split("```python\n", 1)[1].split("```", 1)[0]
 
@@ -274,7 +274,7 @@ def _readme_config(settings_module: str) -> str:
     """The README's minimal pytest configuration (pyproject.toml), for ``settings_module``."""
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     block = readme.split("The minimal configuration, in your project's", 1)[1]
     toml = block.split("```toml\n", 1)[1].split("```", 1)[0]
     assert '"mysite.settings"' in toml

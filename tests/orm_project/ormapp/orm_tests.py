@@ -1,4 +1,4 @@
-"""Run by ``python -m django test tests.orm_project.ormapp -p "orm_*.py"`` (test_orm_backend.py).
+"""Run by ``python -m django test tests.orm_project.ormapp -p "orm_*.py"`` (tests/test_orm_backend_server.py).
 
 Named so that pytest does not collect it: the suite's default database is SQLite.
 """
