@@ -12,7 +12,12 @@ Every leg prints what it ran (Python, Django, pymongo, django-mongodb-backend) a
 leg that cannot run (no Python, a failed install, a root that cannot be built) is a failure,
 never a skip. The exit status is 0 only when every leg passed.
 
-Usage: python scripts/matrix.py [LEG ...]   (all legs by default)
+Legs run two at a time by default (``--jobs N``; a leg mostly waits on its servers, so two
+share the machine's cores well); each leg's output goes to ``$MONGOPOOL_CACHE_DIR/matrix/<leg>.log``
+and is printed whole when the leg ends. With ``--jobs 1`` legs run one after the other, printing
+as they go.
+
+Usage: python scripts/matrix.py [--jobs N] [LEG ...] [PYTEST-OPTION ...]   (all legs by default)
 """
 
 from __future__ import annotations
@@ -25,11 +30,13 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 ROOT = Path(__file__).resolve().parents[1]
 MATRIX = ROOT / ".ci" / "matrix.toml"
@@ -91,6 +98,7 @@ class Leg:
     tier: str
     requirements: list[str] = field(default_factory=list)
     constraints: str | None = None
+    also: list[str] = field(default_factory=list)  # markers run in this leg besides its tier
 
 
 Tiers = dict[str, dict[str, Any]]
@@ -102,13 +110,15 @@ def load_matrix(path: Path = MATRIX) -> tuple[list[Leg], Tiers]:
 
 
 def pytest_args(leg: Leg, tiers: Tiers) -> list[str]:
-    """The whole suite, or a tier: the tests its markers select under tests/, but the folders
-    it leaves out (tests move between files and folders; their markers go with them)."""
+    """The whole suite, or a tier: the tests its markers select under tests/, and those of the
+    leg's ``also`` markers (tests move between files and folders; their markers go with them)."""
     if leg.tier == "full":
         return []
     tier = tiers[leg.tier]
-    ignored = [f"--ignore={path}" for path in tier.get("ignore", [])]
-    return ["tests", "-m", tier["markers"], *ignored]
+    markers = tier["markers"]
+    if leg.also:
+        markers = f"({markers}) or " + " or ".join(leg.also)
+    return ["tests", "-m", markers]
 
 
 # --- Where a leg's Python comes from ---------------------------------------------------------
@@ -175,7 +185,13 @@ class DebianRoot:
         self.python = f"/usr/bin/python{version}"
         self.origin = f"Debian 13 root in {self.path}"
 
+    _building = threading.Lock()  # two legs may need the root at once: one builds it
+
     def ensure(self) -> None:
+        with self._building:
+            self._ensure()
+
+    def _ensure(self) -> None:
         if (self.path / ".complete").exists():
             return
         sudo = [] if os.geteuid() == 0 else ["sudo"]
@@ -267,7 +283,7 @@ def setup_venv_fits(leg: Leg) -> bool:
 # --- One leg ----------------------------------------------------------------------------------
 
 
-def ensure_venv(leg: Leg, runner: Host | DebianRoot) -> None:
+def ensure_venv(leg: Leg, runner: Host | DebianRoot, out: TextIO) -> None:
     venv = ROOT / leg.venv
     inputs = [(ROOT / "pyproject.toml").read_text(), runner.origin, *leg.requirements]
     if leg.constraints:
@@ -276,7 +292,7 @@ def ensure_venv(leg: Leg, runner: Host | DebianRoot) -> None:
     if stamp.exists():
         return
     shutil.rmtree(venv, ignore_errors=True)  # another interpreter's, or a stale install
-    print(f"[{leg.name}] creating {leg.venv} with {runner.origin}", flush=True)
+    print(f"[{leg.name}] creating {leg.venv} with {runner.origin}", file=out, flush=True)
     steps = [
         [runner.python, "-m", "venv", leg.venv],
         [f"{leg.venv}/bin/python", "-m", "pip", "install", "--quiet", "--upgrade", "pip"],
@@ -293,12 +309,12 @@ def ensure_venv(leg: Leg, runner: Host | DebianRoot) -> None:
         + (["-c", leg.constraints] if leg.constraints else []),
     ]
     for step in steps:
-        if runner.run(step).returncode:
+        if runner.run(step, stdout=out, stderr=subprocess.STDOUT).returncode:
             raise LegError(f"[{leg.name}] failed: {' '.join(step)}")
     stamp.touch()
 
 
-def run_leg(leg: Leg, tiers: Tiers, extra: list[str]) -> tuple[bool, str]:
+def run_leg(leg: Leg, tiers: Tiers, extra: list[str], out: TextIO) -> tuple[bool, str]:
     if setup_venv_fits(leg):
         runner: Host | DebianRoot = Host(
             str(ROOT / ".venv" / "bin" / "python"), "scripts/setup's .venv"
@@ -307,7 +323,7 @@ def run_leg(leg: Leg, tiers: Tiers, extra: list[str]) -> tuple[bool, str]:
         runner = runner_for(leg)
         if leg.venv == ".venv":
             leg.venv = f".venv-{leg.name}"
-        ensure_venv(leg, runner)
+        ensure_venv(leg, runner, out)
     python = f"{leg.venv}/bin/python"
     versions = runner.run([python, "-c", REPORT_VERSIONS], capture_output=True)
     if versions.returncode:
@@ -320,13 +336,43 @@ def run_leg(leg: Leg, tiers: Tiers, extra: list[str]) -> tuple[bool, str]:
         if checked.returncode:
             raise LegError(f"[{leg.name}] {checked.stderr.strip()}")
     tier = "the whole suite" if leg.tier == "full" else f"the {leg.tier} tier"
-    print(f"\n=== [{leg.name}] {ran} ({runner.origin}): {tier} ===", flush=True)
-    cmd = [python, "-m", "pytest", "-p", "no:cacheprovider", *pytest_args(leg, tiers), *extra]
-    return runner.run(cmd).returncode == 0, ran
+    print(f"\n=== [{leg.name}] {ran} ({runner.origin}): {tier} ===", file=out, flush=True)
+    # A temporary directory of its own: legs running at once must not clean up each other's.
+    basetemp = f"/tmp/mongopool-matrix-{leg.name}"
+    cmd = [python, "-m", "pytest", "-p", "no:cacheprovider", f"--basetemp={basetemp}"]
+    cmd += [*pytest_args(leg, tiers), *extra]
+    return runner.run(cmd, stdout=out, stderr=subprocess.STDOUT).returncode == 0, ran
+
+
+def timed_leg(
+    leg: Leg, tiers: Tiers, extra: list[str], log: Path | None
+) -> tuple[str, str, float, str]:
+    """Run one leg (to ``log``, or to this terminal); its name, outcome, seconds and versions."""
+    started = time.monotonic()
+    out = log.open("w") if log else sys.stdout
+    try:
+        ok, ran = run_leg(leg, tiers, extra, out)
+        outcome = "passed" if ok else "FAILED"
+    except LegError as exc:
+        ok, ran, outcome = False, str(exc), "COULD NOT RUN"
+        print(ran, file=out, flush=True)
+    finally:
+        if log:
+            out.close()
+    if log:  # the whole leg at once, so that two legs' lines never interleave
+        with log.open() as lines:
+            sys.stdout.write(lines.read())
+        sys.stdout.flush()
+    return leg.name, outcome, time.monotonic() - started, ran
 
 
 def main(argv: list[str]) -> int:
     legs, tiers = load_matrix()
+    jobs = 2
+    if "--jobs" in argv:
+        at = argv.index("--jobs")
+        jobs = int(argv[at + 1])
+        argv = argv[:at] + argv[at + 2 :]
     wanted = [a for a in argv if not a.startswith("-")]
     extra = [a for a in argv if a.startswith("-")]
     unknown = set(wanted) - {leg.name for leg in legs}
@@ -334,18 +380,24 @@ def main(argv: list[str]) -> int:
         sys.exit(
             f"unknown leg(s) {', '.join(sorted(unknown))}; known: {', '.join(leg.name for leg in legs)}"
         )
-    results = []
-    for leg in legs:
-        if wanted and leg.name not in wanted:
-            continue
-        started = time.monotonic()
-        try:
-            ok, ran = run_leg(leg, tiers, extra)
-            outcome = "passed" if ok else "FAILED"
-        except LegError as exc:
-            ok, ran, outcome = False, str(exc), "COULD NOT RUN"
-        results.append((leg.name, outcome, time.monotonic() - started, ran))
-    print("\n=== Test matrix ===")
+    chosen = [leg for leg in legs if not wanted or leg.name in wanted]
+    started = time.monotonic()
+    if jobs <= 1:
+        results = [timed_leg(leg, tiers, extra, None) for leg in chosen]
+    else:
+        logs = CACHE / "matrix"
+        logs.mkdir(parents=True, exist_ok=True)
+        # The longest leg (the whole suite) starts first; the others share the second slot.
+        chosen.sort(key=lambda leg: leg.tier != "full")
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = [
+                pool.submit(timed_leg, leg, tiers, extra, logs / f"{leg.name}.log")
+                for leg in chosen
+            ]
+        results = [future.result() for future in futures]
+    print(
+        f"\n=== Test matrix ({time.monotonic() - started:.0f} s in all, {max(jobs, 1)} at a time) ==="
+    )
     for name, outcome, seconds, ran in results:
         print(f"{name:<20} {outcome:<14} {seconds:6.0f} s  {ran}")
     return 0 if all(outcome == "passed" for _n, outcome, _s, _r in results) else 1

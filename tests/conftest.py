@@ -1,9 +1,10 @@
 """The project's own tests use its pytest plugin (django_mongopool.pytest_plugin).
 
 Tests live beside the code they test (``tests/client/`` for ``django_mongopool/client/`` and so
-on; ``tests/project/`` checks the project itself). A test on the real server is marked
-``server`` (and ``core`` when every leg of the test matrix runs it: .ci/matrix.toml); a test
-that requests a server fixture without the marker is a collection error.
+on; ``tests/project/`` checks the project itself, and its tests are marked ``project``). A test
+on the real server is marked ``server`` (and ``core`` when every leg of the test matrix runs
+it: .ci/matrix.toml); a test that requests a server fixture without the marker is a
+collection error.
 
 ``mongo_server`` and ``mongo`` are short names for the plugin's ``mongopool_server`` and
 ``mongopool_db``: the session starts its own FerretDB on a free loopback port unless
@@ -42,7 +43,14 @@ SERVER_FIXTURES = {
 }
 
 
+PROJECT = "tests/project/"
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid.startswith(PROJECT):
+            item.add_marker(pytest.mark.project)
     unmarked = [
         item.nodeid
         for item in items

@@ -36,6 +36,7 @@ from django_mongopool.fleet.budget import percent
 from django_mongopool.guards.redact import scrub
 from django_mongopool.guards.untrusted import (
     COUNT_RANGE,
+    MALFORMED_REPLY_ERRORS,
     UNTRUSTED_CODEC_OPTIONS,
     Unreadable,
     count,
@@ -158,7 +159,7 @@ def parse_groups(docs: Iterable[Any], where: str, notes: list[str]) -> list[dict
     for doc in docs:
         try:
             groups.append(_group(doc))
-        except (Unreadable, TypeError, ValueError, OverflowError):
+        except (Unreadable, TypeError, ValueError, OverflowError, AttributeError, KeyError):
             odd += 1
     if odd:
         notes.append(
@@ -339,7 +340,7 @@ def _ask(
         member.answered = exc.code != AUTHENTICATION_FAILED
         member.status_problem = "unauthorized" if exc.code == UNAUTHORIZED else "failed"
         member.error = f"{error_text(exc)} (code {exc.code})"
-    except (PyMongoError, BSONError) as exc:
+    except (PyMongoError, BSONError, *MALFORMED_REPLY_ERRORS) as exc:
         member.status_problem = "no_answer"
         # pymongo appends the whole topology description: keep the reason only.
         reason = error_text(exc).split(" (configured timeouts")[0].split(", Timeout:")[0]
@@ -377,6 +378,12 @@ def _ask(
         return
     except (PyMongoError, BSONError) as exc:
         member.notes.append(f"$currentOp on {member.address} failed: {error_text(exc)}.")
+        return
+    except MALFORMED_REPLY_ERRORS as exc:  # a reply that is not a cursor of documents
+        member.notes.append(
+            f"$currentOp on {member.address} failed: the server's reply was malformed "
+            f"({type(exc).__name__})."
+        )
         return
     member.groups = parse_groups(docs, where, member.notes)
 

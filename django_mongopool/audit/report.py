@@ -44,6 +44,7 @@ from django_mongopool.fleet import budget as budgets
 from django_mongopool.fleet import heartbeat, history, shares
 from django_mongopool.fleet import reading as fleets
 from django_mongopool.guards import forks
+from django_mongopool.guards.untrusted import MALFORMED_REPLY_ERRORS
 
 SCHEMA = "django-mongopool/audit/1"
 UTILISATION_WARNING = 80.0
@@ -558,7 +559,13 @@ def build_report(
         "budget": budget,
         "topology": topology,
         "server": server,
-        "process": {**process.as_dict(), "role": role, "history": history.samples()},
+        "process": {
+            **process.as_dict(),
+            "role": role,
+            "pool_limit": shares.pool_limit(config.max_pool_size),
+            "heartbeat": heartbeat.publisher_status(),
+            "history": history.samples(),
+        },
         "fleet": fleet,
         "fleet_budget": _fleet_budget(role, fleet),
         "notes": notes,
@@ -608,6 +615,9 @@ def _fleet_step(
             return _fleet(notes)
     except PyMongoError as exc:
         notes.append(f"Heartbeats failed: {type(exc).__name__}: {error_text(exc)}.")
+        return None
+    except MALFORMED_REPLY_ERRORS as exc:  # a reply pymongo could not make sense of
+        notes.append(f"Heartbeats failed: the server's reply was malformed ({type(exc).__name__}).")
         return None
 
 

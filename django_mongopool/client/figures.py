@@ -5,8 +5,10 @@ dispatches an event object for every check-out and check-in. Instead the app's
 clients give pymongo their own pool factory (:func:`pool_class`, through the option pymongo
 keeps for deep customisation; Motor used it, pymongo only calls it):
 
-- per check-out, one atomic :class:`Count` step, one clock read and one
-  bounded-deque append (the wait), no lock and no allocation of our own;
+- per check-out, one atomic :class:`Count` step, one clock read, one bounded-deque
+  append (the wait, for the page's percentiles) and one step of the wait histogram (a
+  bisect for the bucket, then one increment and one addition under the server's own
+  uncontended lock), no allocation of our own;
 - waiting for a free connection and opening a new one are counted only when they
   happen (two :class:`Count` steps each);
 - rare events (connections created or closed, failed check-outs, pool clears) take
@@ -35,6 +37,7 @@ import os
 import threading
 import time
 import weakref
+from bisect import bisect_left
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -45,6 +48,26 @@ from pymongo import monitoring
 from django_mongopool.client import pymongo_internals
 
 WAIT_SAMPLES = 1024  # recent check-out waits kept per server for percentiles
+# Upper bounds (seconds) of the check-out wait histogram's buckets (cumulative since the pool's
+# client was built): from a connection handed out at once to a wait-queue timeout.
+WAIT_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 BUDGET_WAIT_SECONDS = (
     0.005  # a check-out that waited longer, while the pool was held below maxPoolSize
 )
@@ -90,6 +113,10 @@ class _ServerCounters:
     checked_in: Count = field(default_factory=Count)
     connecting_ids: set[int] = field(default_factory=set)
     waits: deque[float] = field(default_factory=lambda: deque(maxlen=WAIT_SAMPLES))  # seconds
+    # Every check-out's wait, by bucket (the last one: above WAIT_BUCKETS[-1]), and their sum.
+    wait_lock: threading.Lock = field(default_factory=threading.Lock)
+    wait_counts: list[int] = field(default_factory=lambda: [0] * (len(WAIT_BUCKETS) + 1))
+    wait_sum: float = 0.0
     budget_waits: Count = field(default_factory=Count)
     peak_in_use: int = 0  # raised on check-out without a lock: a high-water mark
     # Rare events, under the owner's lock:
@@ -113,6 +140,10 @@ class _ServerCounters:
         the pool's connections are out now."""
         next(self.checked_out)
         self.waits.append(wait)
+        bucket = bisect_left(WAIT_BUCKETS, wait)  # the first bound >= wait ("le")
+        with self.wait_lock:
+            self.wait_counts[bucket] += 1
+            self.wait_sum += wait
         if checked_out > self.peak_in_use:  # then no more than the open connections
             in_use = min(checked_out, self.created - self.closed)
             if in_use > self.peak_in_use:
@@ -146,6 +177,11 @@ class ServerPoolSnapshot:
     # Operations that failed for want of a free connection (a read that pymongo retries after
     # a check-out timeout counts once); checkout_failures counts every failed check-out.
     checkout_timeouts: int = 0
+    # The check-out wait histogram: cumulative counts of check-outs that waited at most each
+    # of WAIT_BUCKETS (seconds), how many were counted and their waits' sum (seconds).
+    checkout_wait_buckets: tuple[int, ...] = ()
+    checkout_wait_count: int = 0
+    checkout_wait_seconds_sum: float = 0.0
 
     @property
     def checkout_failures_total(self) -> int:
@@ -249,6 +285,8 @@ class PoolMetrics:
 
     def _server_snapshot(self, address: str, c: _ServerCounters, idle: int) -> ServerPoolSnapshot:
         waits = sorted(c.waits)
+        with c.wait_lock:
+            counts, wait_sum = list(c.wait_counts), c.wait_sum
         waiting, connecting = self._waiting_and_connecting(c)
         open_ = c.created - c.closed
         idle = min(idle, open_)
@@ -276,6 +314,9 @@ class PoolMetrics:
             budget_refusals=c.budget_refusals,
             connecting=connecting,
             checkout_timeouts=c.timed_out_operations,
+            checkout_wait_buckets=tuple(itertools.accumulate(counts[:-1])),
+            checkout_wait_count=sum(counts),
+            checkout_wait_seconds_sum=wait_sum,
         )
 
     # Rare events (locked).

@@ -47,7 +47,7 @@ from django_mongopool.conf import conf
 from django_mongopool.fleet import history, reading, roles, shares
 from django_mongopool.guards import forks
 from django_mongopool.guards.redact import scrub
-from django_mongopool.guards.untrusted import UNTRUSTED_CODEC_OPTIONS
+from django_mongopool.guards.untrusted import MALFORMED_REPLY_ERRORS, UNTRUSTED_CODEC_OPTIONS
 
 logger = logging.getLogger("django_mongopool.heartbeat")
 
@@ -94,7 +94,7 @@ def secrets() -> tuple[str | bytes, ...]:
 
 
 def sign(document: dict[str, Any]) -> dict[str, Any]:
-    """``document`` with its MAC (every field of :data:`fleet.FIELDS` it has)."""
+    """``document`` with its MAC (every field of :data:`reading.FIELDS` it has)."""
     document[reading.MAC_FIELD] = reading.mac(document, secrets()[0])
     return document
 
@@ -181,11 +181,16 @@ def ensure_index(target: Collection[dict[str, Any]]) -> None:
     A TTL index of an earlier version (deleting beats after 6 intervals of the process
     that created it) would delete the beats of live processes with a longer interval:
     it is replaced. Where the server has TTL indexes, beats expire after
-    :data:`fleet.PRUNE_AFTER_SECONDS` even when no publisher is left to prune.
+    :data:`reading.PRUNE_AFTER_SECONDS` even when no publisher is left to prune.
     """
     for name, spec in target.index_information().items():
-        if [tuple(key) for key in spec.get("key", [])] == [("updated_at", 1)]:
+        key = spec.get("key") if isinstance(spec, dict) else None
+        if not isinstance(key, list) or not all(isinstance(k, list | tuple) for k in key):
+            continue  # not an index this app could have made (the server's reply is odd)
+        if [tuple(k) for k in key] == [("updated_at", 1)]:
             ttl = spec.get("expireAfterSeconds")
+            if not isinstance(ttl, int | float) or isinstance(ttl, bool):
+                ttl = None  # an odd value: leave the index alone
             if ttl is None or ttl >= reading.PRUNE_AFTER_SECONDS:
                 return
             try:
@@ -227,6 +232,7 @@ class Publisher(threading.Thread):
         self.previous_timeouts = 0
         self.beats = 0
         self.failures = 0
+        self.last_beat_at: float | None = None  # time.time() of the last beat published
         self.indexed: bool | None = None  # unknown until the first beat
         self._beat_lock = threading.Lock()
         self._next_beat = self._next_sample = 0.0
@@ -251,7 +257,9 @@ class Publisher(threading.Thread):
                 try:
                     ensure_index(target)
                     self.indexed = True
-                except OperationFailure as exc:  # e.g. not allowed: reads still work
+                # Not allowed, or the server's reply to listIndexes was malformed: the index is
+                # a help for reads and pruning, never a reason not to beat.
+                except (OperationFailure, *MALFORMED_REPLY_ERRORS) as exc:
                     self.indexed = False
                     logger.warning(
                         "Heartbeat collection %s: no index on updated_at (%s); reads scan it.",
@@ -266,6 +274,7 @@ class Publisher(threading.Thread):
             target.replace_one({"_id": document["_id"]}, document, upsert=True)
         self.previous_timeouts = document["checkout_timeouts"]
         self.beats += 1
+        self.last_beat_at = time.time()
         if conf.fleet_budget is not None:
             self._recompute_share(document["_id"], clock)
 
@@ -300,7 +309,9 @@ class Publisher(threading.Thread):
         expected = isinstance(exc, PyMongoError | ImproperlyConfigured)
         kind = type(exc).__name__
         reason = f"{kind}: {_reason(exc)}"
-        if expected:
+        # A reply pymongo could not make sense of (MALFORMED_REPLY_ERRORS) also leaves the
+        # fleet unread; it keeps its traceback below, as it may as well be a bug of ours.
+        if expected or isinstance(exc, MALFORMED_REPLY_ERRORS):
             shares.fleet_unreadable(reason)
         now = time.monotonic()
         if kind == self._failing and now - self._logged_at < LOG_EVERY_SECONDS:
@@ -417,11 +428,23 @@ def stop_at_exit() -> None:
     stop(EXIT_JOIN_SECONDS)
 
 
+def publisher_status() -> dict[str, Any]:
+    """This process's publisher, for the report: running, beats published, failed turns, and
+    when (``time.time()``) it last published a beat (None: never)."""
+    publisher = _publisher
+    return {
+        "running": publisher is not None and publisher.is_alive(),
+        "beats": publisher.beats if publisher is not None else 0,
+        "failures": publisher.failures if publisher is not None else 0,
+        "last_beat_at": publisher.last_beat_at if publisher is not None else None,
+    }
+
+
 def read_fleet(clock: ServerClock | None = None) -> reading.Reading:
     """The live heartbeats, judged by the server's clock; forged and odd ones counted.
 
     Only beats young enough to be live are fetched (by ``updated_at``, indexed), and only
-    the fields the reader uses (:data:`fleet.PROJECTION`).
+    the fields the reader uses (:data:`reading.PROJECTION`).
     """
     target = collection().with_options(codec_options=UNTRUSTED_CODEC_OPTIONS)
     clock = clock or server_clock(target.database)

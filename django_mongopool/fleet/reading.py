@@ -25,7 +25,7 @@ from django.utils.crypto import salted_hmac
 
 from django_mongopool.fleet.budget import is_saturated
 from django_mongopool.fleet.roles import ROLES, WEB
-from django_mongopool.guards.untrusted import MAX_COUNT, Unreadable, count
+from django_mongopool.guards.untrusted import MALFORMED_REPLY_ERRORS, MAX_COUNT, Unreadable, count
 
 LIVE_FACTOR = 3  # a process is alive while its last beat is younger than 3 intervals
 MAX_SKEW_SECONDS = 5.0  # the publishers' readings of the server's clock may differ this much
@@ -249,6 +249,7 @@ def is_live(age_seconds: float, interval: float) -> bool:
 class Reading:
     processes: list[dict[str, Any]] = field(default_factory=list)
     unreadable: int = 0  # verified, but with values this app never writes ("odd")
+    malformed_reply: bool = False  # the server's reply to the read was not a cursor of documents
     forged: int = 0  # the MAC does not verify: not written with this app's key
     forged_ids: list[str] = field(default_factory=list)  # the first MAX_SHOWN_IDS of them
     future: list[Any] = field(default_factory=list)  # _ids of verified beats dated ahead of now
@@ -267,9 +268,14 @@ def read(
     reading = Reading(clock=clock)
     try:
         for doc in docs:
-            _read_one(doc, now, secrets, max_interval, reading)
+            if isinstance(doc, Mapping):
+                _read_one(doc, now, secrets, max_interval, reading)
+            else:  # a batch of something other than documents
+                reading.unreadable += 1
     except BSONError:  # a document pymongo cannot decode at all: the rest of its batch is lost
         reading.unreadable += 1
+    except MALFORMED_REPLY_ERRORS:  # the reply itself is malformed: the rest is lost
+        reading.malformed_reply = True
     reading.processes.sort(key=lambda p: (p["host"], p["pid"]))
     return reading
 
@@ -318,6 +324,11 @@ def notes(reading: Reading, collection: str) -> list[str]:
             f"{reading.unreadable} unreadable heartbeat document(s) skipped in {collection}: "
             "signed with this app's key but with values it never writes (a count out of "
             "range, a wrong type)."
+        )
+    if reading.malformed_reply:
+        said.append(
+            f"The server's reply to the read of {collection} was malformed (not a cursor of "
+            "documents): the heartbeats after that point were not read."
         )
     if reading.future:
         said.append(

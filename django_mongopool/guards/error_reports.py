@@ -313,6 +313,8 @@ def _wrap_traceback_data(original: Callable[..., Any]) -> Callable[..., Any]:
                 ]
             elif isinstance(value, str | dict | list | tuple):
                 masked[key] = mask_value(value, secrets, substitute)
+            elif isinstance(value, BaseException):  # Django 6.0+: exception_value is the exception
+                masked[key] = mask_value(str(value), secrets, substitute)
             else:
                 masked[key] = value
         if "lastframe" in masked and masked.get("frames"):

@@ -22,6 +22,11 @@ UNTRUSTED_CODEC_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(
     datetime_conversion=DatetimeConversion.DATETIME_AUTO,
 )
 
+# What pymongo raises, besides PyMongoError and BSONError, on a reply that is not shaped as the
+# command's reply must be (no "cursor", a "firstBatch" that is not a list, documents that are
+# not documents): a hostile or broken server. Callers treat them as a failed read.
+MALFORMED_REPLY_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+
 # The largest count believed: the largest integer a float (and a JSON reader) holds exactly.
 MAX_COUNT = 2**53 - 1
 COUNT_RANGE = f"a whole number from 0 to {MAX_COUNT}"

@@ -19,6 +19,9 @@ from django.test import Client
 from django.urls import reverse
 from prometheus_client.parser import text_string_to_metric_families
 
+from django_mongopool.audit import prometheus
+from django_mongopool.audit import report as audit
+from tests import prometheus_figures
 from tests.audit.mockup import Server, cursor_reply, group_doc, server_status, start_servers
 from tests.helpers import closed_port
 
@@ -347,8 +350,12 @@ def test_command_labels_its_own_pool(replica_set):
     out = StringIO()
     call_command("mongo_connections", "--timeout", "1", "--format", "prometheus", stdout=out)
     names = {f.name for f in text_string_to_metric_families(out.getvalue())}
-    assert "mongopool_command_pool_open" in names and "mongopool_pool_open" not in names
-    assert "mongopool_unavailable_responses" not in names
+    assert "mongopool_command_pool_open_connections" in names
+    assert "mongopool_pool_open_connections" not in names
+    assert "mongopool_command_sessions_started" in names  # a counter: samples end in _total
+    assert (
+        "mongopool_sessions_started" not in names and "mongopool_unavailable_responses" not in names
+    )
 
 
 def test_member_clients_pass_stray_detection(replica_set, settings, recwarn):
@@ -425,3 +432,29 @@ def test_replica_set_without_a_primary_is_still_audited(point_at):
         m["utilisation_percent"] for m in report["server"]["members"] if m["answered"]
     )
     assert answered == [1.0, 2.0]
+
+
+def test_prometheus_carries_every_figure_of_the_command_report(replica_set):
+    """Every figure of the command's report (applications, each member, the one that does not
+    answer) has its series, type and help text, with the report's values."""
+    report = audit.build_report(role="command", timeout=1)
+    assert report["server"]["applications"] and report["server"]["members"][0]["connections"]
+    scrape = prometheus_figures.check(report, prometheus.render(report))
+    assert scrape.total("mongopool_server_members_unanswered") == 1
+    assert scrape.total("mongopool_member_connections_created") == 2 * 9000  # two answered
+    assert scrape.families["mongopool_member_connections_created"].type == "counter"
+
+
+def test_docs_list_the_families_of_mongo_connections_only(replica_set):
+    """docs/prometheus.md marks the families /metrics never exports ($currentOp): the command
+    exports them, with the documented types and labels."""
+    from tests import ops_kit
+
+    report = audit.build_report(role="command", timeout=1)
+    exported = {f.name: f for f in text_string_to_metric_families(prometheus.render(report))}
+    only = {n: row for n, row in ops_kit.documented_families().items() if row[2]}
+    assert only and set(only) <= set(exported)
+    assert {n for n in exported if "_app" in n or "current_op" in n} == set(only)
+    for name, (type_, labels, _) in only.items():
+        assert exported[name].type == type_
+        assert {label for s in exported[name].samples for label in s.labels} == labels, name

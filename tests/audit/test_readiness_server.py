@@ -48,7 +48,9 @@ async def test_probe_judges_each_pool_by_itself(mongo, settings):
 
         text = prometheus.render(await asyncio.to_thread(report.build_report))
         (family,) = [
-            f for f in text_string_to_metric_families(text) if f.name == "mongopool_pool_in_use"
+            f
+            for f in text_string_to_metric_families(text)
+            if f.name == "mongopool_pool_in_use_connections"
         ]
         labels = [tuple(sorted(sample.labels.items())) for sample in family.samples]
         assert len(labels) == len(set(labels)) == 2

@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 from bson import json_util
 from django.core.management import CommandError, call_command
-from mockupdb import Matcher, MockupDB, OpMsg
+from mockupdb import OpMsg
 from prometheus_client.parser import text_string_to_metric_families
 
+from django_mongopool.audit import prometheus
+from django_mongopool.audit import report as audit
+from tests import prometheus_figures
+
 REPLIES = Path(__file__).parent / "replies"
-HELLO = {"maxWireVersion": 21, "minWireVersion": 0, "isWritablePrimary": True}
 
 
 def _reply(name: str):
@@ -47,24 +50,6 @@ def grouped(rows):
         if driver not in group["drivers"]:
             group["drivers"].append(driver)
     return list(groups.values())
-
-
-@pytest.fixture
-def recorded(settings):
-    """A mockupdb server answering like mongod; tests register the replies they need."""
-    server = MockupDB(auto_ismaster=HELLO, verbose=False)
-    server.run()
-    server.append_responder(
-        Matcher(), {"ok": 1}
-    )  # anything else (endSessions, ...) succeeds quietly
-    settings.MONGOPOOL_URI = (
-        f"mongodb://127.0.0.1:{server.port}/shop?directConnection=true&appname=auditor"
-    )
-    settings.MONGOPOOL_CLIENT_OPTIONS = {"serverSelectionTimeoutMS": 2000}
-    settings.MONGOPOOL_PROCESSES = 8
-    yield server
-    settings.MONGOPOOL_URI = "mongodb://127.0.0.1:9/x"  # close the client before the server stops
-    server.stop()
 
 
 def _serve(server, status=None, current_op=None, heartbeats=()):
@@ -193,6 +178,43 @@ def test_prometheus_output_parses(recorded):
     call_command("mongo_connections", "--format", "prometheus", stdout=out)
     families = {f.name: f for f in text_string_to_metric_families(out.getvalue())}
     states = {s.labels["state"]: s.value for s in families["mongopool_server_connections"].samples}
-    assert states["current"] == 95 and states["rejected"] == 0
+    assert states["current"] == 95 and "rejected" not in states and "totalCreated" not in states
+    # The fields that only grow are counters, per member.
+    (rejected,) = families["mongopool_member_connections_rejected"].samples
+    assert (rejected.name, rejected.value) == ("mongopool_member_connections_rejected_total", 0)
+    assert families["mongopool_member_connections_rejected"].type == "counter"
     assert families["mongopool_server_up"].samples[0].value == 1
     assert families["mongopool_fleet_ceiling_connections"].samples[0].value == 96
+
+
+def test_prometheus_carries_every_figure_of_a_recorded_mongod(recorded, settings):
+    """mongod 8's serverStatus.connections: levels as gauges, totalCreated and rejected as
+    counters; every other figure of the report with its series."""
+    _serve(recorded, status=_reply("serverstatus_mongod8.json"), current_op=_cursor([]))
+    report = audit.build_report(role="command", timeout=2)
+    connections = report["server"]["connections"]
+    assert connections["totalCreated"] == 1203 and connections["current"] == 95
+    scrape = prometheus_figures.check(report, prometheus.render(report))
+    assert scrape.total("mongopool_member_connections_created") == 1203
+    assert scrape.total("mongopool_server_connections", state="current") == 95
+    assert scrape.samples("mongopool_server_connections", state="totalCreated") == []
+
+
+def test_prometheus_leaves_out_numbers_that_are_no_sample_value(recorded):
+    """A figure that is not finite, too large for a float, or not a number at all is left out
+    of its family; the rest of the output stands."""
+    _serve(recorded, status=_reply("serverstatus_mongod8.json"), current_op=_cursor([]))
+    report = audit.build_report(role="command", timeout=2)
+    report["budget"]["server_capacity"] = 10**400
+    report["server"]["utilisation_percent"] = float("nan")
+    report["budget"]["fleet_ceiling_percent"] = float("inf")
+    report["config"]["heartbeat_seconds"] = "ten"
+    families = {f.name: f for f in text_string_to_metric_families(prometheus.render(report))}
+    for name in (
+        "mongopool_server_capacity_connections",
+        "mongopool_server_utilisation_ratio",
+        "mongopool_fleet_ceiling_ratio",
+        "mongopool_heartbeat_interval_seconds",
+    ):
+        assert families[name].samples == [], name
+    assert families["mongopool_server_up"].samples[0].value == 1

@@ -171,7 +171,7 @@ def test_prometheus_endpoint_for_staff_parses_back(mongo, viewer):
     families = {f.name: f for f in text_string_to_metric_families(response.content.decode())}
     assert families["mongopool_server_up"].samples[0].value == 1
     assert families["mongopool_sessions_started"].samples[0].value >= 1
-    assert families["mongopool_pool_open"].samples[0].value >= 1
+    assert families["mongopool_pool_open_connections"].samples[0].value >= 1
 
 
 def test_prometheus_endpoint_with_bearer_token(mongo, settings):
@@ -185,7 +185,7 @@ def test_prometheus_endpoint_with_bearer_token(mongo, settings):
 
 @pytest.fixture
 def without_prometheus():
-    """exposition.py imported as if prometheus-client were not installed."""
+    """audit/prometheus.py imported as if prometheus-client were not installed."""
     saved = {n: m for n, m in sys.modules.items() if n.split(".")[0] == "prometheus_client"}
     for name in saved:
         del sys.modules[name]

@@ -8,6 +8,7 @@ from collections import deque
 import pytest
 
 from django_mongopool.client.figures import (
+    WAIT_BUCKETS,
     CommandCounter,
     PoolMetrics,
     ProcessCounters,
@@ -142,8 +143,9 @@ def test_totals_across_servers_and_pools():
     ]
 
 
-def test_the_check_out_hook_takes_no_lock():
-    """Check-out: counters only (the lock is for rare events and snapshots)."""
+def test_the_check_out_hook_takes_no_lock_of_the_pools_metrics():
+    """Check-out: counters and the server's own histogram lock (the metrics' lock is for rare
+    events and snapshots)."""
     metrics = PoolMetrics()
     c = metrics.attach(FakePool(), ADDR)
     metrics.connection_created(c)
@@ -204,3 +206,34 @@ def test_the_sync_pools_check_out_records_what_checked_out_now_records(monkeypat
     assert figures(inline) == figures(reference) == (4, 2, 2, 0)
     assert len(counted.waits) == len(expected.waits) == 4
     assert [w >= 0.05 for w in counted.waits] == [w >= 0.05 for w in expected.waits]
+
+
+def test_the_check_out_wait_histogram_counts_every_check_out_by_bucket():
+    """Cumulative buckets per bound (a wait equal to a bound is in its bucket), every check-out
+    in the count, the waits' sum; far more check-outs than the percentiles' recent samples."""
+    metrics = PoolMetrics()
+    c = metrics.attach(FakePool(), ADDR)
+    metrics.connection_created(c)
+    waits = [0.0, 0.0001, 0.0002, 0.001, 0.3, 10.0, 42.0]
+    for wait in waits:
+        c.checked_out_now(wait, checked_out=1)
+    for _ in range(2000):
+        c.checked_out_now(0.00005, checked_out=1)
+    (server,) = metrics.snapshot()
+    buckets = dict(zip(WAIT_BUCKETS, server.checkout_wait_buckets, strict=True))
+    assert buckets[0.0001] == 2000 + 2  # 0.0 and 0.0001 (le: at most the bound)
+    assert buckets[0.00025] == 2000 + 3
+    assert buckets[0.001] == buckets[0.0025] == 2000 + 4
+    assert buckets[0.25] == 2000 + 4 and buckets[0.5] == 2000 + 5
+    assert buckets[10.0] == 2000 + 6  # 42 s: only in +Inf, the count
+    assert server.checkout_wait_count == server.checkouts == 2000 + len(waits)
+    assert server.checkout_wait_seconds_sum == pytest.approx(sum(waits) + 2000 * 0.00005)
+    assert list(server.checkout_wait_buckets) == sorted(server.checkout_wait_buckets)
+
+
+def test_an_unused_pool_has_an_empty_histogram():
+    metrics = PoolMetrics()
+    metrics.attach(FakePool(), ADDR)
+    (server,) = metrics.snapshot()
+    assert server.checkout_wait_buckets == (0,) * len(WAIT_BUCKETS)
+    assert (server.checkout_wait_count, server.checkout_wait_seconds_sum) == (0, 0.0)

@@ -1,7 +1,7 @@
 """A pymongo release that moved an internal the package uses: each fallback, against the real server.
 
 Each test plays such a release by changing what ``django_mongopool.client.pymongo_internals`` sees (a name
-gone, or a class whose method has another signature), runs ``_pymongo.verify()`` again and
+gone, or a class whose method has another signature), runs ``pymongo_internals.verify()`` again and
 rebuilds the clients; then the app must still serve requests with ``request.mongo_session``,
 the system check must name what moved and the fallback in force, and the fallback must keep
 the promises that need no internal.
@@ -122,7 +122,7 @@ def test_pool_figures_come_from_public_pool_events(
     metrics = Client().get("/mongopool/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     assert metrics.status_code == 200
     families = {f.name: f for f in text_string_to_metric_families(metrics.content.decode())}
-    assert families["mongopool_pool_open"].samples[0].value >= 1
+    assert families["mongopool_pool_open_connections"].samples[0].value >= 1
     assert families["mongopool_pool_checkouts"].samples[0].value >= 2
 
 

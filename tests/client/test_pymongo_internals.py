@@ -115,7 +115,9 @@ def _pymongo_bases(tree: ast.Module) -> set[str]:
         for node in ast.walk(tree):
             if isinstance(node, ast.ClassDef) and node.name not in found:
                 bases = [ast.unparse(base).split("[")[0] for base in node.bases]
-                if any(b in found or b.startswith(("_pymongo.", "pymongo.")) for b in bases):
+                if any(
+                    b in found or b.startswith(("pymongo_internals.", "pymongo.")) for b in bases
+                ):
                     found.add(node.name)
                     changed = True
     return found

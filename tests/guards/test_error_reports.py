@@ -173,7 +173,7 @@ def test_debug_500_page_shows_no_form_of_the_password(settings, configured, view
 @pytest.mark.parametrize("view", ["/r/scram/", "/r/scram-async/", "/r/quoting/"])
 def test_error_mails_text_and_html_show_no_form_of_the_password(settings, configured, outbox, view):
     settings.DEBUG = False
-    settings.ADMINS = [("Ops", "ops@example.com")]
+    settings.ADMINS = ADMINS
     with_html = AdminEmailHandler(include_html=True)
     logger = logging.getLogger("django.request")
     logger.addHandler(with_html)

@@ -15,7 +15,7 @@ from django.utils.log import AdminEmailHandler
 
 from django_mongopool.pytest_plugin import SecureMongoServer
 from tests.guards.spellings import assert_hidden
-from tests.helpers import with_password
+from tests.helpers import ADMINS, with_password
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db]
 
@@ -47,7 +47,7 @@ def test_debug_page_after_a_refused_non_ascii_password(settings, wrong_password)
 @pytest.mark.urls("tests.failure_urls")
 def test_error_mails_after_a_refused_non_ascii_password(settings, wrong_password, outbox):
     settings.DEBUG = False
-    settings.ADMINS = [("Ops", "ops@example.com")]
+    settings.ADMINS = ADMINS
     with_html = AdminEmailHandler(include_html=True)
     logger = logging.getLogger("django.request")
     logger.addHandler(with_html)

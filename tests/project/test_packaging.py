@@ -65,13 +65,18 @@ def _source_files() -> list[str]:
 
 
 def _shipped_files(sources: list[str]) -> set[str]:
-    """Every package file the installed app needs: modules, templates, static files, py.typed."""
+    """Every package file the installed app needs: modules, templates, static files, py.typed,
+    the operations kit."""
     found = set()
     for name in sources:
         parts = name.split("/")
         if parts[0] != "django_mongopool":
             continue
-        if name.endswith(".py") or parts[-1] == "py.typed" or {"templates", "static"} & set(parts):
+        if (
+            name.endswith(".py")
+            or parts[-1] == "py.typed"
+            or {"templates", "static", "ops"} & set(parts)
+        ):
             found.add(name)
     return found
 

@@ -84,8 +84,8 @@ def _check_outcomes(results, ferretdb, web) -> Counter:
 
 def _sessions_balanced(web: ExampleServer) -> None:
     metrics = web.metrics()
-    assert metrics["mongopool_sessions_started"] == metrics["mongopool_sessions_ended"]
-    assert metrics["mongopool_pool_open"] <= POOL
+    assert metrics["mongopool_sessions_started_total"] == metrics["mongopool_sessions_ended_total"]
+    assert metrics["mongopool_pool_open_connections"] <= POOL
 
 
 def test_server_killed_and_restarted_mid_load(ferretdb, web, tmp_path):

@@ -57,7 +57,11 @@ def test_200_concurrent_async_requests_under_uvicorn(mongo_server, tmp_path):
             d["_id"] for d in client[web.env["MONGODB_DATABASE"]]["entries"].find({}, {"_id": 1})
         }
     assert {r[0] for r in results} <= stored
-    assert metrics["mongopool_sessions_started"] == metrics["mongopool_sessions_ended"] >= REQUESTS
+    assert (
+        metrics["mongopool_sessions_started_total"]
+        == metrics["mongopool_sessions_ended_total"]
+        >= REQUESTS
+    )
     # The sync client (readiness probe, before the load) keeps its own few connections; the
     # loop's async client added at most maxPoolSize + monitors on top of them.
     per_client = len(mongo_server.ports) * (POOL + MONITORS_PER_SERVER)
@@ -93,11 +97,13 @@ def test_client_disconnect_mid_stream_ends_the_session_under_uvicorn(mongo_serve
         ended = None
         for _ in range(100):
             after = web.metrics()
-            if after["mongopool_sessions_ended"] == after["mongopool_sessions_started"]:
+            if after["mongopool_sessions_ended_total"] == after["mongopool_sessions_started_total"]:
                 ended = after
                 break
             time.sleep(0.1)
     finally:
         web.stop()
     assert ended is not None, "the cancelled stream did not end its session"
-    assert ended["mongopool_sessions_started"] == before["mongopool_sessions_started"] + 1
+    assert (
+        ended["mongopool_sessions_started_total"] == before["mongopool_sessions_started_total"] + 1
+    )
