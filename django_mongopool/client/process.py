@@ -320,6 +320,8 @@ def before_fork() -> None:
 def after_fork_in_child() -> None:
     """The child builds its own client; the parent's is set aside (see :meth:`adopt_fork`)."""
     _process.adopt_fork()
+    if pin_lock.locked():  # held by a thread of the parent: released, not replaced (it is
+        pin_lock.release()  # imported by name, and no thread of this child holds it yet)
 
 
 # Called with the configuration before each client of the app is built from it.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 
@@ -10,8 +11,10 @@ import pytest
 from django_mongopool.client.figures import (
     WAIT_BUCKETS,
     CommandCounter,
+    Count,
     PoolMetrics,
     ProcessCounters,
+    address_text,
     process_snapshot,
 )
 
@@ -237,3 +240,33 @@ def test_an_unused_pool_has_an_empty_histogram():
     (server,) = metrics.snapshot()
     assert server.checkout_wait_buckets == (0,) * len(WAIT_BUCKETS)
     assert (server.checkout_wait_count, server.checkout_wait_seconds_sum) == (0, 0.0)
+
+
+def test_a_count_reads_every_step_any_thread_took():
+    count = Count()
+    assert count.read() == 0
+
+    def step() -> None:
+        for _ in range(10_000):
+            next(count)
+
+    threads = [threading.Thread(target=step) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    readings = [count.read() for _ in range(50)]  # reading meanwhile takes nothing away
+    for thread in threads:
+        thread.join()
+    assert readings == sorted(readings)
+    assert count.read() == count.read() == 40_000
+
+
+@pytest.mark.parametrize(
+    ("address", "shown"),
+    [
+        (("db.example.net", 27018), "db.example.net:27018"),
+        (("::1", 27017), "[::1]:27017"),
+        (("fe80::1", None), "[fe80::1]:27017"),
+    ],
+)
+def test_an_address_is_shown_as_host_and_port_with_ipv6_bracketed(address, shown):
+    assert address_text(address) == shown
