@@ -132,7 +132,7 @@ def _close_with_loop(loop: asyncio.AbstractEventLoop, client: PooledAsyncMongoCl
 
 def get_async_client() -> PooledAsyncMongoClient:
     """The ``AsyncMongoClient`` of the running event loop (built on first use)."""
-    override = active_test_clients()  # client.use_test_client(): the mongomock tier
+    override = active_test_clients()  # process.use_test_client(): the mongomock tier
     if override is not None and override[1] is not None:
         return override[1]  # type: ignore[no-any-return]
     loop = asyncio.get_running_loop()

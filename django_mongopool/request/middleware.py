@@ -135,7 +135,7 @@ class RequestSessions(RequestScope):
         if self.ended:
             return
         self.ended = True
-        # A thread of this request may be pinning the client right now (client.hold_for). The
+        # A thread of this request may be pinning the client right now (process.hold_for). The
         # lock is read first: a thread not yet in it will see `ended` and give its hold back;
         # one that has left it has set `needs_end`.
         if pin_locked() or self.needs_end:
