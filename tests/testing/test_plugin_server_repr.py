@@ -12,17 +12,11 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from django_mongopool.pytest_plugin import MongoServer, SecureMongoServer
+from tests.testing.projects import project_settings
 
 pytestmark = [pytest.mark.server, pytest.mark.core]
 
-SETTINGS = """
-SECRET_KEY = "x"
-INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "django_mongopool"]
-MIDDLEWARE = ["django_mongopool.middleware.MongoSessionMiddleware"]
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
-MONGOPOOL_URI = "mongodb://127.0.0.1:9/unused"
-USE_TZ = True
-"""
+SETTINGS = project_settings(urls=False)
 
 FAILING = """
 def test_fails(mongopool_secure_server):

@@ -8,15 +8,9 @@ from __future__ import annotations
 
 import time
 
-SETTINGS = """
-SECRET_KEY = "x"
-INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "django_mongopool"]
-MIDDLEWARE = ["django_mongopool.middleware.MongoSessionMiddleware"]
-ROOT_URLCONF = "proj_urls"
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
-MONGOPOOL_URI = "mongodb://127.0.0.1:9/shop"
-USE_TZ = True
-"""
+from tests.testing.projects import project_settings
+
+SETTINGS = project_settings("mongodb://127.0.0.1:9/shop")
 
 URLS = """
 from django.http import JsonResponse
@@ -96,7 +90,7 @@ def test_ini_mock_mode_runs_a_suite_without_a_server(pytester, monkeypatch):
 
 def test_mock_fixture_works_without_a_uri_setting(pytester, monkeypatch):
     pytester.makepyfile(
-        proj_settings=SETTINGS.replace('MONGOPOOL_URI = "mongodb://127.0.0.1:9/shop"', ""),
+        proj_settings=project_settings(None),
         proj_urls=URLS,
         test_views="""
 from django.test import Client

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from tests.testing.projects import project_settings
+
 pytestmark = [pytest.mark.server, pytest.mark.core]
 
-SETTINGS = """
-SECRET_KEY = "x"
-INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "django_mongopool"]
-MIDDLEWARE = ["django_mongopool.middleware.MongoSessionMiddleware"]
-ROOT_URLCONF = "proj_urls"
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
-MONGOPOOL_URI = "mongodb://127.0.0.1:9/unused"
-USE_TZ = True
-"""
+SETTINGS = project_settings()
 
 URLS = """
 from django.http import JsonResponse
