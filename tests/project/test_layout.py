@@ -68,6 +68,8 @@ PUBLIC = {
     "django_mongopool.management.commands.test": ["Command"],
     "django_mongopool.tasks.scope": ["task_session", "task_scope"],
     "django_mongopool.tasks.fleet": ["join_fleet"],
+    "django_mongopool.tasks.celery": ["install"],
+    "django_mongopool.ops": ["ALERT_RULES", "ALERT_RULE_TESTS", "GRAFANA_DASHBOARD"],
 }
 
 
