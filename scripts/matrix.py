@@ -13,7 +13,7 @@ leg that cannot run (no Python, a failed install, a root that cannot be built) i
 never a skip. The exit status is 0 only when every leg passed.
 
 Legs run two at a time by default (``--jobs N``; a leg mostly waits on its servers, so two
-share the machine's cores well); each leg's output goes to ``$MONGOPOOL_CACHE_DIR/matrix/<leg>.log``
+share the machine's cores well); each leg's output goes to ``$MONGOPOOL_CACHE_DIR/matrix/<checkout>/<leg>.log``
 and is printed whole when the leg ends. With ``--jobs 1`` legs run one after the other, printing
 as they go.
 
@@ -39,6 +39,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 ROOT = Path(__file__).resolve().parents[1]
+# Two checkouts may share the cache (MONGOPOOL_CACHE_DIR) and run at once: their logs and
+# temporary directories are kept apart by the checkout's path.
+CHECKOUT = hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
 MATRIX = ROOT / ".ci" / "matrix.toml"
 CACHE = Path(os.environ.get("MONGOPOOL_CACHE_DIR", ROOT / ".cache")).resolve()
 DEBIAN_MIRROR = os.environ.get("MONGOPOOL_DEBIAN_MIRROR", "http://deb.debian.org/debian")
@@ -338,7 +341,7 @@ def run_leg(leg: Leg, tiers: Tiers, extra: list[str], out: TextIO) -> tuple[bool
     tier = "the whole suite" if leg.tier == "full" else f"the {leg.tier} tier"
     print(f"\n=== [{leg.name}] {ran} ({runner.origin}): {tier} ===", file=out, flush=True)
     # A temporary directory of its own: legs running at once must not clean up each other's.
-    basetemp = f"/tmp/mongopool-matrix-{leg.name}"
+    basetemp = f"/tmp/mongopool-matrix-{CHECKOUT}-{leg.name}"
     cmd = [python, "-m", "pytest", "-p", "no:cacheprovider", f"--basetemp={basetemp}"]
     cmd += [*pytest_args(leg, tiers), *extra]
     return runner.run(cmd, stdout=out, stderr=subprocess.STDOUT).returncode == 0, ran
@@ -385,7 +388,7 @@ def main(argv: list[str]) -> int:
     if jobs <= 1:
         results = [timed_leg(leg, tiers, extra, None) for leg in chosen]
     else:
-        logs = CACHE / "matrix"
+        logs = CACHE / "matrix" / CHECKOUT
         logs.mkdir(parents=True, exist_ok=True)
         # The longest leg (the whole suite) starts first; the others share the second slot.
         chosen.sort(key=lambda leg: leg.tier != "full")

@@ -120,7 +120,12 @@ def test_reprs_never_show_the_password(offline):
 
 
 def test_missing_uri_raises_on_use(settings):
+    from django.core.signals import setting_changed
+
     del settings.MONGOPOOL_URI
+    # pytest-django deletes a setting without sending setting_changed (Django's own
+    # override_settings sends it): send it, as a deployment's settings change would.
+    setting_changed.send(sender=None, setting="MONGOPOOL_URI", value=None, enter=True)
     with pytest.raises(ImproperlyConfigured, match="MONGOPOOL_URI is not set"):
         get_client()
 
