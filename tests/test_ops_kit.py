@@ -2,7 +2,7 @@
 every rule covered by a test case, a well-formed Grafana dashboard. (That every query names a
 series /metrics exports is checked against a real scrape in tests/integration/test_prometheus.py.)
 
-promtool is built once into the cache by ``scripts/setup``
+promtool is built once into the cache by ``scripts/test``
 (:mod:`django_mongopool.testing.promtool`); without it these tests fail, they never skip.
 """
 
@@ -23,7 +23,7 @@ from tests import ops_kit
 def binary():
     path = promtool.binary_path()
     assert path.exists(), (
-        f"promtool is not built ({path}): run scripts/setup, or "
+        f"promtool is not built ({path}): run scripts/test, or "
         "python -m django_mongopool.testing.promtool build"
     )
     return path

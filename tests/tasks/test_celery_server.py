@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 from io import StringIO
@@ -154,7 +155,8 @@ def test_prefork_worker_holds_the_budget_ends_every_session_and_loses_no_write(
         out = StringIO()
         call_command("mongo_connections", stdout=out)
         text = out.getvalue()
-        assert "ROLE" in text and all(f"{pid}  worker" in text for pid in live)
+        # Columns are padded to the widest PID: children whose PIDs differ in width line up apart.
+        assert "ROLE" in text and all(re.search(rf"\b{pid} +worker\b", text) for pid in live)
         as_json = StringIO()
         call_command("mongo_connections", "--format", "json", stdout=as_json)
         assert {p["role"] for p in json.loads(as_json.getvalue())["fleet"]["processes"]} == {
