@@ -81,9 +81,10 @@ def measure(wait_ms: int, rounds: int) -> dict:
     from django.test.utils import override_settings
     from pymongo import monitoring
 
-    from django_mongopool import get_database, pools
+    from django_mongopool import get_database
     from django_mongopool.checks import checkout_waits_ms
-    from django_mongopool.client import get_config
+    from django_mongopool.client import pools
+    from django_mongopool.client.process import get_config
 
     class Listener(Gate, monitoring.CommandListener):
         pass

@@ -53,8 +53,8 @@ sys.path.insert(0, str(ROOT))
 from pymongo import monitoring  # noqa: E402
 from servers import MODES, Server, machine  # noqa: E402
 
-from django_mongopool.options import DEFAULT_CLIENT_OPTIONS  # noqa: E402
-from django_mongopool.redact import scrub, uri_secrets  # noqa: E402
+from django_mongopool.client.options import DEFAULT_CLIENT_OPTIONS  # noqa: E402
+from django_mongopool.guards.redact import scrub, uri_secrets  # noqa: E402
 
 # Every option the app would otherwise default, spelled out, so the plain client gets the same.
 CLIENT_OPTIONS: dict[str, Any] = {**DEFAULT_CLIENT_OPTIONS, "appname": "bench-cpu"}

@@ -13,10 +13,11 @@ from django.utils.cache import patch_vary_headers
 from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_safe
 
+from django_mongopool.audit.permissions import can_view_pool
+from django_mongopool.audit.report import web_report
+from django_mongopool.audit.views import served_url
 from django_mongopool.models import PoolHealth
-from django_mongopool.negotiation import format_is_known, wants_json
-from django_mongopool.permissions import can_view_pool
-from django_mongopool.views import served_url, web_report
+from django_mongopool.request.negotiation import format_is_known, wants_json
 
 REFRESH_SECONDS = 5
 

@@ -16,56 +16,36 @@ _hooks_installed = False
 
 def settings_changed(*, setting: str, **kwargs: Any) -> None:
     """Drop cached settings; a change to a client setting retires the clients."""
-    from django_mongopool import async_client, client, shares, stray
+    from django_mongopool.client import event_loops, process
     from django_mongopool.conf import CLIENT_SETTINGS, SETTINGS, conf
+    from django_mongopool.fleet import shares
+    from django_mongopool.guards import stray
 
     if setting not in SETTINGS:
         return
     conf.clear(setting)
     if setting in CLIENT_SETTINGS:
-        client.reset_client()
-        async_client.reset_async_clients()
+        process.reset_client()
+        event_loops.reset_async_clients()
         shares.forget()
     if setting == "MONGOPOOL_STRAY_CLIENTS":
         stray.sync_with_settings()
 
 
-def _after_fork_in_child() -> None:
-    from django_mongopool import (
-        async_client,
-        audit,
-        client,
-        heartbeat,
-        history,
-        readiness,
-        shares,
-        stray,
-        unavailable,
-    )
-
-    # Only what another thread of the parent may have held or filled: nothing here takes a
-    # lock (a lock held at fork time would never be released in the child).
-    client.after_fork_in_child()
-    async_client.forget_all()
-    heartbeat.forget_after_fork()
-    history.forget_after_fork()
-    readiness.forget_after_fork()
-    audit.forget_after_fork()
-    stray.forget_after_fork()
-    unavailable.forget_after_fork()
-    shares.forget_after_fork()  # a new worker starts at the minimum share until it sees the fleet
-
-
 def install_process_hooks() -> None:
     """Fork and exit hooks, registered once per interpreter however often ready() runs."""
     global _hooks_installed
-    from django_mongopool import client, heartbeat
+    from django_mongopool.client import process
+    from django_mongopool.fleet import heartbeat
+    from django_mongopool.guards import forks
 
     with _hooks_lock:
         if _hooks_installed:
             return
-        os.register_at_fork(before=client.before_fork, after_in_child=_after_fork_in_child)
-        atexit.register(client.close_clients)
+        # Every module registers what it forgets in a forked child (guards.forks): one hook
+        # runs them all.
+        os.register_at_fork(before=forks.run_before, after_in_child=forks.run_in_child)
+        atexit.register(process.close_clients)
         # atexit runs the last registered first: the heartbeat thread stops before the
         # clients it writes with are closed.
         atexit.register(heartbeat.stop_at_exit)
@@ -76,7 +56,7 @@ def install_task_integrations() -> None:
     """Celery's and Django's tasks framework's hooks, unless MONGOPOOL_TASK_INTEGRATION is False
     (then nothing is connected); each is connected once, whatever calls this."""
     from django_mongopool.conf import conf
-    from django_mongopool.contrib import celery, django_tasks
+    from django_mongopool.tasks import celery, django_tasks
 
     if conf.task_integration:
         celery.install()  # when the project's Celery app has been imported
@@ -89,13 +69,16 @@ class MongoPoolConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        from django_mongopool import _pymongo, checks, heartbeat, reporting, stray
+        from django_mongopool import checks
+        from django_mongopool.client import pymongo_internals
         from django_mongopool.conf import conf
+        from django_mongopool.fleet import heartbeat
+        from django_mongopool.guards import error_reports, stray
 
-        _pymongo.verify()  # pymongo internals checked once; what moved: checks E010, W010-W015
+        pymongo_internals.verify()  # pymongo internals checked once; what moved: checks E010, W010-W015
         checks.register()
         install_process_hooks()
-        reporting.install()  # credentials out of Django's error pages and e-mails
+        error_reports.install()  # credentials out of Django's error pages and e-mails
         setting_changed.connect(settings_changed, dispatch_uid="django_mongopool.settings_changed")
         request_started.connect(
             heartbeat.on_request_started, dispatch_uid="django_mongopool.heartbeat"

@@ -13,10 +13,11 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
-from django_mongopool import _pymongo, budget
-from django_mongopool.client import connected_before_fork
+from django_mongopool.client import pymongo_internals
+from django_mongopool.client.options import ClientConfig
+from django_mongopool.client.process import connected_before_fork
 from django_mongopool.conf import conf
-from django_mongopool.options import ClientConfig
+from django_mongopool.fleet import budget
 
 MIDDLEWARE_PATH = "django_mongopool.middleware.MongoSessionMiddleware"
 LONG_WAIT_MS = 30_000  # load balancers commonly give up on a request after 30 s
@@ -335,9 +336,9 @@ def check_metrics_routed(app_configs: Any = None, **kwargs: Any) -> Messages:
 
 
 def check_pymongo_internals(app_configs: Any = None, **kwargs: Any) -> Messages:
-    """The pymongo internals the package uses that this pymongo has moved (see ``_pymongo``),
+    """The pymongo internals the package uses that this pymongo has moved (see ``pymongo_internals``),
     each with the fallback in force."""
-    status = _pymongo.status()
+    status = pymongo_internals.status()
     messages: Messages = []
     for feature in status.failed:
         if feature.key == "fleet_budget":
@@ -351,7 +352,7 @@ def check_pymongo_internals(app_configs: Any = None, **kwargs: Any) -> Messages:
                     hint="Pin pymongo to a release this django-mongopool is tested with (the "
                     "documentation's Limits page names them), upgrade django-mongopool, or remove "
                     "MONGOPOOL_FLEET_BUDGET.",
-                    id=_pymongo.CHECK_IDS[feature.key],
+                    id=pymongo_internals.CHECK_IDS[feature.key],
                 )
             )
             continue
@@ -362,7 +363,7 @@ def check_pymongo_internals(app_configs: Any = None, **kwargs: Any) -> Messages:
                 f"{feature.fallback}.",
                 hint="Pin pymongo to a release this django-mongopool is tested with (the "
                 "documentation's Limits page names them), or upgrade django-mongopool.",
-                id=_pymongo.CHECK_IDS[feature.key],
+                id=pymongo_internals.CHECK_IDS[feature.key],
             )
         )
     return messages
@@ -385,7 +386,7 @@ def check_probe_reachable(app_configs: Any = None, **kwargs: Any) -> Messages:
     ``admin.site.urls`` under ``admin/``, where the admin's catch-all answers a 302 to the login)."""
     from django.urls import NoReverseMatch, reverse
 
-    from django_mongopool.views import served_url
+    from django_mongopool.audit.views import served_url
 
     messages: Messages = []
     for name, what in (("mongopool:ready", "readiness probe"), ("mongopool:metrics", "metrics")):
@@ -412,7 +413,7 @@ ORM_ENGINE = "django_mongopool.backends.mongodb"
 
 def check_orm_pool_sized(app_configs: Any = None, **kwargs: Any) -> Messages:
     """The ORM engine on the app's pool defaults, which are smaller than pymongo's."""
-    from django_mongopool.options import DEFAULT_CLIENT_OPTIONS
+    from django_mongopool.client.options import DEFAULT_CLIENT_OPTIONS
 
     aliases = [
         alias

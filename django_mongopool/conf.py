@@ -4,7 +4,7 @@ Values are read from ``django.conf.settings`` on first use, validated, cached,
 and dropped from the cache on Django's ``setting_changed`` signal (so
 ``override_settings`` works and nothing is read at import time). The settings
 that shape the ``MongoClient`` (:data:`CLIENT_SETTINGS`) are validated together
-by :func:`django_mongopool.options.build_config`; changing any other setting
+by :func:`django_mongopool.client.options.build_config`; changing any other setting
 never rebuilds the client.
 """
 
@@ -19,7 +19,7 @@ from typing import Any, Literal, cast
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from django_mongopool.options import ClientConfig, build_config
+from django_mongopool.client.options import ClientConfig, build_config
 
 Mode = Literal["off", "warn", "raise"]
 MODES: tuple[Mode, ...] = ("off", "warn", "raise")

@@ -3,7 +3,7 @@
 MongoEngine builds a ``MongoClient`` per connection alias unless ``register_connection(...,
 mongo_client_class=...)`` supplies one. :func:`connect` registers :class:`SharedClient`, a
 stand-in that MongoEngine "constructs" and that forwards every use to
-:func:`django_mongopool.client.get_client`; it never builds or closes a client.
+:func:`django_mongopool.client.process.get_client`; it never builds or closes a client.
 
 MongoEngine's codec options (``uuidRepresentation``, pythonLegacy unless given; ``tz_aware``
 ...) and read preference go on MongoEngine's database objects, not on the shared client, so
@@ -14,7 +14,6 @@ them (fork hook) and so does a change to a client setting, so both use the curre
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any
 
@@ -26,8 +25,9 @@ from pymongo.database import Database
 from pymongo.driver_info import DriverInfo
 from pymongo.read_preferences import ReadPreference
 
-from django_mongopool.client import PooledMongoClient, get_client
+from django_mongopool.client.process import PooledMongoClient, get_client
 from django_mongopool.conf import CLIENT_SETTINGS, conf
+from django_mongopool.guards import forks
 
 try:
     import mongoengine
@@ -157,7 +157,7 @@ def _install_hooks() -> None:
     with _lock:
         if _hooks_installed:
             return
-        os.register_at_fork(after_in_child=forget_cached_databases)
+        forks.in_child(forget_cached_databases)  # run by the app's fork hook
         setting_changed.connect(_settings_changed, dispatch_uid="django_mongopool.mongoengine")
         _hooks_installed = True
 

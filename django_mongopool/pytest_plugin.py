@@ -173,7 +173,7 @@ def _django_configured() -> bool:
 
 @pytest.fixture(scope="session")
 def mongopool_server() -> Iterator[MongoServer]:
-    from django_mongopool._pymongo import parse_uri
+    from django_mongopool.client.pymongo_internals import parse_uri
 
     url = os.environ.get("MONGOPOOL_TEST_URL")
     if url:
@@ -243,7 +243,7 @@ def mongopool_db(mongopool_server: MongoServer, request: pytest.FixtureRequest) 
     """
     from pymongo.errors import PyMongoError
 
-    from django_mongopool.client import get_client, get_database
+    from django_mongopool.client.process import get_client, get_database
 
     _needs_django(request)
     if not _has_pytest_django(request.config):
@@ -307,7 +307,7 @@ def _unreachable_hint(request: Any, cause: BaseException | None) -> None:
     """unavailable.response_hook: a test without a server fixture raises instead of a 503."""
     from django.conf import settings
 
-    from django_mongopool.client import active_test_clients, get_config
+    from django_mongopool.client.process import active_test_clients, get_config
     from django_mongopool.exceptions import ServerUnreachableInTests
 
     if _state.uses_fixture or active_test_clients() is not None:
@@ -360,9 +360,9 @@ def _mongopool_test_session(pytestconfig: pytest.Config) -> Iterator[None]:
     from django.conf import settings
     from django.test.utils import override_settings
 
+    from django_mongopool.request.unavailable import response_hook
     from django_mongopool.testing import explain_missing_sessions
     from django_mongopool.testing.isolation import Isolation
-    from django_mongopool.unavailable import response_hook
 
     _state.timeout_ms = _timeout_ms(pytestconfig)
     with contextlib.ExitStack() as stack:
@@ -397,7 +397,7 @@ class _OwnUri:
             return
         from django.conf import settings
 
-        from django_mongopool.client import use_test_client
+        from django_mongopool.client.process import use_test_client
 
         own = getattr(settings, "MONGOPOOL_URI", None) not in (self.session_uri, MOCK_URI)
         if own and self.real is None:

@@ -10,7 +10,7 @@ page's old address, ``/admin/mongopool/``, keeps working where the include is st
 
 from django.urls import path
 
-from django_mongopool import views
+from django_mongopool.audit import views
 
 app_name = "mongopool"
 urlpatterns = [

@@ -36,7 +36,7 @@ import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 ROOT = Path(__file__).resolve().parents[1]
 # Two checkouts may share the cache (MONGOPOOL_CACHE_DIR) and run at once: their logs and
@@ -101,21 +101,27 @@ class Leg:
     tier: str
     requirements: list[str] = field(default_factory=list)
     constraints: str | None = None
-    also: list[str] = field(default_factory=list)  # test files run in this leg besides its tier
+    also: list[str] = field(default_factory=list)  # markers run in this leg besides its tier
 
 
-def load_matrix(path: Path = MATRIX) -> tuple[list[Leg], dict[str, dict[str, list[str]]]]:
+Tiers = dict[str, dict[str, Any]]
+
+
+def load_matrix(path: Path = MATRIX) -> tuple[list[Leg], Tiers]:
     data = tomllib.loads(path.read_text())
     return [Leg(**leg) for leg in data["legs"]], data["tiers"]
 
 
-def pytest_args(leg: Leg, tiers: dict[str, dict[str, list[str]]]) -> list[str]:
+def pytest_args(leg: Leg, tiers: Tiers) -> list[str]:
+    """The whole suite, or a tier: the tests its markers select under tests/, and those of the
+    leg's ``also`` markers (tests move between files and folders; their markers go with them)."""
     if leg.tier == "full":
         return []
     tier = tiers[leg.tier]
-    excluded = set(tier["exclude"])
-    unit = [f for f in sorted(glob.glob("tests/test_*.py", root_dir=ROOT)) if f not in excluded]
-    return ["-m", "not reliability", *unit, *tier["server"], *leg.also]
+    markers = tier["markers"]
+    if leg.also:
+        markers = f"({markers}) or " + " or ".join(leg.also)
+    return ["tests", "-m", markers]
 
 
 # --- Where a leg's Python comes from ---------------------------------------------------------
@@ -311,9 +317,7 @@ def ensure_venv(leg: Leg, runner: Host | DebianRoot, out: TextIO) -> None:
     stamp.touch()
 
 
-def run_leg(
-    leg: Leg, tiers: dict[str, dict[str, list[str]]], extra: list[str], out: TextIO
-) -> tuple[bool, str]:
+def run_leg(leg: Leg, tiers: Tiers, extra: list[str], out: TextIO) -> tuple[bool, str]:
     if setup_venv_fits(leg):
         runner: Host | DebianRoot = Host(
             str(ROOT / ".venv" / "bin" / "python"), "scripts/setup's .venv"
@@ -344,7 +348,7 @@ def run_leg(
 
 
 def timed_leg(
-    leg: Leg, tiers: dict[str, dict[str, list[str]]], extra: list[str], log: Path | None
+    leg: Leg, tiers: Tiers, extra: list[str], log: Path | None
 ) -> tuple[str, str, float, str]:
     """Run one leg (to ``log``, or to this terminal); its name, outcome, seconds and versions."""
     started = time.monotonic()

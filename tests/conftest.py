@@ -1,5 +1,11 @@
 """The project's own tests use its pytest plugin (django_mongopool.pytest_plugin).
 
+Tests live beside the code they test (``tests/client/`` for ``django_mongopool/client/`` and so
+on; ``tests/project/`` checks the project itself, and its tests are marked ``project``). A test
+on the real server is marked ``server`` (and ``core`` when every leg of the test matrix runs
+it: .ci/matrix.toml); a test that requests a server fixture without the marker is a
+collection error.
+
 ``mongo_server`` and ``mongo`` are short names for the plugin's ``mongopool_server`` and
 ``mongopool_db``: the session starts its own FerretDB on a free loopback port unless
 MONGOPOOL_TEST_URL names a real mongod/mongos; a server that cannot be started is an
@@ -8,7 +14,11 @@ error, never a skip.
 
 from __future__ import annotations
 
+import socket
+
 import pytest
+
+from tests.helpers import closed_port
 
 pytest_plugins = ["pytester"]
 
@@ -21,3 +31,61 @@ def mongo_server(mongopool_server):
 @pytest.fixture
 def mongo(mongopool_db):
     return mongopool_db
+
+
+# Requesting one of these puts a test on the real server: it must be marked `server`.
+SERVER_FIXTURES = {
+    "mongo",
+    "mongo_server",
+    "mongopool_db",
+    "mongopool_server",
+    "mongopool_secure_server",
+}
+
+
+PROJECT = "tests/project/"
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid.startswith(PROJECT):
+            item.add_marker(pytest.mark.project)
+    unmarked = [
+        item.nodeid
+        for item in items
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))
+        and item.get_closest_marker("server") is None
+        and item.nodeid.startswith("tests/")
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "these tests use the real server but are not marked `server`: " + ", ".join(unmarked)
+        )
+
+
+@pytest.fixture
+def offline(settings):
+    """A URI with credentials whose port nothing listens on: clients are built, nothing answers."""
+    settings.MONGOPOOL_URI = f"mongodb://alice:hunter2-secret@127.0.0.1:{closed_port()}/shop"
+    return settings
+
+
+@pytest.fixture
+def silent_server():
+    """A loopback port whose kernel completes the TCP handshake; nothing is ever read or sent."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+
+
+@pytest.fixture
+def fresh_503_log():
+    """The 503 line is rate-limited per process: start each test with a line to spare."""
+    from django_mongopool.request import unavailable
+
+    unavailable.log_unavailable.last = float("-inf")

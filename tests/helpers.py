@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from urllib.parse import quote_plus
 
 import django
 import psutil
@@ -74,3 +75,11 @@ class HoldConnection(monitoring.CommandListener):
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         pass
+
+
+def with_password(url: str, password: str) -> str:
+    """``url`` with its password replaced (the userinfo cannot hold an unencoded ``@``)."""
+    scheme, rest = url.split("://", 1)
+    userinfo, _, tail = rest.partition("@")
+    username = userinfo.split(":", 1)[0]
+    return f"{scheme}://{username}:{quote_plus(password)}@{tail}"

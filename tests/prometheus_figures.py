@@ -22,8 +22,8 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from django_mongopool.metrics import WAIT_BUCKETS
-from django_mongopool.roles import ROLES
+from django_mongopool.client.figures import WAIT_BUCKETS
+from django_mongopool.fleet.roles import ROLES
 
 
 @dataclass(frozen=True)

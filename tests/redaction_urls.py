@@ -1,4 +1,4 @@
-"""Views for tests/test_redact_values.py: errors whose reports would carry the configured password.
+"""Views for tests/guards/test_error_reports.py: errors whose reports would carry the configured password.
 
 ``scram`` runs pymongo's own SCRAM-SHA-256 client code (``pymongo.synchronous.auth``;
 ``scram_async``: ``pymongo.asynchronous.auth``)
@@ -20,7 +20,7 @@ from pymongo.auth_shared import _build_credentials_tuple
 from pymongo.errors import OperationFailure
 from pymongo.synchronous.auth import authenticate
 
-from django_mongopool.client import get_config
+from django_mongopool.client.process import get_config
 
 SALT = b"django-mongopool-salt"
 ITERATIONS = 4096

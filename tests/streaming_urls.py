@@ -1,4 +1,4 @@
-"""Streamed responses that meet a MongoDB outage, for tests/integration/test_streaming_outage.py.
+"""Streamed responses that meet a MongoDB outage, for tests/request/test_streaming_outage.py.
 
 ``?after=1`` sends one chunk before the stream uses MongoDB; ``?empty=1`` sends an empty
 chunk first (no byte yet); ``?other=1`` raises an error that is not an outage instead.

@@ -8,8 +8,11 @@ from io import StringIO
 import pytest
 from django.core import checks
 from django.core.management import call_command
+from django.test import Client
 
 from django_mongopool.checks import MIDDLEWARE_PATH
+
+PASSWORD = "Pa55-w0rd-never-shown"
 
 REMOTE_GOOD = (
     "mongodb://app:pw@db1.example.com:27017,db2.example.com:27017/shop?replicaSet=rs0&tls=true"
@@ -112,6 +115,8 @@ def test_w003_no_appname(settings):
     assert _ids() == {"django_mongopool.W003"}
 
 
+@pytest.mark.server
+@pytest.mark.core
 def test_w004_connected_before_fork(mongo_server, settings):
     from django_mongopool import get_client
 
@@ -174,7 +179,7 @@ def test_every_message_has_a_hint(settings):
 
 
 def test_checks_never_touch_the_network(settings):
-    from django_mongopool import pools
+    from django_mongopool.client import pools
 
     settings.MONGOPOOL_URI = REMOTE_GOOD
     checks.run_checks(tags=["django_mongopool"], include_deployment_checks=True)
@@ -191,11 +196,13 @@ def test_ids_are_documented():
     source = Path(module.__file__).read_text()
     import re
 
-    from django_mongopool import _pymongo
+    from django_mongopool.client import pymongo_internals
 
     ids = set(re.findall(r'id="(django_mongopool\.[EW]\d{3})"', source))
     assert len(ids) == 20  # the regex finds every literal id
-    ids |= set(_pymongo.CHECK_IDS.values())  # the pymongo-internals checks (E010, W010-W015)
+    ids |= set(
+        pymongo_internals.CHECK_IDS.values()
+    )  # the pymongo-internals checks (E010, W010-W015)
     assert len(ids) == 27
     documented = re.findall(r"^\| `(django_mongopool\.[EW]\d{3})` \|", page, re.M)
     assert sorted(documented) == sorted(ids)  # each once
@@ -209,3 +216,108 @@ def test_migrations_are_in_sync():
         )
     except SystemExit as exc:  # pragma: no cover - only when a migration is missing
         pytest.fail(f"django_mongopool needs a new migration ({exc})")
+
+
+# --- TLS decided as pymongo decides it; W101 says what is exposed ---
+
+
+@pytest.mark.parametrize("option", ["tlsCAFile", "tlsCertificateKeyFile"])
+def test_tls_turned_on_by_a_file_option_gives_no_w101(settings, tmp_path, option):
+    from django_mongopool import checks
+
+    pem = tmp_path / "file.pem"
+    pem.write_text("not read by the check\n")
+    settings.MONGOPOOL_URI = f"mongodb://alice:{PASSWORD}@db.example.com/shop?{option}={pem}"
+    assert "django_mongopool.W101" not in {m.id for m in checks.check_deploy()}
+
+
+def test_w101_without_credentials_does_not_speak_of_credentials(settings):
+    from django_mongopool import checks
+
+    settings.MONGOPOOL_URI = "mongodb://db.example.com/shop"
+    (w101,) = [m for m in checks.check_deploy() if m.id == "django_mongopool.W101"]
+    assert "credential" not in w101.msg.lower() and "password" not in w101.msg.lower()
+    settings.MONGOPOOL_URI = f"mongodb://alice:{PASSWORD}@db.example.com/shop"
+    (w101,) = [m for m in checks.check_deploy() if m.id == "django_mongopool.W101"]
+    assert "password" in w101.msg and PASSWORD not in w101.msg
+
+
+def _messages(msg_id: str) -> list[checks.CheckMessage]:
+    return [m for m in checks.run_checks(tags=["django_mongopool"]) if m.id == msg_id]
+
+
+# --- the probe include placed where a request never reaches it (W030) ---
+
+
+def test_w030_probe_include_behind_the_admins_catch_all(settings):
+    assert _messages("django_mongopool.W030") == []  # tests.urls mounts it at mongopool/
+    settings.ROOT_URLCONF = "tests.urls_probe_behind_admin"
+    # What a load balancer gets: the admin's answer, a redirect to its login page.
+    response = Client().get("/admin/mongopool/ready")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    ready, metrics = _messages("django_mongopool.W030")
+    assert "/admin/mongopool/ready" in ready.msg and "readiness probe" in ready.msg
+    assert "catch_all_view" in ready.msg  # names the view that answers instead
+    assert "/admin/mongopool/metrics" in metrics.msg
+    assert "before admin.site.urls and outside admin/" in ready.hint
+
+
+def test_w030_quiet_when_the_include_comes_first(settings):
+    settings.ROOT_URLCONF = "tests.urls_old_page_address"
+    assert _messages("django_mongopool.W030") == []
+    assert Client().get("/admin/mongopool/ready").status_code in (200, 503)
+
+
+def test_w030_quiet_without_the_include(settings):
+    settings.ROOT_URLCONF = "tests.urls_admin_only"
+    assert _messages("django_mongopool.W030") == []
+
+
+# --- the ORM engine on the app's pool defaults (W031) ---
+
+
+@pytest.fixture
+def orm_alias(monkeypatch):
+    from django.conf import settings as django_settings
+
+    databases = {
+        **django_settings.DATABASES,
+        "mongo": {"ENGINE": "django_mongopool.backends.mongodb"},
+    }
+    # Set without override_settings: Django warns about overriding DATABASES in a test.
+    monkeypatch.setattr(django_settings, "DATABASES", databases)
+
+
+def test_w031_orm_engine_on_the_default_pool(orm_alias, settings):
+    settings.MONGOPOOL_CLIENT_OPTIONS = {"waitQueueTimeoutMS": 2000}
+    (message,) = _messages("django_mongopool.W031")
+    assert "DATABASES['mongo']" in message.msg
+    assert "maxPoolSize 10 and waitQueueTimeoutMS 2000" in message.msg
+    assert "pymongo's 100" in message.msg and "DatabaseError" in message.msg
+    assert "MONGOPOOL_CLIENT_OPTIONS['maxPoolSize']" in message.hint
+    assert "gunicorn --threads" in message.hint
+
+
+@pytest.mark.parametrize(
+    "sized",
+    [
+        {"MONGOPOOL_CLIENT_OPTIONS": {"maxPoolSize": 10}},
+        {"MONGOPOOL_CLIENT_OPTIONS": {"MAXPOOLSIZE": 32}},
+        {
+            "MONGOPOOL_URI": "mongodb://127.0.0.1:9/shop?maxPoolSize=40",
+            "MONGOPOOL_CLIENT_OPTIONS": {},
+        },
+        {"MONGOPOOL_FLEET_BUDGET": 24, "MONGOPOOL_HEARTBEAT_SECONDS": 5},
+    ],
+    ids=["options", "options-any-case", "uri", "fleet-budget"],
+)
+def test_w031_quiet_once_the_pool_is_sized(orm_alias, settings, sized):
+    settings.MONGOPOOL_CLIENT_OPTIONS = {}
+    for name, value in sized.items():
+        setattr(settings, name, value)
+    assert _messages("django_mongopool.W031") == []
+
+
+def test_w031_quiet_without_the_orm_engine(settings):
+    settings.MONGOPOOL_CLIENT_OPTIONS = {}
+    assert _messages("django_mongopool.W031") == []

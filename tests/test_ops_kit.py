@@ -135,7 +135,7 @@ def test_the_documented_alerts_are_the_rules():
 
 
 def test_the_documented_histogram_buckets_are_the_real_ones():
-    from django_mongopool.metrics import WAIT_BUCKETS
+    from django_mongopool.client.figures import WAIT_BUCKETS
 
     bounds = ", ".join(f"{bound:g}" for bound in WAIT_BUCKETS)
     assert f"in seconds: {bounds}, +Inf." in " ".join(ops_kit.DOC.read_text().split())

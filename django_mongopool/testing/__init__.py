@@ -7,12 +7,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from django_mongopool import leaks, pools
+from django_mongopool.client import pools, scope
+from django_mongopool.guards import leaks
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
-    from django_mongopool.middleware import RequestSessions
+    from django_mongopool.request.middleware import RequestSessions
 
 __all__ = [
     "assert_max_connections",
@@ -44,7 +45,7 @@ def mongo_request(request: R, user: Any = None) -> R:
     :func:`end_mongo_request`, or, under the pytest plugin, after the test. Returns the same
     request object.
     """
-    from django_mongopool.middleware import RequestSessions
+    from django_mongopool.request.middleware import RequestSessions
 
     sessions = RequestSessions.open(request)
     # A bound method: a view called directly runs outside any request's context.
@@ -154,7 +155,7 @@ def assert_max_connections(limit: int) -> Iterator[None]:
 def assert_no_leaked_sessions() -> Iterator[None]:
     """Fail if a session started in the block (or in a request served in it) was left open."""
     before = pools.snapshot().leaked_sessions
-    with leaks.tracking() as tracked:
+    with scope.tracking() as tracked:
         yield
     leaked = leaks.leaked(tracked)
     during_requests = pools.snapshot().leaked_sessions - before

@@ -34,7 +34,7 @@ from urllib.parse import quote, unquote
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from django_mongopool.options import ClientConfig
+from django_mongopool.client.options import ClientConfig
 
 __all__ = ["ENGINE", "Isolation", "TEST_PREFIX", "isolated_name", "with_database"]
 
@@ -191,7 +191,7 @@ class Isolation:
         from django.conf import settings
         from django.test.utils import override_settings
 
-        from django_mongopool.client import on_build
+        from django_mongopool.client.process import on_build
         from django_mongopool.conf import conf
 
         if not conf.uri_is_set:
@@ -287,7 +287,7 @@ class Isolation:
 def _validate_test_url(url: str) -> None:
     from django.core.exceptions import ImproperlyConfigured
 
-    from django_mongopool.options import build_config
+    from django_mongopool.client.options import build_config
 
     try:
         build_config(url, {})

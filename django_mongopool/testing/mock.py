@@ -29,8 +29,8 @@ from typing import Any
 
 from pymongo.errors import OperationFailure
 
-from django_mongopool import leaks
-from django_mongopool.client import use_test_client
+from django_mongopool.client import scope
+from django_mongopool.client.process import use_test_client
 from django_mongopool.exceptions import MockTransactionsNotSupported
 
 __all__ = [
@@ -38,7 +38,6 @@ __all__ = [
     "AsyncMockSession",
     "MockClient",
     "MockSession",
-    "explain_refused_session",
     "mock_clients",
 ]
 
@@ -49,25 +48,6 @@ TRANSACTIONS_MESSAGE = (
     "real server instead: request the mongopool_db fixture, with MONGOPOOL_TEST_URL naming "
     "a replica set or a sharded cluster (a standalone server, FerretDB included, has none either)."
 )
-
-
-OWN_MONGOMOCK_HINT = (
-    "A mongomock client of your own refuses every session, and django-mongopool passes "
-    "request.mongo_session (session=) to it. Use django-mongopool's mock tier instead of "
-    "patching one in: request the pytest fixture mongopool_mock (or set mongopool_mode = mock "
-    "in your pytest ini); its client accepts session= and ignores it, behind get_client(), "
-    "get_database() and request.mongo_session. Outside pytest: "
-    "django_mongopool.testing.mock.mock_clients(). To call a view directly: "
-    "view(mongo_request(RequestFactory().get('/'))) (django_mongopool.testing)."
-)
-
-
-def explain_refused_session(exc: BaseException) -> NotImplementedError | None:
-    """mongomock's "does not handle sessions" error with what to use instead, else None
-    (``MongoSessionMiddleware.process_exception`` raises it from the original)."""
-    if type(exc) is NotImplementedError and "does not handle sessions" in str(exc):
-        return NotImplementedError(f"{exc}. {OWN_MONGOMOCK_HINT}")
-    return None
 
 
 def _mongomock() -> Any:
@@ -271,7 +251,7 @@ class MockClient(_Proxy):
 
     def start_session(self, *args: Any, **kwargs: Any) -> MockSession:
         session = MockSession(self)
-        leaks.record(session, sys._getframe(1))
+        scope.record(session, sys._getframe(1))
         return session
 
     def start_request_session(self) -> MockSession:
@@ -411,7 +391,7 @@ class AsyncMockClient(_AsyncProxy):
 
     def start_session(self, *args: Any, **kwargs: Any) -> AsyncMockSession:
         session = AsyncMockSession(self)
-        leaks.record(session, sys._getframe(1))
+        scope.record(session, sys._getframe(1))
         return session
 
     def start_request_session(self) -> AsyncMockSession:
@@ -426,21 +406,21 @@ class AsyncMockClient(_AsyncProxy):
 def mock_clients() -> Iterator[MockClient]:
     """A fresh in-memory client that ``get_client()``, ``get_database()``, the middleware and
     ``get_async_client()`` use until the block ends (then its data is gone)."""
-    from django_mongopool import audit
+    from django_mongopool.audit import report
 
     client = MockClient()
-    audit.clear_cache()  # the page's server section measured on the other client
+    report.clear_cache()  # the page's server section measured on the other client
     try:
         with use_test_client(client, AsyncMockClient(client)):
             yield client
     finally:
         client.close()
-        audit.clear_cache()
+        report.clear_cache()
 
 
 def is_active() -> bool:
     """True while a :class:`MockClient` replaces the app's client."""
-    from django_mongopool.client import active_test_clients
+    from django_mongopool.client.process import active_test_clients
 
     clients = active_test_clients()
     return clients is not None and isinstance(clients[0], MockClient)

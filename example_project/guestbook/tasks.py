@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from celery import shared_task
 
 from django_mongopool import get_database
-from django_mongopool.task_scope import task_session
+from django_mongopool.tasks.scope import task_session
 
 try:
     from django.tasks import task  # Django 6

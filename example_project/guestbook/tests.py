@@ -120,7 +120,7 @@ def test_a_view_called_directly(mongopool_mock):
 def task_hooks():
     """This suite runs with tests.settings, which loads no Celery app before Django starts (the
     example's own settings do, through example_project/__init__.py): install the hooks here."""
-    from django_mongopool.contrib import celery, django_tasks
+    from django_mongopool.tasks import celery, django_tasks
 
     celery.install()
     django_tasks.install()
@@ -138,7 +138,7 @@ def test_the_background_task_signs_once(mongopool_mock, task_hooks):
 
 
 def test_the_background_task_ends_its_session_on_the_server(mongopool_db, task_hooks):
-    from django_mongopool import pools
+    from django_mongopool.client import pools
 
     with assert_no_leaked_sessions():
         assert tasks.celery_sign_later.apply(args=["t1", "Ada", "later"]).get() is True

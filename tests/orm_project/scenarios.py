@@ -1,6 +1,6 @@
 """ORM scenarios run in a subprocess: ``python -m tests.orm_project.scenarios NAME``.
 
-Each prints one JSON line with its figures; tests/integration/test_orm_backend.py asserts on
+Each prints one JSON line with its figures; tests/test_orm_backend_server.py asserts on
 them. Only ORM operations FerretDB answers correctly are used: insert (``create``), get by
 primary key, ``filter`` on equality. Clients are counted by wrapping ``MongoClient.__init__``
 before the first one is built; connections at the operating system (tests/helpers.py).
@@ -26,7 +26,7 @@ from django.db import connection, connections  # noqa: E402
 from pymongo import MongoClient  # noqa: E402
 from pymongo.uri_parser import parse_uri  # noqa: E402
 
-from django_mongopool.client import get_client, get_database  # noqa: E402
+from django_mongopool.client.process import get_client, get_database  # noqa: E402
 from tests.helpers import established_to  # noqa: E402
 from tests.orm_project.ormapp.models import Item  # noqa: E402
 
@@ -91,7 +91,7 @@ def threads(count: int = 16, rounds: int = 20) -> dict[str, Any]:
     sampler.join()
     client = get_client()
     driver = client._options.pool_options.metadata["driver"]["name"]
-    from django_mongopool import pools
+    from django_mongopool.client import pools
 
     servers = pools.snapshot().servers  # what the pool page shows
     return {

@@ -1,6 +1,6 @@
 """A project whose default database is ``ENGINE: "django_mongopool.backends.mongodb"``.
 
-Run in subprocesses by tests/integration/test_orm_backend.py (the main suite's default database
+Run in subprocesses by tests/test_orm_backend_server.py (the main suite's default database
 is SQLite). ``ORM_TEST_URL`` points the app at the test server, ``ORM_TEST_DB`` names the
 database. django_mongopool and the small ``ormapp`` live on the MongoDB default database; the
 contrib apps are routed to SQLite, because their migrations create partial indexes, which

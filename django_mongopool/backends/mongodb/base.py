@@ -1,7 +1,7 @@
 """django-mongodb-backend's ``DatabaseWrapper`` whose connection is the app's process client.
 
 The stock engine builds one ``MongoClient`` per alias from HOST/OPTIONS/USER/PASSWORD. This
-one never builds a client: every use looks up :func:`django_mongopool.client.get_client`, so
+one never builds a client: every use looks up :func:`django_mongopool.client.process.get_client`, so
 the ORM shares the raw code's pool and monitors, a forked worker uses its own client and a
 rebuild after a client-settings change is followed. ``close()`` and ``close_pool()`` never
 close the shared client (the test runner calls ``close_pool()`` around the test database).
@@ -28,7 +28,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - exercised in a subproce
         'pip install "django-mongopool[orm]"'
     ) from exc
 
-from django_mongopool.client import PooledMongoClient, get_client
+from django_mongopool.client.process import PooledMongoClient, get_client
 from django_mongopool.conf import conf
 
 ENGINE = "django_mongopool.backends.mongodb"

@@ -9,7 +9,7 @@ always when no check at all could be made (``fail_over.result`` is
 
 Every string that did not come from the app itself (application and driver
 names, client hosts, heartbeat fields, server messages) goes through
-:func:`django_mongopool.terminal.safe` in text output.
+:func:`django_mongopool.guards.terminal.safe` in text output.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from django_mongopool import audit, exposition
-from django_mongopool.heartbeat import SHOWN_OPTIONS
-from django_mongopool.terminal import safe
+from django_mongopool.audit import prometheus
+from django_mongopool.audit.report import DEFAULT_TOP_HOSTS, build_report
+from django_mongopool.fleet.heartbeat import SHOWN_OPTIONS
+from django_mongopool.guards.terminal import safe
 
 FORMATS = ("text", "json", "prometheus")
 
@@ -92,9 +93,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--hosts",
             type=_whole_number(0, 1000, "hosts"),
-            default=audit.DEFAULT_TOP_HOSTS,
+            default=DEFAULT_TOP_HOSTS,
             metavar="N",
-            help=f"client hosts shown per application (default: {audit.DEFAULT_TOP_HOSTS})",
+            help=f"client hosts shown per application (default: {DEFAULT_TOP_HOSTS})",
         )
         parser.add_argument(
             "--watch",
@@ -129,7 +130,7 @@ class Command(BaseCommand):
         try:
             while True:
                 try:
-                    report = audit.build_report(
+                    report = build_report(
                         processes=options["processes"],
                         timeout=options["timeout"],
                         fail_over=options["fail_over"],
@@ -180,9 +181,9 @@ class Command(BaseCommand):
         if fmt == "json":
             self.stdout.write(json.dumps(report, indent=2, sort_keys=True, default=str))
         elif fmt == "prometheus":
-            if not exposition.prometheus_available():
-                raise CommandError(exposition.MISSING_EXTRA, returncode=2)
-            self.stdout.write(exposition.render(report), ending="")
+            if not prometheus.prometheus_available():
+                raise CommandError(prometheus.MISSING_EXTRA, returncode=2)
+            self.stdout.write(prometheus.render(report), ending="")
         else:
             self.write_text(report)
 

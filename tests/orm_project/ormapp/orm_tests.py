@@ -1,4 +1,4 @@
-"""Run by ``python -m django test tests.orm_project.ormapp -p "orm_*.py"`` (test_orm_backend.py).
+"""Run by ``python -m django test tests.orm_project.ormapp -p "orm_*.py"`` (tests/test_orm_backend_server.py).
 
 Named so that pytest does not collect it: the suite's default database is SQLite.
 """
@@ -6,7 +6,7 @@ Named so that pytest does not collect it: the suite's default database is SQLite
 from django.db import connection
 from django.test import TestCase
 
-from django_mongopool.client import get_client
+from django_mongopool.client.process import get_client
 from tests.orm_project.ormapp.models import Item
 
 

@@ -1,1 +1,0 @@
-"""Integrations with task frameworks, installed by ``AppConfig.ready()`` when they are present."""

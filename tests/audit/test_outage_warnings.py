@@ -1,0 +1,55 @@
+"""With the server down, the page's JSON lists the outage in ``warnings`` (issue 25 item 12).
+
+It was only in ``notes``, so a dashboard or alert reading ``warnings`` saw ``[]`` during an
+outage.
+"""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from django_mongopool.audit import report as audit
+from tests.audit.mockup import cursor_reply, start_servers
+from tests.helpers import closed_port
+
+PAGE = "admin:django_mongopool_poolhealth_changelist"
+
+
+def _command_json() -> dict:
+    out = StringIO()
+    with pytest.raises(CommandError) as info:
+        call_command("mongo_connections", "--format", "json", "--timeout", "1", stdout=out)
+    assert info.value.returncode == 2
+    return json.loads(out.getvalue())
+
+
+@pytest.mark.django_db
+def test_a_server_that_cannot_be_reached_is_a_warning(settings, admin_client):
+    settings.MONGOPOOL_URI = f"mongodb://127.0.0.1:{closed_port()}/shop"
+    settings.MONGOPOOL_CLIENT_OPTIONS = {"serverSelectionTimeoutMS": 300}
+    audit.clear_cache()
+    report = admin_client.get(reverse(PAGE), {"format": "json"}).json()
+    assert report["server"]["reachable"] is False
+    (warning,) = report["warnings"]
+    assert "did not answer (ServerSelectionTimeoutError)" in warning
+    assert any("could not be reached" in note for note in report["notes"])  # the detail stays
+    html = admin_client.get(reverse(PAGE)).content.decode()
+    assert 'class="warning">The MongoDB server did not answer' in html
+    assert any("did not answer" in w for w in _command_json()["warnings"])
+
+
+def test_a_refused_authentication_is_a_warning(point_at):
+    (server,) = start_servers(1)
+    server.serve({"ismaster": True}, {"ok": 1}, cursor_reply([]))
+    server.mock.autoresponds("ping", {"ok": 0, "code": 18, "errmsg": "Authentication failed."})
+    point_at(f"mongodb://{server.address}/shop?directConnection=true", [server])
+    report = _command_json()
+    assert report["server"]["authentication_failed"] is True
+    assert report["warnings"] == [
+        "The MongoDB server refused authentication: only the configuration is reported."
+    ]

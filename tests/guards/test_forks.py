@@ -1,0 +1,137 @@
+"""A forked child never inherits a held lock or the parent's in-flight state (no server needed)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import Future
+
+import pytest
+
+from django_mongopool.audit import readiness, report
+from django_mongopool.client import event_loops, process, scope
+from django_mongopool.fleet import heartbeat, history, shares
+from django_mongopool.guards import stray
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+
+
+def _locks() -> list[threading.Lock]:
+    return [
+        shares._lock,
+        heartbeat._lock,
+        report._cache_lock,
+        readiness._lock,
+        history._lock,
+        event_loops._lock,
+        stray._lock,
+        scope._lock,
+        process.pin_lock,
+    ]
+
+
+def test_child_gets_fresh_locks_and_no_parent_ping(recwarn):
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold_every_lock() -> None:
+        for lock in _locks():
+            lock.acquire()
+        held.set()
+        release.wait(30)
+        for lock in reversed(_locks()):
+            lock.release()
+
+    holder = threading.Thread(target=hold_every_lock)
+    holder.start()
+    assert held.wait(10)
+    readiness._in_flight = Future()  # a ping the parent is waiting for
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: every lock free, no inherited ping
+            code = 0
+            try:
+                for lock in _locks():
+                    if not lock.acquire(timeout=2):
+                        code = 1
+                    else:
+                        lock.release()
+                if readiness._in_flight is not None:
+                    code = 2
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + 30
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            assert time.monotonic() < deadline, "the child hung"
+            time.sleep(0.05)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        readiness._in_flight = None
+        release.set()
+        holder.join(30)
+
+
+def _in_child(check) -> int:
+    """Run ``check()`` in a forked child; its exit code (0: passed)."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            code = 0 if check() else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def test_a_request_scope_the_child_inherits_gets_the_childs_client(offline):
+    """The parent's pinned client is set aside by the fork hook (no pid is compared): a request
+    scope copied into the child pins the child's own client."""
+    from django_mongopool.client.scope import RequestScope, current
+
+    request = RequestScope()
+    token = current.set(request)
+    try:
+        parents = process.get_client()
+        assert request.sync is parents
+
+        def child() -> bool:
+            mine = process.get_client()
+            return mine is not parents and request.sync is mine and not mine._mongopool_closed
+
+        assert _in_child(child) == 0
+        assert process.get_client() is parents and not parents._mongopool_closed
+    finally:
+        current.reset(token)
+        request.held.release()
+
+
+def test_every_reset_runs_even_when_one_fails(monkeypatch):
+    from django_mongopool.guards import forks
+
+    ran = []
+
+    def failing() -> None:
+        ran.append("failing")
+        raise RuntimeError("reset failed")
+
+    monkeypatch.setattr(forks, "_in_child", [])
+    forks.in_child(failing)
+    forks.in_child(lambda: ran.append("next"))
+    with pytest.raises(RuntimeError, match="reset failed"):
+        forks.run_in_child()
+    assert ran == ["failing", "next"]
+
+
+def test_the_app_installs_one_hook_that_runs_the_registry(monkeypatch):
+    """A module that registers a reset has it run in every forked child."""
+    from django_mongopool.guards import forks
+
+    marker = []
+    monkeypatch.setattr(forks, "_in_child", [*forks._in_child, lambda: marker.append(os.getpid())])
+    assert _in_child(lambda: marker == [os.getpid()]) == 0
+    assert marker == []  # not in the parent

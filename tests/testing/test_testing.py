@@ -1,0 +1,51 @@
+"""``django_mongopool.testing``: a request made by RequestFactory gets its sessions from
+``mongo_request()``, and one without says so."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_request_factory_without_the_middleware_names_mongo_request():
+    from django.test import RequestFactory
+
+    from tests import views
+
+    request = RequestFactory().get("/t/insert/")
+    with pytest.raises(AttributeError) as caught:
+        views.insert_and_read(request)
+    message = str(caught.value)
+    assert message.startswith("'WSGIRequest' object has no attribute 'mongo_session'")
+    assert "mongo_request(RequestFactory().get('/'))" in message
+    assert not hasattr(request, "amongo_session")
+
+
+def test_the_hint_is_for_tests_only():
+    from django.http import HttpRequest
+
+    from django_mongopool.testing import explain_missing_sessions
+
+    assert "mongo_session" in HttpRequest.__dict__  # the plugin's session installed it
+    with explain_missing_sessions():  # nested: leaves the outer one in place
+        pass
+    assert "mongo_session" in HttpRequest.__dict__
+
+
+def test_mongo_request_gives_an_anonymous_user_by_default(mongopool_mock):
+    import asyncio
+
+    from django.contrib.auth.models import AnonymousUser
+    from django.test import RequestFactory
+
+    from django_mongopool.testing import mongo_request
+
+    request = mongo_request(RequestFactory().get("/"))
+    assert isinstance(request.user, AnonymousUser)
+    assert isinstance(asyncio.run(request.auser()), AnonymousUser)
+    assert request.mongo_session.client is mongopool_mock.client
+
+    given = object()
+    assert mongo_request(RequestFactory().get("/"), user=given).user is given
+    kept = RequestFactory().get("/")
+    kept.user = given
+    assert mongo_request(kept).user is given
