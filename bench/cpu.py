@@ -308,7 +308,8 @@ def markdown(results: dict) -> str:
     a, b = results["mongodb"], results["view"]
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB RAM; Python {m['python']}, "
-        f"pymongo {m['pymongo']}, Django {m['django']}; {m['os']}.",
+        f"pymongo {m['pymongo']}, Django {m['django']}; {m['os']}; "
+        f"code: commit {m.get('commit', 'not recorded')}.",
         f"Server: {results['server']}.",
         "",
         "Client-process CPU time per unit (`time.process_time()` of the benchmarking process, all "

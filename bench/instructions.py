@@ -189,7 +189,8 @@ def markdown(results: dict) -> str:
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, Django {m['django']}, "
         f"pymongo {m['pymongo']}; valgrind callgrind, {results['requests']} requests per arm "
-        f"after {results['warm_up']} warm-up requests (start-up subtracted).",
+        f"after {results['warm_up']} warm-up requests (start-up subtracted); "
+        f"code: commit {m.get('commit', 'not recorded')}.",
         "",
         "| arm | instructions per request | vs no middleware |",
         "|---|---:|---:|",

@@ -420,7 +420,8 @@ def markdown(results: dict) -> str:
     lines = [
         f"Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores, "
         f"{results['machine']['memory_gb']} GB; server: {results['server']}; web: waitress (uvicorn for mongopool_asgi), "
-        f"{THREADS} threads, 1 process; maxPoolSize {POOL}; {results['requests']} requests per cell.",
+        f"{THREADS} threads, 1 process; maxPoolSize {POOL}; {results['requests']} requests per cell; "
+        f"code: commit {results['machine'].get('commit', 'not recorded')}.",
         "",
         "| variant | concurrency | req/s | p50 ms | p99 ms | errors | peak conns (server) | peak conns (OS) | total conns opened | server RSS MB | web RSS MB | web CPU ms/req | server CPU ms/req |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",

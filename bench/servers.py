@@ -17,6 +17,7 @@ import platform
 import re
 import shutil
 import socket
+import subprocess
 import urllib.request
 import uuid
 from pathlib import Path
@@ -111,8 +112,32 @@ def _cpu_model() -> str:
         return model
 
 
+def commit() -> str:
+    """The commit of the code being measured ("... with local changes" when the tracked files
+    differ from it)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return head + (" with local changes" if changed else "")
+
+
 def machine() -> dict[str, Any]:
-    """CPU model, cores, memory, and the versions that matter for the figures."""
+    """CPU model, cores, memory, the versions that matter for the figures, and the commit."""
     import django
     import pymongo
 
@@ -124,4 +149,5 @@ def machine() -> dict[str, Any]:
         "pymongo": pymongo.version,
         "django": django.get_version(),
         "os": platform.platform(),
+        "commit": commit(),
     }

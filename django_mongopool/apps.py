@@ -10,8 +10,17 @@ from typing import Any
 from django.apps import AppConfig
 from django.core.signals import request_started, setting_changed
 
+from django_mongopool.guards import forks
+
 _hooks_lock = threading.Lock()
 _hooks_installed = False
+
+
+@forks.in_child
+def _fresh_hooks_lock_in_child() -> None:
+    """In a forked child: the lock may have been held by another thread at fork time."""
+    global _hooks_lock
+    _hooks_lock = threading.Lock()
 
 
 def settings_changed(*, setting: str, **kwargs: Any) -> None:
@@ -37,7 +46,6 @@ def install_process_hooks() -> None:
     global _hooks_installed
     from django_mongopool.client import process
     from django_mongopool.fleet import heartbeat
-    from django_mongopool.guards import forks
 
     with _hooks_lock:
         if _hooks_installed:

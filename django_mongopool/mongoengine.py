@@ -62,6 +62,13 @@ _default_db_aliases: set[str] = set()
 _hooks_installed = False
 
 
+@forks.in_child
+def _fresh_lock_in_child() -> None:
+    """In a forked child: the lock may have been held by another thread at fork time."""
+    global _lock
+    _lock = threading.Lock()
+
+
 def _codec_options(options: dict[str, Any]) -> CodecOptions[Any]:
     kwargs: dict[str, Any] = {}
     for key, value in options.items():

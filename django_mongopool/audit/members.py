@@ -92,7 +92,7 @@ def current_op_pipeline(mongos: bool = False) -> list[dict[str, Any]]:
 class MemberClient(MongoClient):  # type: ignore[type-arg]
     """A direct connection to one member, built and closed by the audit itself."""
 
-    _mongopool_own = True  # the app's own: not a stray client
+    mongopool_own_client = True  # the app's own: not a stray client
 
 
 def error_text(exc: BaseException) -> str:

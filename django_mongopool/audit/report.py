@@ -40,9 +40,7 @@ from django_mongopool.client import pools
 from django_mongopool.client.options import ClientConfig
 from django_mongopool.client.process import active_test_clients, get_client, get_config
 from django_mongopool.conf import conf
-from django_mongopool.fleet import budget as budgets
-from django_mongopool.fleet import heartbeat, history, shares
-from django_mongopool.fleet import reading as fleets
+from django_mongopool.fleet import budget, heartbeat, history, reading, shares
 from django_mongopool.guards import forks
 from django_mongopool.guards.untrusted import MALFORMED_REPLY_ERRORS
 
@@ -279,12 +277,12 @@ def _outage(side: _ServerSide) -> str:
 
 def _fleet(notes: list[str]) -> dict[str, Any] | None:
     try:
-        reading = heartbeat.read_fleet()
+        beats = heartbeat.read_fleet()
     except OperationFailure as exc:
         notes.append(f"Heartbeats could not be read: {error_text(exc)}.")
         return None
-    notes.extend(fleets.notes(reading, conf.heartbeat_collection))
-    if not reading.processes:
+    notes.extend(reading.notes(beats, conf.heartbeat_collection))
+    if not beats.processes:
         if not conf.heartbeat_seconds:
             notes.append(
                 "No live heartbeats: set MONGOPOOL_HEARTBEAT_SECONDS (e.g. 10) in the web "
@@ -292,7 +290,7 @@ def _fleet(notes: list[str]) -> dict[str, Any] | None:
             )
         else:
             notes.append("No live heartbeats yet: no web process has served a request recently.")
-    return fleets.summary(reading)
+    return reading.summary(beats)
 
 
 def _member_rows(side: _ServerSide, top_hosts: int) -> list[dict[str, Any]]:
@@ -307,7 +305,7 @@ def _member_rows(side: _ServerSide, top_hosts: int) -> list[dict[str, Any]]:
         row["capacity"] = capacity
         row["capacity_source"] = source if capacity is not None else None
         row["utilisation_percent"] = (
-            budgets.percent(connections["current"], capacity) if connections else None
+            budget.percent(connections["current"], capacity) if connections else None
         )
         current = connections["current"] if connections else None
         row["applications"] = (
@@ -336,14 +334,14 @@ def _budget(
     processes: int, hosts: int, pools_here: int, members: list[dict[str, Any]]
 ) -> dict[str, Any]:
     max_pool = get_config().max_pool_size
-    fleet_per_server = budgets.fleet_per_server(processes, max_pool, pools_here)
+    fleet_per_server = budget.fleet_per_server(processes, max_pool, pools_here)
     per_member = [
         {
             "address": m["address"],
             "capacity": m["capacity"],
             "capacity_source": m["capacity_source"],
             "fleet_ceiling": fleet_per_server,
-            "fleet_ceiling_percent": budgets.percent(fleet_per_server, m["capacity"]),
+            "fleet_ceiling_percent": budget.percent(fleet_per_server, m["capacity"]),
         }
         for m in members
     ]
@@ -358,13 +356,13 @@ def _budget(
         "hosts": hosts,
         "max_pool_size": max_pool,
         "pools_per_process": pools_here,
-        "monitors_per_server": budgets.MONITORS_PER_SERVER,
-        "per_process_ceiling": budgets.per_process(max_pool, hosts, pools_here),
-        "fleet_ceiling": processes * budgets.per_process(max_pool, hosts, pools_here),
+        "monitors_per_server": budget.MONITORS_PER_SERVER,
+        "per_process_ceiling": budget.per_process(max_pool, hosts, pools_here),
+        "fleet_ceiling": processes * budget.per_process(max_pool, hosts, pools_here),
         "fleet_ceiling_per_server": fleet_per_server,
         "server_capacity": capacity,
         "server_capacity_source": source,
-        "fleet_ceiling_percent": budgets.percent(fleet_per_server, capacity),
+        "fleet_ceiling_percent": budget.percent(fleet_per_server, capacity),
         "members": per_member,
     }
 
@@ -381,7 +379,7 @@ def _fail_over(
     limit: float | None,
     accept_unknown: bool,
     reachable: bool,
-    budget: dict[str, Any],
+    plan: dict[str, Any],
     members: list[dict[str, Any]],
 ) -> dict[str, Any]:
     result: dict[str, Any] = {
@@ -400,7 +398,7 @@ def _fail_over(
         return result
     several = len(members) > 1
     checked = 0
-    for member, planned in zip(members, budget["members"], strict=True):
+    for member, planned in zip(members, plan["members"], strict=True):
         at = f" on {member['address']}" if several else ""
         if planned["fleet_ceiling_percent"] is None:
             result["unknown"].append(
@@ -489,8 +487,8 @@ def build_report(
     members = _member_rows(side, top_hosts)
     topology = side.topology
     hosts = len(topology["servers"]) if topology and topology["servers"] else len(config.hosts)
-    budget = _budget(processes, hosts, process.pools, members)
-    if budget["server_capacity"] is None or any(
+    plan = _budget(processes, hosts, process.pools, members)
+    if plan["server_capacity"] is None or any(
         m["capacity"] is None and m["answered"] for m in members
     ):
         notes.append(
@@ -517,17 +515,17 @@ def build_report(
     def over_capacity(capacity: Any, where: str) -> str:
         return (
             f"Fleet ceiling above server capacity{where}: {processes} processes x "
-            f"{budget['pools_per_process']} client(s) x ({budget['max_pool_size']} pooled + "
-            f"{budgets.MONITORS_PER_SERVER} monitor connections) = "
-            f"{budget['fleet_ceiling_per_server']} per server, but the server accepts {capacity}."
+            f"{plan['pools_per_process']} client(s) x ({plan['max_pool_size']} pooled + "
+            f"{budget.MONITORS_PER_SERVER} monitor connections) = "
+            f"{plan['fleet_ceiling_per_server']} per server, but the server accepts {capacity}."
         )
 
-    for planned in budget["members"]:
+    for planned in plan["members"]:
         if planned["fleet_ceiling_percent"] is not None and planned["fleet_ceiling_percent"] > 100:
             at = f" ({planned['address']})" if len(members) > 1 else ""
             warnings.append(over_capacity(planned["capacity"], at))
-    if not members and budget["fleet_ceiling_percent"] and budget["fleet_ceiling_percent"] > 100:
-        warnings.append(over_capacity(budget["server_capacity"], ""))
+    if not members and plan["fleet_ceiling_percent"] and plan["fleet_ceiling_percent"] > 100:
+        warnings.append(over_capacity(plan["server_capacity"], ""))
     for member in members:
         at = "The server" if len(members) == 1 else f"Member {member['address']}"
         utilisation = member["utilisation_percent"]
@@ -556,7 +554,7 @@ def build_report(
             "heartbeat_seconds": conf.heartbeat_seconds,
             "mode": "real" if active_test_clients() is None else "mock",
         },
-        "budget": budget,
+        "budget": plan,
         "topology": topology,
         "server": server,
         "process": {
@@ -570,9 +568,7 @@ def build_report(
         "fleet_budget": _fleet_budget(role, fleet),
         "notes": notes,
         "warnings": warnings,
-        "fail_over": _fail_over(
-            fail_over, accept_unknown_capacity, side.reachable, budget, members
-        ),
+        "fail_over": _fail_over(fail_over, accept_unknown_capacity, side.reachable, plan, members),
     }
 
 
@@ -590,7 +586,7 @@ def _fleet_budget(role: str, fleet: dict[str, Any] | None) -> dict[str, Any] | N
         "min_share": conf.fleet_min_share,
         "this_process": shares.report() if role == "web" else None,
         "processes_reporting": len(shares_seen),
-        "fleet_may_hold_per_server": sum(budgets.per_server(s, pools) for s, pools in shares_seen),
+        "fleet_may_hold_per_server": sum(budget.per_server(s, pools) for s, pools in shares_seen),
     }
 
 

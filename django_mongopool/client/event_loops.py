@@ -80,8 +80,7 @@ def loop_clients() -> list[PooledAsyncMongoClient]:
 
 def loop_pools() -> list[PoolMetrics]:
     """The pool figures of every event loop's client that is open now."""
-    with _lock:
-        return [client._mongopool_pool for _loop, client in _clients.values()]
+    return [client._mongopool_pool for client in loop_clients()]
 
 
 def _close_with_loop(loop: asyncio.AbstractEventLoop, client: PooledAsyncMongoClient) -> None:

@@ -19,6 +19,7 @@ from pymongo.errors import ConfigurationError, InvalidURI
 from pymongo.uri_parser import split_options
 
 from django_mongopool.client import pymongo_internals
+from django_mongopool.client.figures import address_text
 from django_mongopool.guards.redact import (
     MASK,
     SECRET_OPTIONS,
@@ -348,7 +349,9 @@ def build_config(
     return ClientConfig(
         uri=uri,
         redacted_uri=redact_uri(uri),
-        hosts=tuple(host if is_srv else f"{host}:{port}" for host, port in parsed["nodelist"]),
+        hosts=tuple(
+            host if is_srv else address_text((host, port)) for host, port in parsed["nodelist"]
+        ),
         is_srv=is_srv,
         uri_database=parsed.get("database"),
         kwargs=kwargs,

@@ -39,10 +39,10 @@ from django_mongopool.client.figures import (
     instrument,
 )
 from django_mongopool.client.options import ClientConfig
-from django_mongopool.client.scope import RequestScope, current, track
+from django_mongopool.client.scope import RequestScope, current, record
 from django_mongopool.client.sessions import start as start_session
 from django_mongopool.conf import conf
-from django_mongopool.guards import forks, leaks
+from django_mongopool.guards import forks
 
 # The longest a retired client stays open for requests that still use it.
 RETIRE_GRACE_SECONDS = 30.0
@@ -75,7 +75,7 @@ class PooledClientMixin:
     which slows every attribute read pymongo makes on the client.
     """
 
-    _mongopool_own = True  # not a stray client
+    mongopool_own_client = True  # not a stray client
     _mongopool_pool: PoolMetrics
     _mongopool_counters: ProcessCounters
     _mongopool_config: ClientConfig
@@ -168,12 +168,8 @@ class PooledClientMixin:
             self._mongopool_async, self, self._mongopool_counters, outside, **options
         )
         # Only pymongo's start_session() asks for an explicit session, through the hook: its
-        # caller is three frames up. What scope.record() does, with the scope already read here.
-        where = leaks.site(sys._getframe(3))
-        if outside:  # reports itself if it is collected without having been ended
-            session._mongopool_site = where
-        else:
-            track(scope, session, where)  # type: ignore[arg-type]
+        # caller is three frames up.
+        record(session, sys._getframe(3), scope)
         return session
 
     def start_request_session(self) -> Any:

@@ -37,6 +37,8 @@ from pymongo.client_session import ClientSession, SessionOptions  # type: ignore
 from pymongo.errors import WaitQueueTimeoutError
 from pymongo.uri_parser import parse_uri as public_parse_uri
 
+from django_mongopool.guards import forks
+
 
 def _find(module: str, name: str) -> Any:
     """``module.name``, or None when this pymongo does not have it (whatever the import raises)."""
@@ -253,11 +255,11 @@ def _probe_pool(cls: Any) -> Any:
 
 
 class _ProbeClient(MongoClient):  # type: ignore[type-arg]
-    _mongopool_own = True  # not a stray client
+    mongopool_own_client = True  # not a stray client
 
 
 class _ProbeAsyncClient(AsyncMongoClient):  # type: ignore[type-arg]
-    _mongopool_own = True
+    mongopool_own_client = True
 
 
 def _probe_pool_factory(*args: Any, **kwargs: Any) -> Any:  # never called: nothing connects
@@ -488,6 +490,13 @@ _session_classes: list[tuple[type, bool]] = []  # sessions.py's counted classes
 _client_classes: list[tuple[type, bool]] = []  # the app's client classes
 _run_codes: frozenset[Any] = frozenset()  # _ClientConnectionRetryable.run's code objects
 sessions_hooked = False  # read on the request path
+
+
+@forks.in_child
+def _fresh_lock_in_child() -> None:
+    """In a forked child: the lock may have been held by another thread at fork time."""
+    global _lock
+    _lock = threading.RLock()
 
 
 def verify(refresh: bool = False) -> Status:

@@ -27,6 +27,7 @@ from contextvars import ContextVar
 from types import FrameType
 from typing import Any
 
+from django_mongopool.client import sessions
 from django_mongopool.guards import forks
 from django_mongopool.guards.leaks import Site, Tracked, site
 
@@ -74,18 +75,20 @@ def track(scope: RequestScope, session: Any, where: Site) -> None:
     tracked.append(Tracked(session, where))
 
 
-def record(session: Any, frame: FrameType | None) -> None:
-    """Called for each session a client starts on behalf of user code (the mongomock tier's;
-    the app's clients do the same when they start one)."""
+def record(session: Any, frame: FrameType | None, scope: RequestScope | None = None) -> None:
+    """Called for each session a client starts on behalf of user code (the app's clients and
+    the mongomock tier's), with ``frame`` the caller's; ``scope`` when the caller has already
+    read :data:`current`."""
     if frame is None:
         return
-    scope = current.get()
+    if scope is None:
+        scope = current.get()
     if scope is not None and not scope.ended:
         track(scope, session, site(frame))
-    elif hasattr(session, "_mongopool_site"):
-        # No request to check it at its end: the session (sessions.WatchedClientSession)
-        # reports itself if it is garbage-collected without having been ended.
-        session._mongopool_site = site(frame)
+    else:
+        # No request to check it at its end: a watched session reports itself if it is
+        # garbage-collected without having been ended.
+        sessions.watch(session, site(frame))
 
 
 @contextlib.contextmanager

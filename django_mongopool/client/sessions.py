@@ -24,6 +24,8 @@ from django_mongopool.client import pymongo_internals
 from django_mongopool.client.figures import ProcessCounters
 from django_mongopool.guards import leaks
 
+new_object = object.__new__  # an instance without running __init__
+
 
 class CountedClientSession(ClientSession):
     """Counts itself in ``_mongopool_counters`` (hooks installed by ``pymongo_internals.verify``)."""
@@ -69,6 +71,17 @@ class WatchedAsyncClientSession(CountedAsyncClientSession):
     __del__ = _report_if_unended
 
 
+WATCHED = (WatchedClientSession, WatchedAsyncClientSession)
+
+
+def watch(session: Any, where: leaks.Site) -> None:
+    """Note where user code started ``session`` outside any request: a watched session (made by
+    :func:`start` with ``watched``) then reports itself if it is collected without having been
+    ended. Any other session is left alone."""
+    if isinstance(session, WATCHED):
+        session._mongopool_site = where
+
+
 class RequestSession(CountedClientSession):
     """``request.mongo_session``: pymongo's ``ClientSession``, built when it is first used.
 
@@ -84,7 +97,15 @@ class RequestSession(CountedClientSession):
     # Class-level defaults: reading them never reaches __getattr__, and nothing here touches
     # the instance's __dict__ (which would slow every later attribute read pymongo makes).
     _mongopool_unused = True  # until pymongo's state is built
-    _mongopool_scope: Any = None  # set by the middleware, which creates it without __init__
+    _mongopool_scope: Any = None  # set by unbuilt(), which creates it without __init__
+
+    @classmethod
+    def unbuilt(cls, scope: Any) -> RequestSession:
+        """The ``mongo_session`` of the request ``scope`` (a ``RequestSessions``): nothing of
+        pymongo's is built until it is first used."""
+        session = new_object(cls)
+        session._mongopool_scope = scope
+        return session
 
     @property
     def built(self) -> bool:

@@ -53,6 +53,7 @@ from typing import Any
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
 from django_mongopool.conf import conf
+from django_mongopool.guards import forks
 from django_mongopool.guards.redact import (
     SECRET_OPTIONS,
     credential_values,
@@ -71,6 +72,13 @@ _AUTH_MODULE = re.compile(r"^pymongo\.(?:(?:synchronous|asynchronous)\.)?(?:auth
 _AUTH_HARMLESS = frozenset({"mechanism", "source", "username", "digest", "iterations"})
 _MAX_CALLERS = 256  # how far up the stack a frame's callers are searched for pymongo's auth code
 _MAX_DEPTH = 12  # nesting followed into containers; deeper values are shown by their masked repr
+
+
+@forks.in_child
+def _fresh_lock_in_child() -> None:
+    """In a forked child: the lock may have been held by another thread at fork time."""
+    global _lock
+    _lock = threading.Lock()
 
 
 def _property_values(value: object) -> list[str]:

@@ -17,7 +17,10 @@ from __future__ import annotations
 from pathlib import Path
 
 DIRECTORY = Path(__file__).resolve().parent
+#: The path of ``alerts.yml``, the Prometheus alert rules.
 ALERT_RULES = DIRECTORY / "alerts.yml"
+#: The path of ``alerts_test.yml``, the rules' ``promtool test rules`` cases.
 ALERT_RULE_TESTS = DIRECTORY / "alerts_test.yml"
+#: The path of ``grafana-dashboard.json``, the Grafana dashboard.
 GRAFANA_DASHBOARD = DIRECTORY / "grafana-dashboard.json"
 FILES = (ALERT_RULES, ALERT_RULE_TESTS, GRAFANA_DASHBOARD)

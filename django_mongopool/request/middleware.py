@@ -48,7 +48,6 @@ logger = logging.getLogger("django_mongopool")
 
 # Bound once: these run for every request, and looking a method up allocates each time.
 set_current, reset_current, pin_locked = current.set, current.reset, pin_lock.locked
-new_object = object.__new__
 
 
 class RequestSessions(RequestScope):
@@ -74,9 +73,7 @@ class RequestSessions(RequestScope):
         """This scope's ``mongo_session``: pymongo's ``__init__`` runs on first use (the
         mongomock tier's session is made at once)."""
         if active_test_clients() is None:
-            session = new_object(RequestSession)
-            session._mongopool_scope = self
-            return session
+            return RequestSession.unbuilt(self)
         return self.start_test_session()
 
     def start_test_session(self) -> Any:

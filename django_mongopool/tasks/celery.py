@@ -37,7 +37,7 @@ from django_mongopool.conf import conf
 from django_mongopool.fleet import heartbeat, roles
 from django_mongopool.request.unavailable import unavailable_cause
 from django_mongopool.tasks import fleet
-from django_mongopool.tasks import scope as task_scope
+from django_mongopool.tasks.scope import begin, report_unavailable, running
 
 BACKOFF_CEILING = 600.0  # Celery's own default retry_backoff_max
 
@@ -72,13 +72,11 @@ def retry_on_outage(task: Any) -> None:
             limit = task.max_retries
             name = f"Celery task {task.name}[{task.request.id}]"
             if limit is not None and retries >= limit:
-                task_scope.report_unavailable(name, cause, f"failed after {retries} retries")
+                report_unavailable(name, cause, f"failed after {retries} retries")
                 raise
             countdown = backoff(retries, getattr(task, "retry_backoff_max", BACKOFF_CEILING))
             of = "" if limit is None else f" of {limit}"
-            task_scope.report_unavailable(
-                name, cause, f"retry {retries + 1}{of} in {countdown:.1f} s"
-            )
+            report_unavailable(name, cause, f"retry {retries + 1}{of} in {countdown:.1f} s")
             raise task.retry(exc=exc, countdown=countdown) from exc
 
     task._mongopool_run = run
@@ -90,7 +88,7 @@ def _task_prerun(task: Any = None, task_id: Any = None, **kwargs: Any) -> None:
         return
     if not heartbeat.running_here and roles.current() == roles.WORKER:
         fleet.start_worker()  # threads and gevent pools: at the first task
-    scope = task_scope.begin(f"Celery task {getattr(task, 'name', '?')}[{task_id}]")
+    scope = begin(f"Celery task {getattr(task, 'name', '?')}[{task_id}]")
     scope.key = task_id
     request = getattr(task, "request", None)
     if request is not None:
@@ -98,7 +96,7 @@ def _task_prerun(task: Any = None, task_id: Any = None, **kwargs: Any) -> None:
 
 
 def _task_postrun(task_id: Any = None, **kwargs: Any) -> None:
-    scope = task_scope.running()
+    scope = running()
     if scope is not None and scope.key == task_id:
         scope.close()
 

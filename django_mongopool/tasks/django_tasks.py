@@ -32,7 +32,7 @@ from django_mongopool.conf import conf
 from django_mongopool.fleet import heartbeat
 from django_mongopool.request.unavailable import unavailable_cause
 from django_mongopool.tasks import fleet
-from django_mongopool.tasks import scope as task_scope
+from django_mongopool.tasks.scope import begin, report_unavailable, running
 
 # The framework's modules: Django's own first, then the backport (both may be installed).
 FRAMEWORKS = ("django.tasks", "django_tasks")
@@ -71,12 +71,12 @@ def _task_started(sender: Any = None, task_result: Any = None, **kwargs: Any) ->
         return
     if not _inline(sender) and not heartbeat.running_here:
         fleet.start_worker()
-    scope = task_scope.begin(_name(task_result))
+    scope = begin(_name(task_result))
     scope.key = getattr(task_result, "id", None)
 
 
 def _task_finished(sender: Any = None, task_result: Any = None, **kwargs: Any) -> None:
-    scope = task_scope.running()
+    scope = running()
     if scope is None or scope.key != getattr(task_result, "id", None):
         return
     try:
@@ -84,7 +84,7 @@ def _task_finished(sender: Any = None, task_result: Any = None, **kwargs: Any) -
         error = sys.exception()
         cause = None if error is None else unavailable_cause(error)
         if cause is not None and str(getattr(task_result, "status", "")) == "FAILED":
-            task_scope.report_unavailable(
+            report_unavailable(
                 _name(task_result), cause, "the task failed (Django's tasks are not retried)"
             )
     finally:

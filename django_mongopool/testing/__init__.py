@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django_mongopool.client import pools, scope
-from django_mongopool.guards import leaks
+from django_mongopool.guards import forks, leaks
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -27,6 +27,13 @@ __all__ = [
 R = TypeVar("R", bound="HttpRequest")
 _opened: list[RequestSessions] = []
 _opened_lock = threading.Lock()
+
+
+@forks.in_child
+def _fresh_opened_lock_in_child() -> None:
+    """In a forked child: the lock may have been held by another thread at fork time."""
+    global _opened_lock
+    _opened_lock = threading.Lock()
 
 
 def mongo_request(request: R, user: Any = None) -> R:

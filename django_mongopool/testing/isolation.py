@@ -106,7 +106,7 @@ def _reserve_port() -> socket.socket:
 class _ScratchClient(MongoClient):  # type: ignore[type-arg]
     """Drops the test databases; the app's own, so stray-client detection lets it pass."""
 
-    _mongopool_own = True
+    mongopool_own_client = True
 
 
 class TestServer:

@@ -239,7 +239,7 @@ class MockClient(_Proxy):
     """One in-memory mongomock client, shaped like the app's client for ``get_client()``."""
 
     __slots__ = ()
-    _mongopool_own = True  # the app's stand-in, never a stray client
+    mongopool_own_client = True  # the app's stand-in, never a stray client
 
     def __init__(self, target: Any = None) -> None:
         super().__init__(_mongomock().MongoClient() if target is None else target)
@@ -380,7 +380,7 @@ class AsyncMockClient(_AsyncProxy):
     """The async face of a :class:`MockClient`: same data, pymongo's async method shapes."""
 
     _kind = "client"
-    _mongopool_own = True
+    mongopool_own_client = True
 
     def __init__(self, target: MockClient) -> None:
         super().__init__(target)

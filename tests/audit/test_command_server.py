@@ -92,10 +92,19 @@ def test_bad_arguments_are_usage_errors(args, needle):
         call_command("mongo_connections", *args, stdout=StringIO())
 
 
-def test_bad_arguments_from_the_shell_print_usage_not_a_traceback(mongo_server):
-    result = run_manage("mongo_connections", "--processes", "-1", MONGODB_URL=mongo_server.url)
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--processes", "-1"], "usage:"),
+        (["--count", "2"], "only makes sense with --watch"),
+        (["--accept-unknown-capacity"], "only makes sense with --fail-over"),
+    ],
+)
+def test_bad_arguments_from_the_shell_exit_2_not_a_traceback(mongo_server, args, needle):
+    """Exit 2 for every argument error: a deploy gate must not read one as "over the limit"."""
+    result = run_manage("mongo_connections", *args, MONGODB_URL=mongo_server.url)
     assert result.returncode == 2
-    assert "usage:" in result.stderr and "Traceback" not in result.stderr
+    assert needle in result.stderr and "Traceback" not in result.stderr
 
 
 def test_configuration_error_is_a_message_not_a_traceback(settings):

@@ -2,33 +2,59 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
 import os
+import pkgutil
 import threading
 import time
 from concurrent.futures import Future
 
 import pytest
 
-from django_mongopool.audit import readiness, report
-from django_mongopool.client import event_loops, process, scope
-from django_mongopool.fleet import heartbeat, history, shares
-from django_mongopool.guards import stray
+from django_mongopool.audit import readiness
+from django_mongopool.client import process
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
 
+LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
+
+
+@functools.cache
+def _lock_names() -> list[tuple[object, str]]:
+    """Every lock a module of the package keeps at module level, found by importing them all
+    (a lock added later is covered without being listed here)."""
+    import django_mongopool
+
+    found = []
+    for info in pkgutil.walk_packages(django_mongopool.__path__, "django_mongopool."):
+        try:
+            module = importlib.import_module(info.name)
+        except ModuleNotFoundError as exc:  # an optional dependency this run lacks
+            if (exc.name or "").startswith("django_mongopool"):
+                raise
+            continue
+        for name, value in vars(module).items():
+            # A lock imported by name (process.pin_lock in the middleware) counts once.
+            if isinstance(value, LOCK_TYPES) and all(value is not getattr(m, n) for m, n in found):
+                found.append((module, name))
+    return found
+
+
 def _locks() -> list[threading.Lock]:
-    return [
-        shares._lock,
-        heartbeat._lock,
-        report._cache_lock,
-        readiness._lock,
-        history._lock,
-        event_loops._lock,
-        stray._lock,
-        scope._lock,
-        process.pin_lock,
-    ]
+    """The locks as they are now (a reset in the child replaces the module's attribute)."""
+    return [getattr(module, name) for module, name in _lock_names()]
+
+
+def test_the_package_keeps_module_level_locks():
+    """The scan finds them (if it found none, the fork test below would prove nothing)."""
+    names = {f"{module.__name__}.{name}" for module, name in _lock_names()}
+    assert {
+        "django_mongopool.client.process.pin_lock",
+        "django_mongopool.mongoengine._lock",
+    } <= names
+    assert len(names) >= 14
 
 
 def test_child_gets_fresh_locks_and_no_parent_ping(recwarn):

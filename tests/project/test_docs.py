@@ -157,7 +157,11 @@ def test_every_module_and_name_the_docs_give_exists():
             if not _NOT_OBJECTS.match(dotted) and not _resolves(dotted):
                 missing.add((page.name, dotted))
         for path in set(
-            re.findall(r"\b((?:django_mongopool|tests|bench|scripts)/[\w/.-]+\.py)\b", text)
+            re.findall(
+                r"(?<![\w/])((?:django_mongopool|tests|bench|scripts|example_project|"
+                r"newcomer_project|\.ci)/[\w/.-]+\.(?:py|yml|json|toml|txt|html|md))\b",
+                text,
+            )
         ):
             if not (ROOT / path).is_file():
                 missing.add((page.name, path))
@@ -191,6 +195,24 @@ def test_the_readmes_settings_are_the_quickstarts():
         return text.split("## Settings", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
 
     assert settings_block(README) == settings_block((DOCS / "quickstart.md").read_text())
+
+
+def test_the_readmes_anchors_are_headings_of_the_site(site):
+    """GitHub shows the README, not the site: its links into a page's section must hit a heading
+    the site has (MyST gives headings the same slugs)."""
+    anchored = re.findall(r"\]\(docs/([\w-]+)\.md#([^)]+)\)", README)
+    assert anchored
+    for page, anchor in anchored:
+        assert f'id="{anchor}"' in (site / f"{page}.html").read_text(), (page, anchor)
+
+
+def test_the_runbook_names_the_alerts_the_kit_has():
+    from tests.ops_kit import rules
+
+    alerts = {rule["alert"] for rule in rules()}
+    page = (DOCS / "operations.md").read_text()
+    named = set(re.findall(r"`((?:MongoPool|MongoDB)[A-Za-z]+)`", page))
+    assert named == alerts  # every alert leads into the runbook, and only real ones are named
 
 
 def test_the_readmes_links_lead_somewhere():

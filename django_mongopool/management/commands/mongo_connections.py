@@ -123,9 +123,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["count"] and not options["watch"]:
-            raise CommandError("--count only makes sense with --watch.")
+            raise CommandError("--count only makes sense with --watch.", returncode=2)
         if options["accept_unknown_capacity"] and options["fail_over"] is None:
-            raise CommandError("--accept-unknown-capacity only makes sense with --fail-over.")
+            raise CommandError(
+                "--accept-unknown-capacity only makes sense with --fail-over.", returncode=2
+            )
         runs = 0
         try:
             while True:
