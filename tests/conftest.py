@@ -18,6 +18,9 @@ import socket
 import uuid
 
 import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from mockupdb import Matcher, MockupDB
 from pymongo.database import Database
 
 from django_mongopool.client.process import get_client
@@ -25,6 +28,9 @@ from django_mongopool.testing.ferretdb import FerretDB
 from tests.helpers import closed_port
 
 pytest_plugins = ["pytester"]
+
+# What the `recorded` server says to hello: a primary of a recent mongod.
+HELLO = {"maxWireVersion": 21, "minWireVersion": 0, "isWritablePrimary": True}
 
 
 @pytest.fixture(scope="session")
@@ -127,6 +133,31 @@ def developers_database(mongo_server, settings):
     yield make
     for name in made:
         client.drop_database(name)
+
+
+@pytest.fixture
+def recorded(settings):
+    """A mockupdb server answering like mongod, the app pointed at it; tests register the
+    replies they need (anything else, such as endSessions, succeeds quietly)."""
+    server = MockupDB(auto_ismaster=HELLO, verbose=False)
+    server.run()
+    server.append_responder(Matcher(), {"ok": 1})
+    settings.MONGOPOOL_URI = (
+        f"mongodb://127.0.0.1:{server.port}/shop?directConnection=true&appname=auditor"
+    )
+    settings.MONGOPOOL_CLIENT_OPTIONS = {"serverSelectionTimeoutMS": 2000}
+    settings.MONGOPOOL_PROCESSES = 8
+    yield server
+    settings.MONGOPOOL_URI = "mongodb://127.0.0.1:9/x"  # close the client before the server stops
+    server.stop()
+
+
+@pytest.fixture
+def staff(db):
+    """A superuser's test client; a view's exception is its 500 response, not raised."""
+    client = Client(raise_request_exception=False)
+    client.force_login(User.objects.create_superuser("su", "su@example.com", "pw"))
+    return client
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
-"""With the server down, the page's JSON lists the outage in ``warnings`` (issue 25 item 12).
+"""A server that cannot be reached, or refuses the app's credentials, is a warning of the report.
 
-It was only in ``notes``, so a dashboard or alert reading ``warnings`` saw ``[]`` during an
-outage.
+The page, its JSON and ``mongo_connections`` list the outage in ``warnings`` (the details stay
+in ``notes``): a dashboard or an alert reading ``warnings`` must not see ``[]`` during an outage.
 """
 
 from __future__ import annotations
