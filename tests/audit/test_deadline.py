@@ -1,10 +1,10 @@
-"""The audit behind the page, its JSON and /metrics has a total deadline (issue 25 item 9).
+"""The audit behind the page, its JSON and /metrics has a total deadline.
 
-Members that accept connections and never answer once made one scrape take 9.2 s and
-the next wait 8.7 s behind it. Now the whole report is bounded by
-``MONGOPOOL_AUDIT_DEADLINE``: what has not answered by then is reported as such, and a
-reader that arrives while a measurement runs shares it instead of queueing behind it,
-getting the previous period's figures marked stale when even that one misses its deadline.
+Members that accept connections and never answer must not make a scrape hang, nor make the
+next reader queue behind it. The whole report is bounded by ``MONGOPOOL_AUDIT_DEADLINE``: what
+has not answered by then is reported as such, and a reader that arrives while a measurement runs
+shares it instead of queueing behind it, getting the previous period's figures marked stale
+when even that one misses its deadline.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A URI without ``/database`` and no ``MONGOPOOL_DATABASE`` (issue 25 item 4, issue 24 item 4).
+"""A URI without ``/database`` and no ``MONGOPOOL_DATABASE``: every output works and says so.
 
 That is what ``ferretdb serve --url-file`` writes. ``check`` says so and names both
 settings; the pool page, its JSON, ``/metrics`` and every format of

@@ -141,7 +141,7 @@ def test_counters_follow_prometheus_conventions(busy):
     assert [s.value for s in buckets] == sorted(s.value for s in buckets)  # cumulative
     (count,) = [s for s in histogram.samples if s.name.endswith("_count")]
     assert count.value == buckets[-1].value > 3
-    # Counts that only grow are counters, among them the ones the issue named.
+    # Counts that only grow are counters, never gauges (a rate() of a gauge is meaningless).
     for name in (
         "mongopool_pool_checkouts",
         "mongopool_pool_connections_created",

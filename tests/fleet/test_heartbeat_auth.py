@@ -1,4 +1,4 @@
-"""The heartbeat MAC (issue 25, item 1): what it covers, which keys verify it, and what a
+"""The heartbeat MAC: what it covers, which keys verify it, and what a
 reader does with a document whose MAC does not verify. The real-server test with 60 forged
 beats and /ready is tests/fleet/test_heartbeat_auth_server.py."""
 

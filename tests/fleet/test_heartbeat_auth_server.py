@@ -1,4 +1,4 @@
-"""Forged heartbeats against the real server (issue 25, item 1).
+"""Forged heartbeats against the real server: they never shrink a share and are shown as forged.
 
 Anyone who can write to the app's database can insert heartbeat documents. Without the
 app's secret their MAC does not verify: they never count as live processes, so they cannot

@@ -1,4 +1,4 @@
-"""Every number of a heartbeat is range-checked where it is parsed (issue 25, item 5).
+"""Every number of a heartbeat is range-checked where ``fleet/reading.py`` parses it.
 
 A count is an integer from 0 to a sane bound (10**6 for gauges such as ``open`` and pool
 sizes, 2**53 - 1 for counters that only grow, the largest integer a float and a JSON

@@ -1,4 +1,4 @@
-"""A heartbeat with a huge number (``open: 1e308``) breaks no output (issue 25, item 5).
+"""A heartbeat with a huge number (``open: 1e308``) breaks no output.
 
 Whether the document is signed with the app's key (then it is "odd": counted as
 unreadable) or not (then it is forged), the page, its JSON, /metrics and every format of

@@ -1,4 +1,5 @@
-"""Each beat's interval is believed only up to the reader's settings (issue 25, item 10)."""
+"""Each beat's interval is believed only up to the reader's settings, and the heartbeats' TTL
+index prunes after the longest time a beat is believed (an earlier, shorter one is replaced)."""
 
 from __future__ import annotations
 

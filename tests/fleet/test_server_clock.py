@@ -1,5 +1,5 @@
 """Where a heartbeat's date comes from: the server's clock (hello's localTime), or the host's
-when the server does not say or says something impossible (issue 25, item 11)."""
+when the server does not say or says something impossible."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A newcomer's first hour, as a test (issue 24 item 8): ``newcomer_project/`` from the wheel.
+"""A newcomer's first hour, as a test: ``newcomer_project/`` from the wheel.
 
 The wheel is built as docs/install.md says (``python -m build``), installed into a fresh venv made
 with ``MONGOPOOL_NEWCOMER_PYTHON`` (default: this interpreter) together with pytest,

@@ -1,4 +1,4 @@
-"""Tests never touch the configured database (issue 24 item 1), in fresh processes.
+"""Tests never touch the configured database, in fresh processes.
 
 The "developer's server" is this session's FerretDB, with data of the developer's own in the
 configured database. A project whose ``MONGOPOOL_URI`` points there runs its tests without any of
