@@ -210,7 +210,7 @@ def test_every_query_of_the_ops_kit_names_an_exported_series(busy):
 
 def test_docs_list_every_family_with_its_type_and_labels(busy):
     """docs/prometheus.md's tables: the families a scrape exports (those of mongo_connections
-    only are checked against its output in tests/test_audit_members.py)."""
+    only are checked against its output in tests/audit/test_members.py)."""
     documented = {name: row for name, row in ops_kit.documented_families().items() if not row[2]}
     exported = {f.name: f for f in text_string_to_metric_families(scrape())}
     assert set(documented) == set(exported)
