@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from django_mongopool.audit import report as audit
+from django_mongopool.audit import report
 from tests.audit.mockup import Server
 
 
@@ -22,9 +22,9 @@ def point_at(settings) -> Iterator[Any]:
         settings.MONGOPOOL_CLIENT_OPTIONS = {"serverSelectionTimeoutMS": 2000}
         settings.MONGOPOOL_PROCESSES = 8
 
-    audit.clear_cache()
+    report.clear_cache()
     yield point
     settings.MONGOPOOL_URI = "mongodb://127.0.0.1:9/x"  # close the client before the servers stop
-    audit.clear_cache()
+    report.clear_cache()
     for server in started:
         server.mock.stop()
