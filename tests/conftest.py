@@ -10,6 +10,10 @@ collection error.
 ``mongopool_db``: the session starts its own FerretDB on a free loopback port unless
 MONGOPOOL_TEST_URL names a real mongod/mongos; a server that cannot be started is an
 error, never a skip.
+
+A fixture used by more than one test package is defined here, once; one used by the tests of a
+single package lives in that package's conftest.py (``tests/audit/``, ``tests/fleet/``,
+``tests/guards/``).
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import socket
 import uuid
 
 import pytest
-from django.contrib.auth.models import User
 from django.test import Client
 from mockupdb import Matcher, MockupDB
 from pymongo.database import Database
@@ -155,6 +158,8 @@ def recorded(settings):
 @pytest.fixture
 def staff(db):
     """A superuser's test client; a view's exception is its 500 response, not raised."""
+    from django.contrib.auth.models import User
+
     client = Client(raise_request_exception=False)
     client.force_login(User.objects.create_superuser("su", "su@example.com", "pw"))
     return client
