@@ -1,13 +1,15 @@
-"""Shared test helpers: count sockets at the operating system, read metrics."""
+"""Shared test helpers: count sockets at the operating system, read metrics, read JSON strictly."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote_plus
 
 import django
@@ -83,3 +85,13 @@ def with_password(url: str, password: str) -> str:
     userinfo, _, tail = rest.partition("@")
     username = userinfo.split(":", 1)[0]
     return f"{scheme}://{username}:{quote_plus(password)}@{tail}"
+
+
+def strict_json(text: str) -> Any:
+    """``text`` parsed as JSON proper: ``NaN`` and ``Infinity`` (which Python writes, but no
+    other JSON reader takes) are an error."""
+
+    def refuse(name: str) -> None:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)

@@ -9,8 +9,10 @@ import pytest
 from django.core import checks
 from django.core.management import call_command
 from django.test import Client
+from pymongo import MongoClient
 
-from django_mongopool.checks import MIDDLEWARE_PATH
+from django_mongopool.checks import MIDDLEWARE_PATH, check_deploy
+from django_mongopool.conf import conf
 
 PASSWORD = "Pa55-w0rd-never-shown"
 
@@ -223,23 +225,68 @@ def test_migrations_are_in_sync():
 
 @pytest.mark.parametrize("option", ["tlsCAFile", "tlsCertificateKeyFile"])
 def test_tls_turned_on_by_a_file_option_gives_no_w101(settings, tmp_path, option):
-    from django_mongopool import checks
-
     pem = tmp_path / "file.pem"
     pem.write_text("not read by the check\n")
     settings.MONGOPOOL_URI = f"mongodb://alice:{PASSWORD}@db.example.com/shop?{option}={pem}"
-    assert "django_mongopool.W101" not in {m.id for m in checks.check_deploy()}
+    assert "django_mongopool.W101" not in {m.id for m in check_deploy()}
 
 
 def test_w101_without_credentials_does_not_speak_of_credentials(settings):
-    from django_mongopool import checks
-
     settings.MONGOPOOL_URI = "mongodb://db.example.com/shop"
-    (w101,) = [m for m in checks.check_deploy() if m.id == "django_mongopool.W101"]
+    (w101,) = [m for m in check_deploy() if m.id == "django_mongopool.W101"]
     assert "credential" not in w101.msg.lower() and "password" not in w101.msg.lower()
     settings.MONGOPOOL_URI = f"mongodb://alice:{PASSWORD}@db.example.com/shop"
-    (w101,) = [m for m in checks.check_deploy() if m.id == "django_mongopool.W101"]
+    (w101,) = [m for m in check_deploy() if m.id == "django_mongopool.W101"]
     assert "password" in w101.msg and PASSWORD not in w101.msg
+
+
+# pymongo expands ``tlsInsecure`` into ``tlsAllowInvalidCertificates``,
+# ``tlsAllowInvalidHostnames`` and ``tlsDisableOCSPEndpointCheck``, and any of those set to false
+# turns TLS on: ``tlsInsecure=false`` must not give W101. The app's decision is compared with
+# the client pymongo builds from the same URI.
+TLS_HOST = "mongodb://app:pw@db.example.com:27017/shop"
+
+
+def _pymongo_uses_tls(uri: str) -> bool:
+    client = MongoClient(uri, connect=False)
+    try:
+        return client.options.pool_options._ssl_context is not None
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "tls"),
+    [
+        ("tlsInsecure=false", True),
+        ("tlsinsecure=false", True),  # any case of the name
+        ("tlsInsecure=true", False),
+        ("tlsInsecure=false&tls=false", None),  # pymongo refuses the combination
+        ("tlsAllowInvalidHostnames=false", True),
+        ("", False),
+    ],
+)
+def test_tls_is_on_exactly_when_pymongo_turns_it_on(settings, query, tls):
+    from pymongo.errors import ConfigurationError
+
+    uri = f"{TLS_HOST}?{query}" if query else TLS_HOST
+    settings.MONGOPOOL_URI = uri
+    settings.MONGOPOOL_ALLOWED_CLIENT_MODULES = [__name__]  # the reference client above
+    if tls is None:
+        with pytest.raises(ConfigurationError):
+            _pymongo_uses_tls(uri)
+        return
+    assert _pymongo_uses_tls(uri) is tls
+    assert conf.client_config.tls is tls
+    w101 = "django_mongopool.W101" in {m.id for m in check_deploy()}
+    assert w101 is not tls
+
+
+def test_tls_insecure_false_in_the_client_options_counts_too(settings):
+    settings.MONGOPOOL_URI = TLS_HOST
+    settings.MONGOPOOL_CLIENT_OPTIONS = {"tlsInsecure": False}
+    assert conf.client_config.tls is True
+    assert "django_mongopool.W101" not in {m.id for m in check_deploy()}
 
 
 def _messages(msg_id: str) -> list[checks.CheckMessage]:

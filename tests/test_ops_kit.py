@@ -1,6 +1,6 @@
 """The operations kit shipped in the package: alert rules checked and unit-tested by promtool,
 every rule covered by a test case, a well-formed Grafana dashboard. (That every query names a
-series /metrics exports is checked against a real scrape in tests/integration/test_prometheus.py.)
+series /metrics exports is checked against a real scrape in tests/audit/test_prometheus_server.py.)
 
 promtool is built once into the cache by ``scripts/test``
 (:mod:`django_mongopool.testing.promtool`); without it these tests fail, they never skip.

@@ -1,6 +1,5 @@
 """Shared by the audit's tests: ``point_at(uri, servers)`` points the app at mockupdb servers
-(:mod:`tests.audit.mockup`) and stops them after the test; ``recorded`` is one server answering
-like mongod, with the replies each test registers."""
+(:mod:`tests.audit.mockup`) and stops them after the test."""
 
 from __future__ import annotations
 
@@ -8,12 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from mockupdb import Matcher, MockupDB
 
-from django_mongopool.audit import report as audit
+from django_mongopool.audit import report
 from tests.audit.mockup import Server
-
-HELLO = {"maxWireVersion": 21, "minWireVersion": 0, "isWritablePrimary": True}
 
 
 @pytest.fixture
@@ -26,27 +22,9 @@ def point_at(settings) -> Iterator[Any]:
         settings.MONGOPOOL_CLIENT_OPTIONS = {"serverSelectionTimeoutMS": 2000}
         settings.MONGOPOOL_PROCESSES = 8
 
-    audit.clear_cache()
+    report.clear_cache()
     yield point
     settings.MONGOPOOL_URI = "mongodb://127.0.0.1:9/x"  # close the client before the servers stop
-    audit.clear_cache()
+    report.clear_cache()
     for server in started:
         server.mock.stop()
-
-
-@pytest.fixture
-def recorded(settings):
-    """A mockupdb server answering like mongod; tests register the replies they need."""
-    server = MockupDB(auto_ismaster=HELLO, verbose=False)
-    server.run()
-    server.append_responder(
-        Matcher(), {"ok": 1}
-    )  # anything else (endSessions, ...) succeeds quietly
-    settings.MONGOPOOL_URI = (
-        f"mongodb://127.0.0.1:{server.port}/shop?directConnection=true&appname=auditor"
-    )
-    settings.MONGOPOOL_CLIENT_OPTIONS = {"serverSelectionTimeoutMS": 2000}
-    settings.MONGOPOOL_PROCESSES = 8
-    yield server
-    settings.MONGOPOOL_URI = "mongodb://127.0.0.1:9/x"  # close the client before the server stops
-    server.stop()

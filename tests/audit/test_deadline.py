@@ -1,10 +1,10 @@
-"""The audit behind the page, its JSON and /metrics has a total deadline (issue 25 item 9).
+"""The audit behind the page, its JSON and /metrics has a total deadline.
 
-Members that accept connections and never answer once made one scrape take 9.2 s and
-the next wait 8.7 s behind it. Now the whole report is bounded by
-``MONGOPOOL_AUDIT_DEADLINE``: what has not answered by then is reported as such, and a
-reader that arrives while a measurement runs shares it instead of queueing behind it,
-getting the previous period's figures marked stale when even that one misses its deadline.
+Members that accept connections and never answer must not make a scrape hang, nor make the
+next reader queue behind it. The whole report is bounded by ``MONGOPOOL_AUDIT_DEADLINE``: what
+has not answered by then is reported as such, and a reader that arrives while a measurement runs
+shares it instead of queueing behind it, getting the previous period's figures marked stale
+when even that one misses its deadline.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from django.urls import reverse
 from mockupdb import OpMsg
 
 from django_mongopool import get_client
-from django_mongopool.audit import report as audit
+from django_mongopool.audit import report
 from django_mongopool.audit.report import web_report
 from django_mongopool.conf import conf
 from tests.audit.mockup import cursor_reply, server_status, start_servers
@@ -89,12 +89,12 @@ def test_members_not_answered_by_the_deadline_are_shown_as_such(silent_members, 
     response = admin_client.get(page, {"format": "json"})
     elapsed = time.monotonic() - started
     assert response.status_code == 200
-    report = response.json()
-    members = {m["address"]: m for m in report["server"]["members"]}
+    result = response.json()
+    members = {m["address"]: m for m in result["server"]["members"]}
     assert members[silent_members.address]["connections"]["current"] == 40  # answered in time
     late = [m for m in members.values() if m["address"] != silent_members.address]
     assert len(late) == SILENT and all(_late(m) for m in late)
-    (note,) = [n for n in report["notes"] if "not answered within the audit's deadline" in n]
+    (note,) = [n for n in result["notes"] if "not answered within the audit's deadline" in n]
     assert note.startswith(f"{SILENT} member(s)") and "and 30 more" in note
     assert elapsed < DEADLINE + SLACK  # 40 silent members x 2 s per query, 8 at a time: 10 s
     html = admin_client.get(page).content.decode()
@@ -133,14 +133,14 @@ def stuck_measurement(monkeypatch) -> Iterator[threading.Event]:
     """Every measurement blocks in the middle (after the ping) until the event is set."""
     release = threading.Event()
     calls = []
-    original = audit.ask_members
+    original = report.ask_members
 
     def blocked(*args: Any, **kwargs: Any) -> Any:
         calls.append(args)
         release.wait(60)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(audit, "ask_members", blocked)
+    monkeypatch.setattr(report, "ask_members", blocked)
     release.calls = calls  # type: ignore[attr-defined]
     try:
         yield release
@@ -183,17 +183,17 @@ def test_readers_never_wait_beyond_their_deadline_for_a_stuck_measurement(
     while not calls and time.monotonic() < deadline:  # its ping may still be under way
         time.sleep(0.01)
     assert len(calls) == 1  # shared: one measurement for the three readers
-    for report in reports:
-        server = report["server"]
+    for result in reports:
+        server = result["server"]
         assert server["reachable"] is False and "deadline" in server["error"]
-        assert any("did not answer within the audit's deadline" in n for n in report["notes"])
-        assert any("did not answer" in w for w in report["warnings"])
+        assert any("did not answer within the audit's deadline" in n for n in result["notes"])
+        assert any("did not answer" in w for w in result["warnings"])
     stuck_measurement.set()  # the measurement finishes; the next reader gets it
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and audit._in_flight:
+    while time.monotonic() < deadline and report._in_flight:
         time.sleep(0.01)
-    report = web_report()
-    assert report["server"]["reachable"] is True and report["server"]["stale"] is False
+    result = web_report()
+    assert result["server"]["reachable"] is True and result["server"]["stale"] is False
 
 
 def test_the_previous_figures_are_served_marked_stale(one_server, settings, monkeypatch):
@@ -204,9 +204,9 @@ def test_the_previous_figures_are_served_marked_stale(one_server, settings, monk
     assert fresh["server"]["stale"] is False and fresh["server"]["connections"]["current"] == 40
     time.sleep(0.3)  # the period ends
     release = threading.Event()
-    original = audit.ask_members
+    original = report.ask_members
     monkeypatch.setattr(
-        audit, "ask_members", lambda *a, **k: release.wait(60) and original(*a, **k)
+        report, "ask_members", lambda *a, **k: release.wait(60) and original(*a, **k)
     )
     try:
         (stale,) = _concurrently(1)
@@ -250,13 +250,13 @@ def test_metrics_are_bounded_too(silent_members, settings):
 def test_a_forked_child_does_not_wait_for_the_parents_measurement():
     from concurrent.futures import Future
 
-    parent = audit._Flight(Future(), None, 1.0)  # type: ignore[arg-type]
-    audit._in_flight[False] = parent  # a measurement the parent's thread is running
+    parent = report._Flight(Future(), None, 1.0)  # type: ignore[arg-type]
+    report._in_flight[False] = parent  # a measurement the parent's thread is running
     try:
         pid = os.fork()
         if pid == 0:  # the child: that thread does not run here, so nothing may wait for it
-            os._exit(0 if not audit._in_flight else 1)
+            os._exit(0 if not report._in_flight else 1)
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
     finally:
-        audit._in_flight.pop(False, None)
+        report._in_flight.pop(False, None)

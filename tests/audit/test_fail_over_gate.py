@@ -1,9 +1,9 @@
-"""``--fail-over N --accept-unknown-capacity`` that could check nothing fails (issue 25 item 12).
+"""``--fail-over N --accept-unknown-capacity`` that could check nothing fails.
 
-It exited 0 having compared nothing, so a CI gate passed on a server that reports no
-capacity and no current connections (FerretDB, proxies, a user without clusterMonitor).
-Now the command exits 3 with a message saying nothing was checked, and the JSON says so
-in ``fail_over.result`` ("nothing_checked") and ``fail_over.checked`` (0).
+A CI gate must not pass having compared nothing, on a server that reports no capacity and no
+current connections (FerretDB, proxies, a user without clusterMonitor): the command exits 3
+with a message saying nothing was checked, and the JSON says so in ``fail_over.result``
+("nothing_checked") and ``fail_over.checked`` (0).
 """
 
 from __future__ import annotations

@@ -19,8 +19,7 @@ from django.test import Client
 from django.urls import reverse
 from prometheus_client.parser import text_string_to_metric_families
 
-from django_mongopool.audit import prometheus
-from django_mongopool.audit import report as audit
+from django_mongopool.audit import prometheus, report
 from tests import prometheus_figures
 from tests.audit.mockup import Server, cursor_reply, group_doc, server_status, start_servers
 from tests.helpers import closed_port
@@ -86,8 +85,8 @@ def _json(*args: str) -> dict[str, Any]:
 
 def test_every_replica_set_member_is_asked_directly(replica_set):
     primary, secondary = replica_set
-    report = _json()
-    members = {m["address"]: m for m in report["server"]["members"]}
+    result = _json()
+    members = {m["address"]: m for m in result["server"]["members"]}
     assert len(members) == 3
     assert members[primary.address]["type"] == "RSPrimary"
     assert members[primary.address]["utilisation_percent"] == 90.0
@@ -97,17 +96,17 @@ def test_every_replica_set_member_is_asked_directly(replica_set):
         m for m in members.values() if m["address"] not in {primary.address, secondary.address}
     ]
     assert down["answered"] is False and down["status_problem"] == "no_answer"
-    assert any(f"Member {down['address']} did not answer" in n for n in report["notes"])
-    assert report["server"]["utilisation_percent"] == 90.0  # the busiest member
-    assert report["server"]["connections"]["current"] == 1200  # summed over members
+    assert any(f"Member {down['address']} did not answer" in n for n in result["notes"])
+    assert result["server"]["utilisation_percent"] == 90.0  # the busiest member
+    assert result["server"]["connections"]["current"] == 1200  # summed over members
     assert primary.count("serverStatus") == 1 and secondary.count("serverStatus") == 1
     assert primary.count("aggregate") == 1 and secondary.count("aggregate") == 1
 
 
 def test_replica_set_totals_per_application_and_per_member(replica_set):
     primary, secondary = replica_set
-    report = _json()
-    apps = report["server"]["applications"]
+    result = _json()
+    apps = result["server"]["applications"]
     assert [a["app"] for a in apps["apps"]] == ["shop-web", "reports", "billing"]
     shop = apps["apps"][0]
     assert shop["connections"] == 800 and shop["active"] == 50 and shop["idle"] == 750
@@ -115,7 +114,7 @@ def test_replica_set_totals_per_application_and_per_member(replica_set):
     assert shop["top_hosts"][0] == {"host": "10.0.1.11", "connections": 550, "active": 40}
     assert apps["no_appname"]["connections"] == 40
     assert apps["members_asked"] == 2 and apps["members"] == 3
-    members = {m["address"]: m for m in report["server"]["members"]}
+    members = {m["address"]: m for m in result["server"]["members"]}
     on_secondary = members[secondary.address]["applications"]["apps"]
     assert [(a["app"], a["connections"]) for a in on_secondary] == [
         ("reports", 200),
@@ -224,13 +223,13 @@ def test_two_mongos_routers(point_at):
     point_at(f"mongodb://{first.address},{second.address}/shop", [first, second])
     sent: list[dict[str, Any]] = []
     first.mock.subscribe(lambda request: sent.append(request.doc) and None)
-    report = _json()
-    assert report["topology"]["type"] == "Sharded"
-    members = {m["address"]: m for m in report["server"]["members"]}
+    result = _json()
+    assert result["topology"]["type"] == "Sharded"
+    members = {m["address"]: m for m in result["server"]["members"]}
     assert members[first.address]["type"] == "Mongos"
     assert members[first.address]["utilisation_percent"] == 40.0
     assert members[second.address]["utilisation_percent"] == 10.0
-    assert report["server"]["applications"]["apps"][0]["connections"] == 380
+    assert result["server"]["applications"]["apps"][0]["connections"] == 380
     (aggregate,) = [doc for doc in sent if "aggregate" in doc]
     assert aggregate["pipeline"][0]["$currentOp"]["localOps"] is True
 
@@ -260,8 +259,8 @@ def test_five_thousand_connections_from_forty_applications(point_at):
     (server,) = start_servers(1)
     server.serve({"ismaster": True}, server_status(connections + 8, 20000), cursor_reply(groups))
     point_at(f"mongodb://{server.address}/shop?directConnection=true", [server])
-    report = _json("--hosts", "3")
-    apps = report["server"]["applications"]
+    result = _json("--hosts", "3")
+    apps = result["server"]["applications"]
     assert len(apps["apps"]) == 40
     assert apps["connections"] == connections
     ordered = sorted(totals.items(), key=lambda item: (-item[1], item[0]))
@@ -311,9 +310,9 @@ def test_page_and_metrics_never_run_current_op_and_share_one_server_status(
         assert server.count("serverStatus") == 1  # one per member per cache period
     text = scrape.content.decode()
     assert "mongopool_member_up" in text and "mongopool_app_connections" not in text
-    report = admin_client.get(page, {"format": "json"}).json()
-    assert report["server"]["applications"] is None
-    assert report["process"]["role"] == "web"
+    result = admin_client.get(page, {"format": "json"}).json()
+    assert result["server"]["applications"] is None
+    assert result["process"]["role"] == "web"
     # An explicit request runs it once (and is cached apart from the plain page).
     shown = admin_client.get(page, {"format": "json", "current_op": "1"}).json()
     assert shown["server"]["applications"]["apps"][0]["app"] == "shop-web"
@@ -345,8 +344,8 @@ def test_cache_setting_is_validated(settings):
 
 
 def test_command_labels_its_own_pool(replica_set):
-    report = _json()
-    assert report["process"]["role"] == "command"
+    result = _json()
+    assert result["process"]["role"] == "command"
     out = StringIO()
     call_command("mongo_connections", "--timeout", "1", "--format", "prometheus", stdout=out)
     names = {f.name for f in text_string_to_metric_families(out.getvalue())}
@@ -360,8 +359,8 @@ def test_command_labels_its_own_pool(replica_set):
 
 def test_member_clients_pass_stray_detection(replica_set, settings, recwarn):
     settings.MONGOPOOL_STRAY_CLIENTS = "raise"
-    report = _json()
-    assert len([m for m in report["server"]["members"] if m["answered"]]) == 2
+    result = _json()
+    assert len([m for m in result["server"]["members"] if m["answered"]]) == 2
 
 
 @pytest.mark.parametrize(
@@ -425,11 +424,11 @@ def test_replica_set_without_a_primary_is_still_audited(point_at):
     first.serve({**base, "me": first.address}, server_status(10, 990), cursor_reply([]))
     second.serve({**base, "me": second.address}, server_status(20, 980), cursor_reply([]))
     point_at(f"mongodb://{first.address}/shop?replicaSet=rs0", [first, second])
-    report = _json()
-    assert report["server"]["reachable"] is True
-    assert report["topology"]["type"] == "ReplicaSetNoPrimary"
+    result = _json()
+    assert result["server"]["reachable"] is True
+    assert result["topology"]["type"] == "ReplicaSetNoPrimary"
     answered = sorted(
-        m["utilisation_percent"] for m in report["server"]["members"] if m["answered"]
+        m["utilisation_percent"] for m in result["server"]["members"] if m["answered"]
     )
     assert answered == [1.0, 2.0]
 
@@ -438,10 +437,10 @@ def test_prometheus_carries_every_figure_of_the_command_report(replica_set):
     """Every figure of the command's report (applications, each member, the one that does not
     answer) has its series, type and help text, with the report's values."""
     # 3 s per member: the two recorded members answer at once, even on a loaded machine.
-    report = audit.build_report(role="command", timeout=3)
-    members = report["server"]["members"]  # in address order: the member down may be first
-    assert report["server"]["applications"] and any(m["connections"] for m in members)
-    scrape = prometheus_figures.check(report, prometheus.render(report))
+    result = report.build_report(role="command", timeout=3)
+    members = result["server"]["members"]  # in address order: the member down may be first
+    assert result["server"]["applications"] and any(m["connections"] for m in members)
+    scrape = prometheus_figures.check(result, prometheus.render(result))
     assert scrape.total("mongopool_server_members_unanswered") == 1
     assert scrape.total("mongopool_member_connections_created") == 2 * 9000  # two answered
     assert scrape.families["mongopool_member_connections_created"].type == "counter"
@@ -452,8 +451,8 @@ def test_docs_list_the_families_of_mongo_connections_only(replica_set):
     exports them, with the documented types and labels."""
     from tests import ops_kit
 
-    report = audit.build_report(role="command", timeout=1)
-    exported = {f.name: f for f in text_string_to_metric_families(prometheus.render(report))}
+    result = report.build_report(role="command", timeout=1)
+    exported = {f.name: f for f in text_string_to_metric_families(prometheus.render(result))}
     only = {n: row for n, row in ops_kit.documented_families().items() if row[2]}
     assert only and set(only) <= set(exported)
     assert {n for n in exported if "_app" in n or "current_op" in n} == set(only)

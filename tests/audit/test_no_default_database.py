@@ -1,4 +1,4 @@
-"""A URI without ``/database`` and no ``MONGOPOOL_DATABASE`` (issue 25 item 4, issue 24 item 4).
+"""A URI without ``/database`` and no ``MONGOPOOL_DATABASE``: every output works and says so.
 
 That is what ``ferretdb serve --url-file`` writes. ``check`` says so and names both
 settings; the pool page, its JSON, ``/metrics`` and every format of
@@ -9,19 +9,17 @@ as unavailable; the first ``get_database()`` says which settings to set.
 from __future__ import annotations
 
 import json
-from io import StringIO
 
 import pytest
 from django.core.checks import run_checks
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 from prometheus_client.parser import text_string_to_metric_families
 
 from django_mongopool import get_database
 from django_mongopool.fleet import heartbeat
-from tests.audit.mockup import cursor_reply, server_status, start_servers
+from tests.audit.mockup import command_output, cursor_reply, server_status, start_servers
 
 TOKEN = "t" * 40
 
@@ -84,12 +82,6 @@ def no_database(point_at, settings):
     heartbeat.stop()  # the page's first request started this process's publisher
 
 
-def _command(*args: str) -> str:
-    out = StringIO()
-    call_command("mongo_connections", "--timeout", "1", *args, stdout=out)  # exit 0: no error
-    return out.getvalue()
-
-
 @pytest.mark.django_db
 def test_page_json_metrics_and_command_work_without_a_database(no_database, admin_client):
     page = reverse("admin:django_mongopool_poolhealth_changelist")
@@ -110,7 +102,7 @@ def test_page_json_metrics_and_command_work_without_a_database(no_database, admi
     assert families["mongopool_server_up"].samples
     # Every family is exported on every scrape; the fleet's has no sample without a database.
     assert not families["mongopool_fleet_processes"].samples
-    text = _command()
+    text = command_output()
     assert "MONGOPOOL_DATABASE" in text and "current 40" in text
-    assert json.loads(_command("--format", "json"))["fleet"] is None
-    list(text_string_to_metric_families(_command("--format", "prometheus")))
+    assert json.loads(command_output("--format", "json"))["fleet"] is None
+    list(text_string_to_metric_families(command_output("--format", "prometheus")))

@@ -1,7 +1,7 @@
-"""With the server down, the page's JSON lists the outage in ``warnings`` (issue 25 item 12).
+"""A server that cannot be reached, or refuses the app's credentials, is a warning of the report.
 
-It was only in ``notes``, so a dashboard or alert reading ``warnings`` saw ``[]`` during an
-outage.
+The page, its JSON and ``mongo_connections`` list the outage in ``warnings`` (the details stay
+in ``notes``): a dashboard or an alert reading ``warnings`` must not see ``[]`` during an outage.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from django_mongopool.audit import report as audit
+from django_mongopool.audit import report
 from tests.audit.mockup import cursor_reply, start_servers
 from tests.helpers import closed_port
 
@@ -32,12 +32,12 @@ def _command_json() -> dict:
 def test_a_server_that_cannot_be_reached_is_a_warning(settings, admin_client):
     settings.MONGOPOOL_URI = f"mongodb://127.0.0.1:{closed_port()}/shop"
     settings.MONGOPOOL_CLIENT_OPTIONS = {"serverSelectionTimeoutMS": 300}
-    audit.clear_cache()
-    report = admin_client.get(reverse(PAGE), {"format": "json"}).json()
-    assert report["server"]["reachable"] is False
-    (warning,) = report["warnings"]
+    report.clear_cache()
+    result = admin_client.get(reverse(PAGE), {"format": "json"}).json()
+    assert result["server"]["reachable"] is False
+    (warning,) = result["warnings"]
     assert "did not answer (ServerSelectionTimeoutError)" in warning
-    assert any("could not be reached" in note for note in report["notes"])  # the detail stays
+    assert any("could not be reached" in note for note in result["notes"])  # the detail stays
     html = admin_client.get(reverse(PAGE)).content.decode()
     assert 'class="warning">The MongoDB server did not answer' in html
     assert any("did not answer" in w for w in _command_json()["warnings"])
@@ -48,8 +48,8 @@ def test_a_refused_authentication_is_a_warning(point_at):
     server.serve({"ismaster": True}, {"ok": 1}, cursor_reply([]))
     server.mock.autoresponds("ping", {"ok": 0, "code": 18, "errmsg": "Authentication failed."})
     point_at(f"mongodb://{server.address}/shop?directConnection=true", [server])
-    report = _command_json()
-    assert report["server"]["authentication_failed"] is True
-    assert report["warnings"] == [
+    result = _command_json()
+    assert result["server"]["authentication_failed"] is True
+    assert result["warnings"] == [
         "The MongoDB server refused authentication: only the configuration is reported."
     ]

@@ -141,7 +141,7 @@ def test_counters_follow_prometheus_conventions(busy):
     assert [s.value for s in buckets] == sorted(s.value for s in buckets)  # cumulative
     (count,) = [s for s in histogram.samples if s.name.endswith("_count")]
     assert count.value == buckets[-1].value > 3
-    # Counts that only grow are counters, among them the ones the issue named.
+    # Counts that only grow are counters, never gauges (a rate() of a gauge is meaningless).
     for name in (
         "mongopool_pool_checkouts",
         "mongopool_pool_connections_created",
@@ -210,7 +210,7 @@ def test_every_query_of_the_ops_kit_names_an_exported_series(busy):
 
 def test_docs_list_every_family_with_its_type_and_labels(busy):
     """docs/prometheus.md's tables: the families a scrape exports (those of mongo_connections
-    only are checked against its output in tests/test_audit_members.py)."""
+    only are checked against its output in tests/audit/test_members.py)."""
     documented = {name: row for name, row in ops_kit.documented_families().items() if not row[2]}
     exported = {f.name: f for f in text_string_to_metric_families(scrape())}
     assert set(documented) == set(exported)

@@ -12,8 +12,7 @@ from django.core.management import CommandError, call_command
 from mockupdb import OpMsg
 from prometheus_client.parser import text_string_to_metric_families
 
-from django_mongopool.audit import prometheus
-from django_mongopool.audit import report as audit
+from django_mongopool.audit import prometheus, report
 from tests import prometheus_figures
 
 REPLIES = Path(__file__).parent / "replies"
@@ -87,14 +86,14 @@ def test_server_status_connections(recorded, fixture, current, available, percen
         status=_reply(fixture),
         current_op=_cursor(grouped(_reply("currentop_mongod7.json"))),
     )
-    report = _json()
-    connections = report["server"]["connections"]
+    result = _json()
+    connections = result["server"]["connections"]
     assert connections["current"] == current and connections["available"] == available
     assert "establishmentRateLimit" not in connections  # nested sections are left out
-    assert report["server"]["utilisation_percent"] == percent
-    assert report["budget"]["server_capacity"] == current + available
-    assert report["budget"]["server_capacity_source"] == "serverStatus"
-    assert report["budget"]["fleet_ceiling_per_server"] == 8 * (10 + 2)
+    assert result["server"]["utilisation_percent"] == percent
+    assert result["budget"]["server_capacity"] == current + available
+    assert result["budget"]["server_capacity_source"] == "serverStatus"
+    assert result["budget"]["fleet_ceiling_per_server"] == 8 * (10 + 2)
 
 
 def test_current_op_totals_per_application(recorded):
@@ -146,12 +145,12 @@ def test_text_output_and_warnings(recorded):
 
 def test_unauthorized_user_gets_plain_lines_and_the_rest(recorded):
     _serve(recorded, status=_reply("unauthorized.json"), current_op=_reply("unauthorized.json"))
-    report = _json()
-    assert report["server"]["reachable"] is True
-    assert report["server"]["connections"] is None and report["server"]["applications"] is None
-    notes = " ".join(report["notes"])
+    result = _json()
+    assert result["server"]["reachable"] is True
+    assert result["server"]["connections"] is None and result["server"]["applications"] is None
+    notes = " ".join(result["notes"])
     assert "serverStatus: not authorized" in notes and "$currentOp: not authorized" in notes
-    assert report["topology"]["type"] == "Single"
+    assert result["topology"]["type"] == "Single"
 
 
 def test_fail_over_exits_1_when_utilisation_exceeds(recorded):
@@ -191,10 +190,10 @@ def test_prometheus_carries_every_figure_of_a_recorded_mongod(recorded, settings
     """mongod 8's serverStatus.connections: levels as gauges, totalCreated and rejected as
     counters; every other figure of the report with its series."""
     _serve(recorded, status=_reply("serverstatus_mongod8.json"), current_op=_cursor([]))
-    report = audit.build_report(role="command", timeout=2)
-    connections = report["server"]["connections"]
+    result = report.build_report(role="command", timeout=2)
+    connections = result["server"]["connections"]
     assert connections["totalCreated"] == 1203 and connections["current"] == 95
-    scrape = prometheus_figures.check(report, prometheus.render(report))
+    scrape = prometheus_figures.check(result, prometheus.render(result))
     assert scrape.total("mongopool_member_connections_created") == 1203
     assert scrape.total("mongopool_server_connections", state="current") == 95
     assert scrape.samples("mongopool_server_connections", state="totalCreated") == []
@@ -204,12 +203,12 @@ def test_prometheus_leaves_out_numbers_that_are_no_sample_value(recorded):
     """A figure that is not finite, too large for a float, or not a number at all is left out
     of its family; the rest of the output stands."""
     _serve(recorded, status=_reply("serverstatus_mongod8.json"), current_op=_cursor([]))
-    report = audit.build_report(role="command", timeout=2)
-    report["budget"]["server_capacity"] = 10**400
-    report["server"]["utilisation_percent"] = float("nan")
-    report["budget"]["fleet_ceiling_percent"] = float("inf")
-    report["config"]["heartbeat_seconds"] = "ten"
-    families = {f.name: f for f in text_string_to_metric_families(prometheus.render(report))}
+    result = report.build_report(role="command", timeout=2)
+    result["budget"]["server_capacity"] = 10**400
+    result["server"]["utilisation_percent"] = float("nan")
+    result["budget"]["fleet_ceiling_percent"] = float("inf")
+    result["config"]["heartbeat_seconds"] = "ten"
+    families = {f.name: f for f in text_string_to_metric_families(prometheus.render(result))}
     for name in (
         "mongopool_server_capacity_connections",
         "mongopool_server_utilisation_ratio",

@@ -1,4 +1,4 @@
-"""The pool page's CSS and JavaScript under gunicorn (issue 24 item 6).
+"""The pool page's CSS and JavaScript are served under gunicorn, as the docs' recipe says.
 
 gunicorn serves no static files: the example project serves them with WhiteNoise after
 ``manage.py collectstatic``, the recipe docs/pool-page.md gives. A staff user opens the page; the

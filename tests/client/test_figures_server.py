@@ -122,7 +122,7 @@ def _held(collection, count: int, hold: HoldConnection) -> list[threading.Thread
 
 
 def test_opening_a_connection_is_connecting_not_waiting(mongo, settings):
-    """Issue 25 item 6: a check-out opening a new connection (TCP, TLS, auth run inside it)
+    """A check-out opening a new connection (TCP, TLS, auth run inside it)
     while the pool has room is "connecting"; "waiting" is only for a full pool, and /ready
     stays 200."""
     hold, connect = HoldConnection(), BlockConnect()
@@ -215,7 +215,7 @@ def _timed_out(action) -> None:
 
 
 def test_a_read_that_pymongo_retries_counts_one_check_out_timeout(mongo, settings):
-    """Issue 25 item 7: pymongo retries a read once after a check-out timeout (two failed
+    """pymongo retries a read once after a check-out timeout (two failed
     check-outs); a write is not retried. The app counts one timed-out operation for each."""
     hold = HoldConnection()
     settings.MONGOPOOL_CLIENT_OPTIONS = {

@@ -187,50 +187,50 @@ def _wait_for(predicate, seconds: float = 5.0) -> bool:
 
 
 def test_a_retired_client_serves_its_request_then_closes(offline):
-    from django_mongopool.client import process as client
+    from django_mongopool.client import process
     from django_mongopool.client.scope import RequestScope, current
 
     scope = RequestScope()  # what the middleware sets for a request
     token = current.set(scope)
     try:
-        old = client.get_client()  # the request's first need holds and pins the client
+        old = process.get_client()  # the request's first need holds and pins the client
         assert scope.held is old
-        client.reset_client()
-        assert client.get_client() is old  # the running request keeps its client
+        process.reset_client()
+        assert process.get_client() is old  # the running request keeps its client
     finally:
         current.reset(token)
-    assert client.get_client() is not old  # new work gets the new one
+    assert process.get_client() is not old  # new work gets the new one
     assert not old._closed
     scope.held.release()  # the request ends
     assert _wait_for(lambda: old._closed)
 
 
 def test_a_retired_client_closes_after_the_grace_period(offline):
-    from django_mongopool.client import process as client
+    from django_mongopool.client import process
 
-    old = client.hold_for(RequestScope())  # a request that never ends
-    client.reset_client(grace=0.2)
+    old = process.hold_for(RequestScope())  # a request that never ends
+    process.reset_client(grace=0.2)
     assert not old._closed
     assert _wait_for(lambda: old._closed)
     old.release()  # late: nothing happens twice
 
 
 def test_exit_closes_retired_clients_too(offline):
-    from django_mongopool.client import process as client
+    from django_mongopool.client import process
 
-    old = client.hold_for(RequestScope())  # a request still running
-    client.reset_client()
-    current = client.get_client()
-    client.close_clients()
+    old = process.hold_for(RequestScope())  # a request still running
+    process.reset_client()
+    current = process.get_client()
+    process.close_clients()
     assert old._closed and current._closed
     old.release()
 
 
 def test_a_hold_taken_after_the_request_ended_is_given_back(offline):
-    from django_mongopool.client import process as client
+    from django_mongopool.client import process
     from django_mongopool.client.scope import RequestScope
 
     scope = RequestScope()
     scope.ended = True
-    held = client.hold_for(scope)
+    held = process.hold_for(scope)
     assert scope.held is None and held.requests_in_flight() == 0

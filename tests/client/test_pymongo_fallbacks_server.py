@@ -26,8 +26,7 @@ from pymongo.client_session import ClientSession
 from pymongo.errors import WaitQueueTimeoutError
 from pymongo.synchronous.pool import Pool
 
-from django_mongopool.client import event_loops, pools, pymongo_internals
-from django_mongopool.client import process as client
+from django_mongopool.client import event_loops, pools, process, pymongo_internals
 from django_mongopool.client.figures import PoolEventCounter
 from django_mongopool.client.options import build_config
 from django_mongopool.client.sessions import CountedClientSession
@@ -40,7 +39,7 @@ TOKEN = "t0ken-for-prometheus-scrapes"
 
 
 def _rebuild() -> None:
-    client.reset_client()
+    process.reset_client()
     event_loops.reset_async_clients()
     shares.forget()
 
@@ -105,7 +104,7 @@ def test_pool_figures_come_from_public_pool_events(
     assert named in message.msg and pymongo.version in message.msg
     assert "connection-pool events" in message.msg and "costs more" in message.msg
 
-    app_client = client.get_client()
+    app_client = process.get_client()
     assert any(isinstance(x, PoolEventCounter) for x in app_client.options.event_listeners)
     response = Client().get("/t/insert/")  # insert + find on request.mongo_session
     assert response.status_code == 200
@@ -114,10 +113,10 @@ def test_pool_figures_come_from_public_pool_events(
     assert (server.open, server.in_use, server.idle, server.waiting) == (1, 0, 1, 0)
     assert (server.checkouts, server.connections_created) == (2, 1)
     assert server.wait_ms_max is not None
-    process = _page(django_user_model)["process"]
-    assert process["pool_figures_from"] == "connection pool events"
-    assert process["open"] >= 1 and process["servers"][0]["checkouts"] >= 2
-    assert process["sessions_started"] == process["sessions_ended"] == 1
+    shown = _page(django_user_model)["process"]
+    assert shown["pool_figures_from"] == "connection pool events"
+    assert shown["open"] >= 1 and shown["servers"][0]["checkouts"] >= 2
+    assert shown["sessions_started"] == shown["sessions_ended"] == 1
     settings.MONGOPOOL_METRICS_TOKEN = TOKEN  # not a client setting: the client stays
     metrics = Client().get("/mongopool/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     assert metrics.status_code == 200
@@ -134,7 +133,7 @@ def test_event_figures_count_waiting_and_one_timeout_per_operation(mongo, moved,
         "waitQueueTimeoutMS": 50,
         "event_listeners": [hold],
     }
-    collection = client.get_client()[mongo.name]["items"]
+    collection = process.get_client()[mongo.name]["items"]
     collection.find_one({})
     holder = threading.Thread(target=lambda: collection.find_one({}, comment="hold"))
     holder.start()
@@ -176,10 +175,10 @@ def test_sessions_work_uncounted(mongo, moved, change, named, django_user_model)
     session = response.wsgi_request.mongo_session
     assert isinstance(session, ClientSession) and session.has_ended
     assert Client().get("/t/no-leak/").status_code == 200  # an explicit session, ended
-    process = _page(django_user_model)["process"]
-    assert process["sessions_counted"] is False
-    assert process["sessions_started"] == process["sessions_ended"] == 0
-    assert process["servers"][0]["checkouts"] >= 2
+    shown = _page(django_user_model)["process"]
+    assert shown["sessions_counted"] is False
+    assert shown["sessions_started"] == shown["sessions_ended"] == 0
+    assert shown["servers"][0]["checkouts"] >= 2
 
 
 async def test_async_request_sessions_work_uncounted(mongo, moved):
@@ -189,7 +188,7 @@ async def test_async_request_sessions_work_uncounted(mongo, moved):
     response = await AsyncClient().get("/t/async/")  # request.mongo_session in a thread
     assert response.status_code == 200
     key = response.json()["key"]
-    assert client.get_database()["items"].count_documents({"key": key}) == 1
+    assert process.get_database()["items"].count_documents({"key": key}) == 1
     response = await AsyncClient().get("/t/async-native/")  # await request.amongo_session()
     assert response.status_code == 200
     key = response.json()["key"]
@@ -216,7 +215,7 @@ def test_fleet_budget_is_refused_not_pretended(budget, moved, caplog, django_use
     assert "refused" in message.msg and pymongo.version in message.msg
 
     assert Client().get("/t/insert/").status_code == 200  # the app serves requests
-    (pool,) = [s.pool for s in client.get_client()._topology._servers.values()]
+    (pool,) = [s.pool for s in process.get_client()._topology._servers.values()]
     assert pool.max_pool_size == conf.fleet_min_share  # built at the minimum share
     with caplog.at_level(logging.ERROR, logger="django_mongopool"):
         assert shares.update(2) is None
@@ -273,7 +272,7 @@ def test_retries_fallback_counts_every_failed_check_out(mongo, moved, settings):
         "waitQueueTimeoutMS": 50,
         "event_listeners": [hold],
     }
-    collection = client.get_client()[mongo.name]["items"]
+    collection = process.get_client()[mongo.name]["items"]
     collection.find_one({})
     holder = threading.Thread(target=lambda: collection.find_one({}, comment="hold"))
     holder.start()

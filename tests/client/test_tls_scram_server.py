@@ -205,7 +205,7 @@ def test_deploy_check_is_quiet_with_tls_options_in_client_options(secure, settin
 
 
 def test_deploy_check_knows_tls_ca_file_alone_turns_tls_on(secure, settings):
-    """pymongo turns TLS on for any tls* option, so W101 must too (issue 12 item 11)."""
+    """pymongo turns TLS on for any tls* option, so W101 must see it on too."""
     uri = _with_options(_without_tls(secure.url), tlsCAFile=_ca_option(secure.ca_file))
     settings.MONGOPOOL_URI = _with_host(uri, REMOTE_HOST)
     assert _deploy_warnings() == set()

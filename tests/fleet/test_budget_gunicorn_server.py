@@ -21,11 +21,14 @@ import pytest
 from pymongo import MongoClient
 
 from django_mongopool.fleet import budget
-from django_mongopool.testing.ferretdb import FerretDB
 from tests.helpers import ROOT, established_to
 from tests.live import ExampleServer, Load
 
-pytestmark = [pytest.mark.server, pytest.mark.reliability]
+pytestmark = [
+    pytest.mark.server,
+    pytest.mark.reliability,
+    pytest.mark.usefixtures("checking_client"),  # reads what the web server wrote
+]
 
 BUDGET = 24
 POOL = 5
@@ -36,18 +39,6 @@ HEARTBEAT = 1.0
 SETTLE = 3.0
 PER_NEW_WORKER = budget.per_server(1)
 ARTIFACTS = ROOT / "test-artifacts"
-
-
-@pytest.fixture(autouse=True)
-def _checking_client(settings):
-    settings.MONGOPOOL_ALLOWED_CLIENT_MODULES = [__name__]
-
-
-@pytest.fixture
-def ferretdb(tmp_path):
-    server = FerretDB(data_dir=tmp_path / "data").start()
-    yield server
-    server.cleanup()
 
 
 def _workers(web: ExampleServer) -> list[int]:

@@ -25,25 +25,12 @@ BUDGET = 24
 MAX_POOL = 8
 
 
-@pytest.fixture
-def budgeted(mongo, settings, monkeypatch):
-    # The test's own publisher is this process's only one: no background thread beats too.
-    heartbeat.stop()
-    monkeypatch.setattr(heartbeat, "running_here", True)
-    hold = HoldConnection()
-    settings.MONGOPOOL_CLIENT_OPTIONS = {
-        "maxPoolSize": MAX_POOL,
-        "waitQueueTimeoutMS": 300,
-        "event_listeners": [hold],
-    }
-    settings.MONGOPOOL_FLEET_BUDGET = BUDGET
-    settings.MONGOPOOL_HEARTBEAT_SECONDS = 1
-    get_database()["items"].insert_one({"_id": "warm-up"})  # the pool exists from here
+@pytest.fixture(autouse=True)
+def _one_publisher():
+    """``_beat()`` publishes as one publisher per test, as a process has one."""
     _publishers.clear()
-    yield hold
-    hold.release.set()
+    yield
     _publishers.clear()
-    heartbeat.collection().drop()
 
 
 def _pool():

@@ -1,4 +1,4 @@
-"""Liveness and age judged by the server's clock, not each host's (issue 25, item 11).
+"""Liveness and age judged by the server's clock, not each host's.
 
 Two real processes (forked) share a fleet budget of 40 with maxPoolSize 30: together they
 must take 18 each (40 // 2 - 2 monitors), never 30 each, even when one host's clock is

@@ -1,4 +1,4 @@
-"""The heartbeat MAC (issue 25, item 1): what it covers, which keys verify it, and what a
+"""The heartbeat MAC: what it covers, which keys verify it, and what a
 reader does with a document whose MAC does not verify. The real-server test with 60 forged
 beats and /ready is tests/fleet/test_heartbeat_auth_server.py."""
 
@@ -10,8 +10,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from django_mongopool.conf import conf
-from django_mongopool.fleet import heartbeat
-from django_mongopool.fleet import reading as fleet
+from django_mongopool.fleet import heartbeat, reading
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 
@@ -25,8 +24,8 @@ def _document() -> dict:
     return heartbeat.build_document("web-1:7:abc", NOW - dt.timedelta(hours=1), 0, NOW, "server")
 
 
-def _read(docs: list[dict]) -> fleet.Reading:
-    return fleet.read(docs, NOW, secrets=heartbeat.secrets())
+def _read(docs: list[dict]) -> reading.Reading:
+    return reading.read(docs, NOW, secrets=heartbeat.secrets())
 
 
 def _tampered(value):
@@ -47,31 +46,31 @@ def _tampered(value):
 
 def test_every_field_a_beat_carries_is_read_and_covered_by_its_mac():
     doc = _document()
-    assert set(doc) - {fleet.MAC_FIELD} <= set(fleet.FIELDS)  # a new field must be listed
-    assert fleet.verify(doc, heartbeat.secrets())
-    for name in set(doc) - {fleet.MAC_FIELD}:
+    assert set(doc) - {reading.MAC_FIELD} <= set(reading.FIELDS)  # a new field must be listed
+    assert reading.verify(doc, heartbeat.secrets())
+    for name in set(doc) - {reading.MAC_FIELD}:
         changed = {**doc, name: _tampered(doc[name])}
-        assert not fleet.verify(changed, heartbeat.secrets()), name
+        assert not reading.verify(changed, heartbeat.secrets()), name
         removed = {k: v for k, v in doc.items() if k != name}
-        assert not fleet.verify(removed, heartbeat.secrets()), name
+        assert not reading.verify(removed, heartbeat.secrets()), name
 
 
 def test_a_field_added_to_the_list_is_signed_and_verified(monkeypatch):
-    monkeypatch.setattr(fleet, "FIELDS", (*fleet.FIELDS, "role"))
+    monkeypatch.setattr(reading, "FIELDS", (*reading.FIELDS, "role"))
     doc = heartbeat.sign({**_document(), "role": "worker"})
-    assert fleet.verify(doc, heartbeat.secrets())
-    assert not fleet.verify({**doc, "role": "web"}, heartbeat.secrets())
+    assert reading.verify(doc, heartbeat.secrets())
+    assert not reading.verify({**doc, "role": "web"}, heartbeat.secrets())
 
 
 def test_a_field_nobody_reads_is_not_signed_and_cannot_change_anything():
     doc = {**_document(), "note": "added by someone else"}
-    assert fleet.verify(doc, heartbeat.secrets())  # not fetched (projection), not signed
-    assert "note" not in fleet.PROJECTION
+    assert reading.verify(doc, heartbeat.secrets())  # not fetched (projection), not signed
+    assert "note" not in reading.PROJECTION
 
 
 def test_forged_documents_are_counted_and_listed_never_live():
     good = _document()
-    other_key = {**good, "_id": "k", "mac": fleet.mac({**good, "_id": "k"}, "another-secret")}
+    other_key = {**good, "_id": "k", "mac": reading.mac({**good, "_id": "k"}, "another-secret")}
     forged = [
         {k: v for k, v in good.items() if k != "mac"} | {"_id": "no-mac"},
         other_key,
@@ -80,29 +79,29 @@ def test_forged_documents_are_counted_and_listed_never_live():
         {**good, "_id": "accented", "mac": "é" * 64},
         {**good, "_id": "x" * 500, "interval": 3600},
     ]
-    reading = _read([good, *forged])
-    assert [p["id"] for p in reading.processes] == [good["_id"]]
-    assert reading.forged == 6 and reading.unreadable == 0
-    assert reading.forged_ids[:5] == ["no-mac", "k", "copied", "typed", "accented"]
-    assert reading.forged_ids[5] == "x" * 80  # shown ids are cut
-    summary = fleet.summary(reading)
+    found = _read([good, *forged])
+    assert [p["id"] for p in found.processes] == [good["_id"]]
+    assert found.forged == 6 and found.unreadable == 0
+    assert found.forged_ids[:5] == ["no-mac", "k", "copied", "typed", "accented"]
+    assert found.forged_ids[5] == "x" * 80  # shown ids are cut
+    summary = reading.summary(found)
     assert (summary["alive"], summary["forged"]) == (1, 6)
-    (note,) = fleet.notes(reading, "mongopool_heartbeats")
+    (note,) = reading.notes(found, "mongopool_heartbeats")
     assert note.startswith("6 forged heartbeat document(s) ignored in mongopool_heartbeats")
 
 
 def test_at_most_twenty_forged_ids_are_listed():
     good = _document()
-    reading = _read([{**good, "_id": f"f{n}"} for n in range(100)])
-    assert reading.forged == 100 and len(reading.forged_ids) == fleet.MAX_SHOWN_IDS
+    found = _read([{**good, "_id": f"f{n}"} for n in range(100)])
+    assert found.forged == 100 and len(found.forged_ids) == reading.MAX_SHOWN_IDS
 
 
 def test_secret_key_rotation_keeps_verifying_older_beats(settings):
     doc = _document()
     settings.SECRET_KEY = "a-new-secret-key-" + "n" * 40
-    assert not fleet.verify(doc, heartbeat.secrets())
+    assert not reading.verify(doc, heartbeat.secrets())
     settings.SECRET_KEY_FALLBACKS = ["django-mongopool-tests-not-secret"]
-    assert fleet.verify(doc, heartbeat.secrets())
+    assert reading.verify(doc, heartbeat.secrets())
     assert heartbeat.secrets()[0] == settings.SECRET_KEY  # new beats use the new key
 
 
@@ -110,8 +109,8 @@ def test_a_heartbeat_key_replaces_secret_key(settings):
     before = _document()
     settings.MONGOPOOL_HEARTBEAT_KEY = "k" * 32
     assert heartbeat.secrets() == ("k" * 32,)
-    assert not fleet.verify(before, heartbeat.secrets())
-    assert fleet.verify(_document(), heartbeat.secrets())
+    assert not reading.verify(before, heartbeat.secrets())
+    assert reading.verify(_document(), heartbeat.secrets())
 
 
 @pytest.mark.parametrize("value", ["short", 42, b"k" * 40])

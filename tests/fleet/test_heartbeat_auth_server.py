@@ -1,4 +1,4 @@
-"""Forged heartbeats against the real server (issue 25, item 1).
+"""Forged heartbeats against the real server: they never shrink a share and are shown as forged.
 
 Anyone who can write to the app's database can insert heartbeat documents. Without the
 app's secret their MAC does not verify: they never count as live processes, so they cannot
@@ -18,32 +18,12 @@ from django.test import Client
 
 from django_mongopool.client.process import get_client, get_database
 from django_mongopool.fleet import heartbeat
-from tests.helpers import HoldConnection
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db]
 
 BUDGET = 40
 MAX_POOL = 10
 FORGED = 60
-
-
-@pytest.fixture
-def budgeted(mongo, settings, monkeypatch):
-    heartbeat.stop()  # the test's publisher is this process's only one
-    monkeypatch.setattr(heartbeat, "running_here", True)
-    hold = HoldConnection()
-    settings.MONGOPOOL_CLIENT_OPTIONS = {
-        "maxPoolSize": MAX_POOL,
-        "waitQueueTimeoutMS": 300,
-        "event_listeners": [hold],
-    }
-    settings.MONGOPOOL_FLEET_BUDGET = BUDGET
-    settings.MONGOPOOL_HEARTBEAT_SECONDS = 1
-    get_database()["items"].insert_one({"_id": "warm-up"})
-    heartbeat.collection().drop()
-    yield hold
-    hold.release.set()
-    heartbeat.collection().drop()
 
 
 def _pool():

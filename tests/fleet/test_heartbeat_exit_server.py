@@ -1,5 +1,5 @@
-"""At interpreter exit the heartbeat thread stops before the client is closed (issue 25,
-item 12): no "Heartbeat skipped: InvalidOperation: Cannot use MongoClient after close"."""
+"""At interpreter exit the heartbeat thread stops before the client is closed: no
+"Heartbeat skipped: InvalidOperation: Cannot use MongoClient after close"."""
 
 from __future__ import annotations
 

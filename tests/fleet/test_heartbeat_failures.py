@@ -1,4 +1,4 @@
-"""The heartbeat thread degrades cleanly (issue 25, items 4 and 12, heartbeat parts).
+"""The heartbeat thread degrades cleanly: said once, no traceback, the share kept.
 
 Without a default database name a fleet-budget process says once, clearly, that it cannot
 publish, keeps the minimum share and logs no traceback; any failure that repeats is logged

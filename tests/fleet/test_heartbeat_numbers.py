@@ -1,4 +1,4 @@
-"""Every number of a heartbeat is range-checked where it is parsed (issue 25, item 5).
+"""Every number of a heartbeat is range-checked where ``fleet/reading.py`` parses it.
 
 A count is an integer from 0 to a sane bound (10**6 for gauges such as ``open`` and pool
 sizes, 2**53 - 1 for counters that only grow, the largest integer a float and a JSON
@@ -16,8 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from django_mongopool.fleet import heartbeat
-from django_mongopool.fleet import reading as fleet
+from django_mongopool.fleet import heartbeat, reading
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 
@@ -45,8 +44,8 @@ def _beat(**fields) -> dict:
     return heartbeat.sign(doc)
 
 
-def _read(doc: dict) -> fleet.Reading:
-    return fleet.read([doc], NOW, secrets=heartbeat.secrets())
+def _read(doc: dict) -> reading.Reading:
+    return reading.read([doc], NOW, secrets=heartbeat.secrets())
 
 
 ODD_COUNTS = [1e308, math.nan, math.inf, -1, True, 2.0, "3", None, [1], 10**6 + 1]
@@ -57,8 +56,8 @@ COUNTERS = ["checkout_timeouts", "recent_checkout_timeouts", "sessions_started",
 @pytest.mark.parametrize("value", ODD_COUNTS, ids=repr)
 @pytest.mark.parametrize("name", GAUGES)
 def test_an_odd_gauge_makes_the_beat_odd(name, value):
-    reading = _read(_beat(**{name: value}))
-    assert (reading.processes, reading.unreadable, reading.forged) == ([], 1, 0)
+    found = _read(_beat(**{name: value}))
+    assert (found.processes, found.unreadable, found.forged) == ([], 1, 0)
 
 
 @pytest.mark.parametrize("value", [v for v in ODD_COUNTS if v != 10**6 + 1] + [2**53])
@@ -99,10 +98,10 @@ def test_other_odd_fields(name, value):
 
 def test_the_largest_sane_values_are_read_and_summed_exactly():
     big = {name: 10**6 for name in GAUGES} | {name: 2**53 - 1 for name in COUNTERS}
-    reading = _read(_beat(**big))
-    (process,) = reading.processes
+    found = _read(_beat(**big))
+    (process,) = found.processes
     assert process["open"] == 10**6 and process["sessions_started"] == 2**53 - 1
-    summary = fleet.summary(reading)
+    summary = reading.summary(found)
     assert summary["open"] == 10**6 and float(summary["in_use"]) == 1e6
 
 
@@ -118,7 +117,7 @@ _VALUES = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=3),
     max_leaves=10,
 )
-_DOCS = st.dictionaries(st.sampled_from([*fleet.FIELDS, fleet.MAC_FIELD]), _VALUES, max_size=12)
+_DOCS = st.dictionaries(st.sampled_from([*reading.FIELDS, reading.MAC_FIELD]), _VALUES, max_size=12)
 
 
 @given(doc=_DOCS, signed=st.booleans())
@@ -126,7 +125,7 @@ _DOCS = st.dictionaries(st.sampled_from([*fleet.FIELDS, fleet.MAC_FIELD]), _VALU
 def test_any_document_is_live_odd_or_forged_never_an_error(doc, signed):
     if signed:
         heartbeat.sign(doc)
-    reading = _read(doc)
-    assert len(reading.processes) + reading.unreadable + reading.forged + len(reading.future) <= 1
-    assert reading.forged == (0 if signed else 1)
-    fleet.summary(reading)  # sums and the busiest process, whatever was read
+    found = _read(doc)
+    assert len(found.processes) + found.unreadable + found.forged + len(found.future) <= 1
+    assert found.forged == (0 if signed else 1)
+    reading.summary(found)  # sums and the busiest process, whatever was read

@@ -1,4 +1,4 @@
-"""A heartbeat with a huge number (``open: 1e308``) breaks no output (issue 25, item 5).
+"""A heartbeat with a huge number (``open: 1e308``) breaks no output.
 
 Whether the document is signed with the app's key (then it is "odd": counted as
 unreadable) or not (then it is forged), the page, its JSON, /metrics and every format of
@@ -7,7 +7,6 @@ unreadable) or not (then it is forged), the page, its JSON, /metrics and every f
 
 from __future__ import annotations
 
-import json
 from io import StringIO
 
 import pytest
@@ -17,6 +16,7 @@ from django.urls import reverse
 from prometheus_client.parser import text_string_to_metric_families
 
 from django_mongopool.fleet import heartbeat
+from tests.helpers import strict_json
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db]
 
@@ -35,13 +35,6 @@ def publisher(mongo, settings, monkeypatch):
     publisher.beat()
     yield publisher
     heartbeat.collection().drop()
-
-
-def _strict_json(text: str):
-    def refuse(name: str) -> None:
-        raise ValueError(f"{name} is not JSON")
-
-    return json.loads(text, parse_constant=refuse)
 
 
 @pytest.mark.parametrize("signed", [True, False], ids=["signed", "unsigned"])
@@ -80,9 +73,9 @@ def test_a_beat_with_open_1e308_breaks_no_output(publisher, admin_client, signed
     assert not [fmt for fmt, text in outputs.items() if text.startswith(("OverflowError", "Value"))]
     list(text_string_to_metric_families(metrics.content.decode()))
     list(text_string_to_metric_families(outputs["prometheus"]))
-    assert _strict_json(outputs["json"])["fleet"]["alive"] == 1
+    assert strict_json(outputs["json"])["fleet"]["alive"] == 1
 
-    fleet = _strict_json(response.content.decode())["fleet"]
+    fleet = strict_json(response.content.decode())["fleet"]
     assert [p["id"] for p in fleet["processes"]] == [publisher.beat_id]
     assert (fleet["unreadable"], fleet["forged"]) == ((1, 0) if signed else (0, 1))
     assert fleet["open"] < 10**6

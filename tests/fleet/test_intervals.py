@@ -1,4 +1,5 @@
-"""Each beat's interval is believed only up to the reader's settings (issue 25, item 10)."""
+"""Each beat's interval is believed only up to the reader's settings, and the heartbeats' TTL
+index prunes after the longest time a beat is believed (an earlier, shorter one is replaced)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ import mongomock
 import pytest
 
 from django_mongopool.conf import conf
-from django_mongopool.fleet import heartbeat
-from django_mongopool.fleet import reading as fleet
+from django_mongopool.fleet import heartbeat, reading
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 
@@ -28,10 +28,10 @@ def _beat(_id: str, age: float, interval: float) -> dict:
 
 
 def _live(docs: list[dict]) -> list[str]:
-    reading = fleet.read(
+    found = reading.read(
         docs, NOW, secrets=heartbeat.secrets(), max_interval=conf.heartbeat_max_seconds
     )
-    return [p["id"] for p in reading.processes]
+    return [p["id"] for p in found.processes]
 
 
 def test_an_hour_long_interval_is_believed_only_up_to_the_readers_maximum(settings):
@@ -65,6 +65,6 @@ def test_a_shorter_ttl_index_of_an_earlier_version_is_replaced():
     heartbeat.ensure_index(target)
     indexes = target.index_information()
     assert "mongopool_ttl" not in indexes
-    assert indexes[heartbeat.INDEX_NAME]["expireAfterSeconds"] == fleet.PRUNE_AFTER_SECONDS
+    assert indexes[heartbeat.INDEX_NAME]["expireAfterSeconds"] == reading.PRUNE_AFTER_SECONDS
     heartbeat.ensure_index(target)  # idempotent
     assert set(target.index_information()) == {"_id_", heartbeat.INDEX_NAME}

@@ -1,4 +1,4 @@
-"""Mixed heartbeat intervals, pruning, and what a read fetches (issue 25, item 10)."""
+"""Mixed heartbeat intervals, pruning, and what a read fetches, against the real server."""
 
 from __future__ import annotations
 

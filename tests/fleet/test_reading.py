@@ -8,8 +8,7 @@ import mongomock
 import pytest
 
 from django_mongopool.audit import report
-from django_mongopool.fleet import heartbeat
-from django_mongopool.fleet import reading as fleet_module
+from django_mongopool.fleet import heartbeat, reading
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 
@@ -47,7 +46,7 @@ def _beat(pid: int, age: float, interval: float = 10, **pool) -> dict:
 
 
 def _read(docs):
-    return fleet_module.read(docs, now=NOW, secrets=heartbeat.secrets())
+    return reading.read(docs, now=NOW, secrets=heartbeat.secrets())
 
 
 @pytest.fixture

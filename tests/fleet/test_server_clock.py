@@ -1,5 +1,5 @@
 """Where a heartbeat's date comes from: the server's clock (hello's localTime), or the host's
-when the server does not say or says something impossible (issue 25, item 11)."""
+when the server does not say or says something impossible."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import pytest
 from bson.datetime_ms import DatetimeMS
 from pymongo.errors import OperationFailure
 
-from django_mongopool.fleet import heartbeat
-from django_mongopool.fleet import reading as fleet
+from django_mongopool.fleet import heartbeat, reading
 
 
 class FakeDatabase:
@@ -46,15 +45,15 @@ def test_the_servers_local_time_dates_the_beat():
 def test_a_server_without_a_believable_clock_gives_the_hosts(reply):
     clock = heartbeat.server_clock(FakeDatabase(reply))
     assert clock.source == "host"
-    assert abs((clock.now() - fleet.host_now()).total_seconds()) < 60
-    reading = fleet.Reading(clock=clock.source)
-    assert any("does not report its clock" in note for note in fleet.notes(reading, "beats"))
+    assert abs((clock.now() - reading.host_now()).total_seconds()) < 60
+    found = reading.Reading(clock=clock.source)
+    assert any("does not report its clock" in note for note in reading.notes(found, "beats"))
 
 
 def test_the_mock_tier_reads_the_fleet_with_the_hosts_clock(mongopool_mock, settings):
     settings.MONGOPOOL_HEARTBEAT_SECONDS = 10
-    own = heartbeat.build_document("web-1:7:0", fleet.host_now(), 0)
+    own = heartbeat.build_document("web-1:7:0", reading.host_now(), 0)
     heartbeat.collection().insert_one(own)
-    reading = heartbeat.read_fleet()
-    assert reading.clock == "host"
-    assert [p["id"] for p in reading.processes] == ["web-1:7:0"]
+    found = heartbeat.read_fleet()
+    assert found.clock == "host"
+    assert [p["id"] for p in found.processes] == ["web-1:7:0"]

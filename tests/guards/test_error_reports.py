@@ -1,4 +1,4 @@
-"""Credentials are masked by what a value *is*, not by its repr text (issue 25 item 2).
+"""Credentials are masked by what a value *is*, not by its repr text.
 
 A non-ASCII password reaches Django's error reports as ``bytes`` (pymongo's SCRAM
 code encodes it: ``data = b'P\\xc3\\xa4ss...'``, whose repr escapes the non-ASCII

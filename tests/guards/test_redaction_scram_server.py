@@ -2,7 +2,7 @@
 
 The TLS + SCRAM server refuses the configured (wrong, non-ASCII) password, so the 500's
 traceback runs through pymongo's real ``_authenticate_scram`` frame, whose locals hold the
-password's UTF-8 bytes and the keys derived from it (issue 25 item 2).
+password's UTF-8 bytes and the keys derived from it.
 """
 
 from __future__ import annotations

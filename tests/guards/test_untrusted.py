@@ -38,3 +38,32 @@ def test_whole_floats_only_where_a_server_may_send_them():
             count(value, whole_floats=True)
     with pytest.raises(Unreadable):
         count(12.0)  # a heartbeat: this app never writes a float
+
+
+@pytest.mark.parametrize(
+    ("value", "read"),
+    [
+        (0, 0),
+        (2**53 - 1, 2**53 - 1),
+        (Int64(5), 5),
+        (12.0, 12),
+        (1e308, None),
+        (2**53, None),
+        (Int64(2**63 - 1), None),
+        (-1, None),
+        (0.5, None),
+        (math.inf, None),
+        (math.nan, None),
+        (True, None),
+        ("5", None),
+        (None, None),
+    ],
+)
+def test_a_count_is_a_whole_number_within_the_bound(value, read):
+    """As a server's reply is read (``whole_floats``): 2**53 - 1 at most, as in JSON."""
+    if read is None:
+        with pytest.raises(Unreadable):
+            count(value, whole_floats=True)
+    else:
+        got = count(value, whole_floats=True)
+        assert got == read and type(got) is int

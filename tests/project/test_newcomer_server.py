@@ -1,4 +1,4 @@
-"""A newcomer's first hour, as a test (issue 24 item 8): ``newcomer_project/`` from the wheel.
+"""A newcomer's first hour, as a test: ``newcomer_project/`` from the wheel.
 
 The wheel is built as docs/install.md says (``python -m build``), installed into a fresh venv made
 with ``MONGOPOOL_NEWCOMER_PYTHON`` (default: this interpreter) together with pytest,
@@ -22,7 +22,6 @@ import re
 import shutil
 import subprocess
 import sys
-import uuid
 from importlib import metadata
 from pathlib import Path
 
@@ -104,17 +103,6 @@ def fresh_venv(tmp_path_factory) -> Path:
     return target
 
 
-@pytest.fixture
-def developer(mongo_server, settings):
-    """The newcomer's configured server (this session's FerretDB) with their own data."""
-    name = f"shop_{uuid.uuid4().hex[:8]}"
-    settings.MONGOPOOL_URI = mongo_server.url  # a URI of the test's own: not redirected
-    client = get_client()
-    client[name]["orders"].insert_one(dict(DEVELOPERS))
-    yield mongo_server.url.rstrip("/") + f"/{name}", client[name]
-    client.drop_database(name)
-
-
 PAGE_REQUEST = """
 from django.contrib.auth.models import User
 from django.test import Client
@@ -130,8 +118,11 @@ print(client.get("/admin/django_mongopool/poolhealth/?format=json").json()["conf
 """
 
 
-def test_a_newcomers_project_from_the_wheel(fresh_venv, developer, tmp_path):
-    url, developers_database = developer
+def test_a_newcomers_project_from_the_wheel(
+    fresh_venv, developers_database, mongo_server, tmp_path
+):
+    configured = developers_database("orders", DEVELOPERS)
+    url = mongo_server.url.rstrip("/") + f"/{configured.name}"
     project = tmp_path / "project"
     shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns("db.sqlite3", "__pycache__"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTHON"))}
@@ -153,17 +144,17 @@ def test_a_newcomers_project_from_the_wheel(fresh_venv, developer, tmp_path):
     check = _run([python, "manage.py", "check"], project, env)
     assert "no issues" in check.stdout
     page = _run([python, "manage.py", "shell", "-c", PAGE_REQUEST], project, env)
-    assert page.stdout.strip().endswith(developers_database.name)
+    assert page.stdout.strip().endswith(configured.name)
     audit = _run([python, "manage.py", "mongo_connections", "--format", "json"], project, env)
     report = json.loads(audit.stdout)
-    assert report["config"]["database"] == developers_database.name
+    assert report["config"]["database"] == configured.name
     assert report["server"]["reachable"] is True and report["process"]["role"] == "command"
 
     run = _run([python, "-m", "pytest", "-p", "no:cacheprovider", "-q"], project, env)
     assert re.search(r"^6 passed in ", run.stdout, re.MULTILINE), run.stdout  # no "N warnings"
     assert "Warning" not in run.stderr, run.stderr  # pytest-asyncio's, at configuration
     # The fixture-less test wrote into test_<name> of the plugin's server: here, nothing changed.
-    assert [
-        {k: v for k, v in d.items() if k != "_id"} for d in developers_database["orders"].find()
-    ] == [DEVELOPERS]
-    assert f"test_{developers_database.name}" not in get_client().list_database_names()
+    assert [{k: v for k, v in d.items() if k != "_id"} for d in configured["orders"].find()] == [
+        DEVELOPERS
+    ]
+    assert f"test_{configured.name}" not in get_client().list_database_names()

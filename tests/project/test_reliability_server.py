@@ -15,13 +15,11 @@ from django_mongopool.testing.ferretdb import FerretDB
 from tests.helpers import MONITORS_PER_SERVER, ROOT, closed_port, established_to, run_manage
 from tests.live import ExampleServer, Load
 
-pytestmark = [pytest.mark.server, pytest.mark.reliability]
-
-
-@pytest.fixture(autouse=True)
-def _checking_client(settings):
-    """The test reads the web server's database with a plain MongoClient of its own."""
-    settings.MONGOPOOL_ALLOWED_CLIENT_MODULES = [__name__]
+pytestmark = [
+    pytest.mark.server,
+    pytest.mark.reliability,
+    pytest.mark.usefixtures("checking_client"),  # reads what the web server wrote
+]
 
 
 POOL = 4
@@ -36,13 +34,6 @@ TIMEOUTS = {
 REQUEST_BOUND = 1.0 + 1.5 + 1.0 + 3.0
 RECOVERY_BOUND = 30.0
 ARTIFACTS = ROOT / "test-artifacts"
-
-
-@pytest.fixture
-def ferretdb(tmp_path):
-    server = FerretDB(data_dir=tmp_path / "data").start()
-    yield server
-    server.cleanup()
 
 
 @pytest.fixture

@@ -11,13 +11,11 @@ from pymongo import MongoClient
 from tests.helpers import MONITORS_PER_SERVER, established_to
 from tests.live import ExampleServer, Load
 
-pytestmark = [pytest.mark.server, pytest.mark.reliability]
-
-
-@pytest.fixture(autouse=True)
-def _checking_client(settings):
-    """The test reads the web server's database with a plain MongoClient of its own."""
-    settings.MONGOPOOL_ALLOWED_CLIENT_MODULES = [__name__]
+pytestmark = [
+    pytest.mark.server,
+    pytest.mark.reliability,
+    pytest.mark.usefixtures("checking_client"),  # reads what the web server wrote
+]
 
 
 POOL = 5

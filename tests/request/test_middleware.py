@@ -28,10 +28,10 @@ def _open_scope():
 
 
 def test_pinning_the_client_marks_the_scope_for_ending(offline):
-    from django_mongopool.client import process as client
+    from django_mongopool.client import process
 
     scope = _open_scope()
-    held = client.hold_for(scope)
+    held = process.hold_for(scope)
     assert scope.needs_end and held.requests_in_flight() == 1
     scope.end()
     assert scope.held is None and held.requests_in_flight() == 0

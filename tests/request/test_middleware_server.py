@@ -39,15 +39,15 @@ def test_untouched_request_starts_no_session(mongo):
 
 
 def test_untouched_request_builds_no_session_state_and_holds_no_client(mongo):
-    from django_mongopool.client import process as client
+    from django_mongopool.client import process
     from django_mongopool.client.sessions import RequestSession
 
-    client.close_clients()  # start from a process that has no client yet
+    process.close_clients()  # start from a process that has no client yet
     request = Client().get("/t/untouched/").wsgi_request
     session = request.mongo_session
     assert type(session) is RequestSession
     assert "_client" not in vars(session)  # pymongo's state was never built
-    assert client.built_client() is None  # and no client was built or held for it
+    assert process.built_client() is None  # and no client was built or held for it
     assert session.client is get_client()  # built on first read, already ended
     assert session.has_ended and get_client().requests_in_flight() == 0
 

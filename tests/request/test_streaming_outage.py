@@ -1,4 +1,4 @@
-"""A streamed response during a MongoDB outage (issue 25 item 8).
+"""A streamed response during a MongoDB outage: a 503 or a clean end, never a traceback.
 
 Before its first byte, the stream's outage gets the same 503 + ``Retry-After`` as any
 view's (the middleware produces the first non-empty chunk before handing the response

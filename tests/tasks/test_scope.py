@@ -12,8 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from django_mongopool.apps import install_task_integrations
 from django_mongopool.conf import conf
-from django_mongopool.fleet import heartbeat, roles
-from django_mongopool.fleet import reading as fleet
+from django_mongopool.fleet import heartbeat, reading, roles
 from django_mongopool.request.unavailable import _RateLimitedLog
 from django_mongopool.tasks import celery as celery_integration
 from django_mongopool.tasks import django_tasks as tasks_integration
@@ -50,16 +49,16 @@ def test_heartbeats_carry_the_process_role():
 
 
 def test_the_fleet_reads_roles_and_skips_beats_with_a_bogus_one():
-    assert "role" in fleet.FIELDS  # signed: a forged role is a forged beat
-    assert fleet.parse(_beat(role="worker"), NOW)["role"] == "worker"
-    assert fleet.parse(_beat(role="command"), NOW)["role"] == "command"
-    assert fleet.parse(_beat(), NOW)["role"] == "web"  # a beat from an older version
+    assert "role" in reading.FIELDS  # signed: a forged role is a forged beat
+    assert reading.parse(_beat(role="worker"), NOW)["role"] == "worker"
+    assert reading.parse(_beat(role="command"), NOW)["role"] == "command"
+    assert reading.parse(_beat(), NOW)["role"] == "web"  # a beat from an older version
     signed = [_beat(role=bad) for bad in ("admin", 5, ["web"], {"$gt": ""}, None)] + [_beat()]
-    reading = fleet.read(signed, NOW, secrets=heartbeat.secrets())
-    assert reading.unreadable == 5 and [p["role"] for p in reading.processes] == ["web"]
+    found = reading.read(signed, NOW, secrets=heartbeat.secrets())
+    assert found.unreadable == 5 and [p["role"] for p in found.processes] == ["web"]
     tampered = {**_beat(role="web"), "role": "worker"}
-    reading = fleet.read([tampered], NOW, secrets=heartbeat.secrets())
-    assert reading.forged == 1 and not reading.processes
+    found = reading.read([tampered], NOW, secrets=heartbeat.secrets())
+    assert found.forged == 1 and not found.processes
 
 
 def test_a_role_must_be_one_the_app_knows():

@@ -1,4 +1,5 @@
-"""The test isolation's settings arithmetic (issue 24 item 1); no server is reached here.
+"""How tests are kept off the configured database: the isolation's settings arithmetic; no
+server is reached here.
 
 tests/testing/test_isolation_server.py runs whole projects against a real server.
 """

@@ -1,4 +1,4 @@
-"""Tests never touch the configured database (issue 24 item 1), in fresh processes.
+"""Tests never touch the configured database, in fresh processes.
 
 The "developer's server" is this session's FerretDB, with data of the developer's own in the
 configured database. A project whose ``MONGOPOOL_URI`` points there runs its tests without any of
@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import uuid
 
 import pytest
 
@@ -130,16 +129,9 @@ class ProjConfig(AppConfig):
 
 
 @pytest.fixture
-def developer(mongo_server, settings):
-    """The developer's configured database, on this session's server, with their own data."""
-    name = f"dev_{uuid.uuid4().hex[:10]}"
-    settings.MONGOPOOL_URI = mongo_server.url  # a URI of the test's own: not redirected
-    client = get_client()
-    client[name]["things"].insert_one(dict(DEVELOPERS))
-    client[f"test_{name}"]["things"].insert_one({"name": "leftover"})  # a crashed run's
-    yield name
-    client.drop_database(name)
-    client.drop_database(f"test_{name}")
+def developer(developers_database) -> str:
+    """The name of the developer's configured database, with a crashed run's test database."""
+    return developers_database("things", DEVELOPERS, leftover={"name": "leftover"}).name
 
 
 def _project(path, url: str, database: str) -> None:

@@ -1,4 +1,4 @@
-"""The mongomock tier (issue 15 item 1): no server, one in-memory client per test."""
+"""The mongomock tier: no server, one in-memory client per test."""
 
 from __future__ import annotations
 

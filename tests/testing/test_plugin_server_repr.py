@@ -1,4 +1,4 @@
-"""pytest's failure output never prints the test server's password (issue 25 item 3).
+"""pytest's failure output never prints the test server's password.
 
 A failing test that uses ``mongopool_secure_server`` makes pytest print the fixture's
 repr (assertion introspection, ``--showlocals``); the plugin's server dataclasses

@@ -1,4 +1,4 @@
-"""The plugin's tiers in a fresh pytest process (pytester), no server needed (issue 15 items 1, 2).
+"""The plugin's tiers in a fresh pytest process (pytester), no server needed.
 
 ``mongopool_mode = mock`` in the ini puts a whole suite on mongomock; in the real mode a test
 whose request cannot reach the server fails fast with a hint instead of a bare 503.
@@ -236,7 +236,7 @@ urlpatterns.append(path("orders/", orders))
 
 
 def test_mock_mode_a_test_that_sets_the_uri_itself_gets_the_503(pytester, monkeypatch):
-    """Issue 24 item 2: the testing page's 503 test, as written there, in mongopool_mode = mock."""
+    """The testing page's 503 test, as written there, passes in mongopool_mode = mock."""
     snippet = docs_block("A test that sets `MONGOPOOL_URI` itself")
     assert "override_settings(MONGOPOOL_URI=" in snippet and "503" in snippet
     pytester.makepyfile(
@@ -276,7 +276,7 @@ def _docs_config(settings_module: str) -> str:
 
 
 def test_the_docs_config_snippet_runs_async_tests_without_a_warning(pytester, monkeypatch):
-    """Issue 24 item 8: pytest-asyncio warned on every run with the documented snippet."""
+    """The documented configuration gives no pytest-asyncio warning on a run."""
     pytester.makepyfile(proj_settings=SETTINGS, proj_urls=URLS, test_snippet=SNIPPET_TESTS)
     pytester.makefile(".toml", pyproject=_docs_config("proj_settings"))
     monkeypatch.setenv("PYTHONPATH", str(pytester.path))
