@@ -16,8 +16,10 @@ if TYPE_CHECKING:
     from django_mongopool.request.middleware import RequestSessions
 
 __all__ = [
+    "SessionCount",
     "assert_max_connections",
     "assert_no_leaked_sessions",
+    "count_sessions",
     "end_mongo_request",
     "end_mongo_requests",
     "explain_missing_sessions",
@@ -156,6 +158,36 @@ def assert_max_connections(limit: int) -> Iterator[None]:
     over = {f"{pool} {address}": peak for (pool, address), peak in peaks.items() if peak > limit}
     if over:
         raise AssertionError(f"More than {limit} pooled connection(s) to a server: {over}")
+
+
+class SessionCount:
+    """What :func:`count_sessions` counted: MongoDB sessions the app's clients started and ended
+    in the block (a session counts as started when it first runs a command)."""
+
+    started = 0
+    ended = 0
+
+    def __repr__(self) -> str:
+        return f"SessionCount(started={self.started}, ended={self.ended})"
+
+
+@contextmanager
+def count_sessions() -> Iterator[SessionCount]:
+    """Count the sessions the app's clients (sync and async, this process) start and end in the
+    block, requests and tasks run in it included; read the result after the block::
+
+        with count_sessions() as sessions:
+            client.post("/sign/", ...)
+        assert sessions.started == sessions.ended == 1
+    """
+    count = SessionCount()
+    before = pools.snapshot()
+    try:
+        yield count
+    finally:
+        after = pools.snapshot()
+        count.started = after.sessions_started - before.sessions_started
+        count.ended = after.sessions_ended - before.sessions_ended
 
 
 @contextmanager

@@ -26,6 +26,7 @@ from django.urls import reverse
 from django_mongopool.testing import (
     assert_max_connections,
     assert_no_leaked_sessions,
+    count_sessions,
     end_mongo_request,
     mongo_request,
 )
@@ -138,13 +139,10 @@ def test_the_background_task_signs_once(mongopool_mock, task_hooks):
 
 
 def test_the_background_task_ends_its_session_on_the_server(mongopool_db, task_hooks):
-    from django_mongopool.client import pools
-
-    with assert_no_leaked_sessions():
+    with count_sessions() as sessions, assert_no_leaked_sessions():
         assert tasks.celery_sign_later.apply(args=["t1", "Ada", "later"]).get() is True
         assert tasks.sign_later.enqueue("t2", "Bob", "later").return_value is True
-    snapshot = pools.snapshot()
-    assert snapshot.sessions_started == snapshot.sessions_ended == 2
+    assert sessions.started == sessions.ended == 2
     assert mongopool_db["entries"].count_documents({}) == 2
 
 

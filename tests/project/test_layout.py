@@ -81,6 +81,8 @@ PUBLIC = {
         "assert_no_leaked_sessions",
         "assert_max_connections",
         "explain_missing_sessions",
+        "count_sessions",
+        "SessionCount",
     ],
     "django_mongopool.testing.ferretdb": ["FerretDB", "FerretDBUnavailable"],
     "django_mongopool.testing.mock": ["mock_clients", "MockClient", "AsyncMockClient"],

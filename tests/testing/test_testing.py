@@ -49,3 +49,25 @@ def test_mongo_request_gives_an_anonymous_user_by_default(mongopool_mock):
     kept = RequestFactory().get("/")
     kept.user = given
     assert mongo_request(kept).user is given
+
+
+@pytest.mark.server
+def test_count_sessions_counts_what_the_block_started_and_ended(mongopool_db):
+    from django_mongopool import get_client
+    from django_mongopool.testing import count_sessions
+
+    with get_client().start_session() as before:
+        mongopool_db["c"].find_one({}, session=before)
+    with count_sessions() as sessions:
+        ended = get_client().start_session()
+        mongopool_db["c"].insert_one({"_id": 1}, session=ended)
+        ended.end_session()
+        left_open = get_client().start_session()
+        mongopool_db["c"].find_one({}, session=left_open)
+        unused = get_client().start_session()  # never ran a command: never started
+        unused.end_session()
+    try:
+        assert (sessions.started, sessions.ended) == (2, 1)  # the earlier session is not counted
+        assert repr(sessions) == "SessionCount(started=2, ended=1)"
+    finally:
+        left_open.end_session()
