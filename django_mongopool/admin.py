@@ -15,9 +15,9 @@ from django.views.decorators.http import require_safe
 
 from django_mongopool.audit.permissions import can_view_pool
 from django_mongopool.audit.report import web_report
-from django_mongopool.audit.views import served_url
 from django_mongopool.models import PoolHealth
 from django_mongopool.request.negotiation import format_is_known, wants_json
+from django_mongopool.urls import served_url
 
 REFRESH_SECONDS = 5
 

@@ -386,7 +386,7 @@ def check_probe_reachable(app_configs: Any = None, **kwargs: Any) -> Messages:
     ``admin.site.urls`` under ``admin/``, where the admin's catch-all answers a 302 to the login)."""
     from django.urls import NoReverseMatch, reverse
 
-    from django_mongopool.audit.views import served_url
+    from django_mongopool.urls import served_url
 
     messages: Messages = []
     for name, what in (("mongopool:ready", "readiness probe"), ("mongopool:metrics", "metrics")):

@@ -8,7 +8,9 @@ needs no line here: the admin mounts it (see admin.py); the include's root redir
 page's old address, ``/admin/mongopool/``, keeps working where the include is still mounted).
 """
 
-from django.urls import path
+from __future__ import annotations
+
+from django.urls import NoReverseMatch, Resolver404, path, resolve, reverse
 
 from django_mongopool.audit import views
 
@@ -18,3 +20,16 @@ urlpatterns = [
     path("ready", views.ready, name="ready"),
     path("metrics", views.metrics, name="metrics"),
 ]
+
+
+def served_url(name: str) -> str | None:
+    """``reverse(name)`` when a request there reaches this app's view; None when the include is
+    missing or a pattern listed before it takes the URL (e.g. the admin's catch-all)."""
+    try:
+        url = reverse(name)
+        match = resolve(url)
+    except (NoReverseMatch, Resolver404):
+        return None
+    return (
+        url if match.url_name == name.rpartition(":")[2] and match.app_name == "mongopool" else None
+    )

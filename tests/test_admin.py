@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from django_mongopool.audit.views import served_url
+from django_mongopool.urls import served_url
 
 PAGE = "/admin/django_mongopool/poolhealth/"
 

@@ -6,7 +6,7 @@ import json
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
-from django.urls import NoReverseMatch, Resolver404, resolve, reverse
+from django.urls import NoReverseMatch, reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
@@ -76,16 +76,3 @@ def page(request: HttpRequest) -> HttpResponseRedirect:
         raise Http404("The pool-health page needs django.contrib.admin in the URLconf.") from None
     query = request.META.get("QUERY_STRING", "")
     return HttpResponseRedirect(f"{target}?{query}" if query else target)
-
-
-def served_url(name: str) -> str | None:
-    """``reverse(name)`` when a request there reaches this app's view; None when the include is
-    missing or a pattern listed before it takes the URL (e.g. the admin's catch-all)."""
-    try:
-        url = reverse(name)
-        match = resolve(url)
-    except (NoReverseMatch, Resolver404):
-        return None
-    return (
-        url if match.url_name == name.rpartition(":")[2] and match.app_name == "mongopool" else None
-    )
