@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from django_mongopool.client.options import ClientConfig, build_config
+from django_mongopool.guards import forks
 
 Mode = Literal["off", "warn", "raise"]
 MODES: tuple[Mode, ...] = ("off", "warn", "raise")
@@ -465,3 +466,9 @@ class Conf:
 
 
 conf = Conf()
+
+
+@forks.in_child
+def _fresh_lock_in_child() -> None:
+    """In a forked child: the lock may have been held by another thread at fork time."""
+    conf._lock = threading.Lock()

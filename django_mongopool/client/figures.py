@@ -198,8 +198,11 @@ def _percentile(ordered: list[float], fraction: float) -> float | None:
 
 def address_text(address: tuple[str, int | None]) -> str:
     """A pymongo server address as ``host:port`` (an IPv6 host bracketed, the default port when
-    none is given): how the page, the heartbeats and the audit name a server."""
+    none is given; a Unix socket's path alone): how the page, the heartbeats and the audit name
+    a server."""
     host, port = address
+    if host.startswith("/"):
+        return host
     host = f"[{host}]" if ":" in host else host
     return f"{host}:{port or 27017}"
 

@@ -3,8 +3,9 @@
 How it works: while ``MONGOPOOL_STRAY_CLIENTS`` is ``"warn"`` or ``"raise"``,
 ``MongoClient.__init__`` and ``AsyncMongoClient.__init__`` are wrapped by a
 function that, before calling the original, looks at the code that called the
-constructor. The app's own clients (their class says ``mongopool_own_client = True``: the
-one marker every client class of the package sets), clients built by pymongo itself, and
+constructor. The app's own clients (a class of the package that says
+``mongopool_own_client = True``: the one marker every client class of the package sets),
+clients built by pymongo itself, and
 clients built from a module listed in ``MONGOPOOL_ALLOWED_CLIENT_MODULES`` pass
 untouched; any other emits :class:`StrayClientWarning` at the caller's file and
 line (``"warn"``) or raises :class:`StrayClientError` before anything is
@@ -69,10 +70,18 @@ def _integration_hint(module: str) -> str:
     return INTEGRATIONS.get(root, "")
 
 
+def _own(cls: type) -> bool:
+    """A client class of the package's own: the marker, on a class the package defines (a user's
+    subclass of one inherits the marker, not the exemption)."""
+    return getattr(cls, "mongopool_own_client", False) is True and cls.__module__.startswith(
+        "django_mongopool."
+    )
+
+
 def check_construction(client: Any, frame: FrameType | None) -> None:
     """Warn or raise for a client built by ``frame``'s code, per the current mode."""
     mode = conf.stray_clients
-    if mode == "off" or getattr(type(client), "mongopool_own_client", False):
+    if mode == "off" or _own(type(client)):
         return
     caller = _caller(frame)
     if caller is None:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from django_mongopool.client import pools, scope
+from django_mongopool.client import pools, process, scope
 from django_mongopool.guards import forks, leaks
 
 if TYPE_CHECKING:
@@ -180,14 +180,23 @@ def count_sessions() -> Iterator[SessionCount]:
             client.post("/sign/", ...)
         assert sessions.started == sessions.ended == 1
     """
+    if process.active_test_clients() is not None:
+        raise RuntimeError(
+            "count_sessions() counts the sessions of the app's real clients; the mongomock tier "
+            "(mongopool_mock) does not count sessions. Use mongopool_db for this test."
+        )
     count = SessionCount()
-    before = pools.snapshot()
-    try:
-        yield count
-    finally:
-        after = pools.snapshot()
-        count.started = after.sessions_started - before.sessions_started
-        count.ended = after.sessions_ended - before.sessions_ended
+    counters = process.process_counters()
+    before = counters.as_dict()
+    yield count
+    if process.process_counters() is not counters:
+        raise RuntimeError(
+            "count_sessions(): the app's client was rebuilt in the block (a client setting "
+            "changed, or it was closed), so its sessions cannot be counted across it."
+        )
+    after = counters.as_dict()
+    count.started = after["sessions_started"] - before["sessions_started"]
+    count.ended = after["sessions_ended"] - before["sessions_ended"]
 
 
 @contextmanager

@@ -266,6 +266,7 @@ def test_a_count_reads_every_step_any_thread_took():
         (("db.example.net", 27018), "db.example.net:27018"),
         (("::1", 27017), "[::1]:27017"),
         (("fe80::1", None), "[fe80::1]:27017"),
+        (("/tmp/mongodb-27017.sock", None), "/tmp/mongodb-27017.sock"),
     ],
 )
 def test_an_address_is_shown_as_host_and_port_with_ipv6_bracketed(address, shown):

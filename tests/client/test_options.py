@@ -149,6 +149,19 @@ def test_bad_app_settings(settings, name, value):
     assert name in message
 
 
+@pytest.mark.parametrize(
+    ("uri", "hosts"),
+    [
+        ("mongodb://[::1]:27018,db2/app", ("[::1]:27018", "db2:27017")),
+        ("mongodb://%2Ftmp%2Fmongodb-27017.sock/app", ("/tmp/mongodb-27017.sock",)),
+    ],
+)
+def test_configured_hosts_are_named_as_the_page_names_servers(settings, uri, hosts):
+    """IPv6 bracketed (W101's message and the page's ``hosts``), a Unix socket by its path."""
+    settings.MONGOPOOL_URI = uri
+    assert conf.client_config.hosts == hosts
+
+
 def test_direct_connection_false_with_several_hosts_is_valid(settings):
     settings.MONGOPOOL_URI = "mongodb://a:1,b:2/?directConnection=false;replicaSet=rs0"
     config = load_config()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import os
 import pkgutil
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future
 
 import pytest
@@ -21,13 +23,26 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
 
 
+def _holders(module: object) -> Iterator[tuple[str, str | None, object]]:
+    """(name, attribute, value) for what the module holds: its globals, and one level into the
+    objects and functions of the package it holds (``conf._lock``, a logger's ``.lock``)."""
+    for name, value in list(vars(module).items()):
+        yield name, None, value
+        if getattr(type(value), "__module__", "").startswith("django_mongopool") or (
+            inspect.isfunction(value) and value.__module__.startswith("django_mongopool")
+        ):
+            for attribute, inner in list(getattr(value, "__dict__", {}).items()):
+                yield name, attribute, inner
+
+
 @functools.cache
-def _lock_names() -> list[tuple[object, str]]:
-    """Every lock a module of the package keeps at module level, found by importing them all
+def _lock_names() -> list[tuple[object, str, str | None]]:
+    """Every lock the package keeps for the life of the process, found by importing every module
     (a lock added later is covered without being listed here)."""
     import django_mongopool
 
-    found = []
+    found: list[tuple[object, str, str | None]] = []
+    seen: set[int] = set()
     for info in pkgutil.walk_packages(django_mongopool.__path__, "django_mongopool."):
         try:
             module = importlib.import_module(info.name)
@@ -35,26 +50,32 @@ def _lock_names() -> list[tuple[object, str]]:
             if (exc.name or "").startswith("django_mongopool"):
                 raise
             continue
-        for name, value in vars(module).items():
+        for name, attribute, value in _holders(module):
             # A lock imported by name (process.pin_lock in the middleware) counts once.
-            if isinstance(value, LOCK_TYPES) and all(value is not getattr(m, n) for m, n in found):
-                found.append((module, name))
+            if isinstance(value, LOCK_TYPES) and id(value) not in seen:
+                seen.add(id(value))
+                found.append((module, name, attribute))
     return found
 
 
 def _locks() -> list[threading.Lock]:
-    """The locks as they are now (a reset in the child replaces the module's attribute)."""
-    return [getattr(module, name) for module, name in _lock_names()]
+    """The locks as they are now (a reset in the child replaces them)."""
+    found = []
+    for module, name, attribute in _lock_names():
+        holder = getattr(module, name)
+        found.append(getattr(holder, attribute) if attribute else holder)
+    return found
 
 
 def test_the_package_keeps_module_level_locks():
     """The scan finds them (if it found none, the fork test below would prove nothing)."""
-    names = {f"{module.__name__}.{name}" for module, name in _lock_names()}
-    assert {
-        "django_mongopool.client.process.pin_lock",
-        "django_mongopool.mongoengine._lock",
-    } <= names
-    assert len(names) >= 14
+    from django_mongopool import mongoengine
+    from django_mongopool.conf import conf
+
+    found = {id(lock) for lock in _locks()}
+    for lock in (process.pin_lock, process._process.lock, mongoengine._lock, conf._lock):
+        assert id(lock) in found
+    assert len(found) >= 16
 
 
 def test_child_gets_fresh_locks_and_no_parent_ping(recwarn):

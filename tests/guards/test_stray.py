@@ -121,3 +121,20 @@ def test_stray_client_raise_mode_refuses_every_time(settings):
     for _ in range(3):
         with pytest.raises(StrayClientError):
             Client().get("/t/stray/")
+
+
+def test_a_user_subclass_of_the_apps_client_class_is_still_reported():
+    """The package's marker exempts the package's own classes, not a subclass built by hand."""
+    from django_mongopool.client.process import PooledMongoClient
+
+    class Copied(MongoClient):
+        mongopool_own_client = True  # copying the marker does not exempt a class
+
+    class Own(PooledMongoClient):
+        pass
+
+    assert PooledMongoClient.mongopool_own_client is True
+    assert not stray._own(Copied) and not stray._own(Own)
+    assert stray._own(PooledMongoClient)
+    with pytest.warns(StrayClientWarning):
+        Copied(URI, connect=False).close()

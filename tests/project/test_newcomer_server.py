@@ -22,6 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from importlib import metadata
 from pathlib import Path
 
@@ -75,8 +76,11 @@ def fresh_venv(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("newcomer")
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTHON"))}
     dist = base / "dist"
-    _run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(ROOT)], ROOT, clean)
+    _run([sys.executable, "-m", "build", "--outdir", str(dist), str(ROOT)], ROOT, clean)
     (wheel,) = dist.glob("django_mongopool-*.whl")
+    with zipfile.ZipFile(wheel) as archive:  # a stale build/ of the clone shipped nothing
+        modules = {n for n in archive.namelist() if n.endswith(".py")}
+    assert modules and {n for n in modules if not (ROOT / n).is_file()} == set()
     python = os.environ.get("MONGOPOOL_NEWCOMER_PYTHON") or sys.executable
     venv = base / "venv"
     _run([python, "-m", "venv", "--without-pip", str(venv)], base, clean)

@@ -71,3 +71,18 @@ def test_count_sessions_counts_what_the_block_started_and_ended(mongopool_db):
         assert repr(sessions) == "SessionCount(started=2, ended=1)"
     finally:
         left_open.end_session()
+
+
+def test_count_sessions_refuses_the_mock_tier(mongopool_mock):
+    from django_mongopool.testing import count_sessions
+
+    with pytest.raises(RuntimeError, match="mongomock tier"), count_sessions():
+        pass  # pragma: no cover - refused on entry
+
+
+@pytest.mark.server
+def test_count_sessions_refuses_a_client_rebuilt_in_the_block(mongopool_db, settings):
+    from django_mongopool.testing import count_sessions
+
+    with pytest.raises(RuntimeError, match="rebuilt in the block"), count_sessions():
+        settings.MONGOPOOL_CLIENT_OPTIONS = {"maxPoolSize": 5}  # retires the client

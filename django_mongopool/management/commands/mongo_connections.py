@@ -1,7 +1,8 @@
 """``manage.py mongo_connections``: audit connections of this process, the fleet and the server.
 
 Exit status: 0 fine; 1 ``--fail-over`` exceeded; 2 server unreachable or refusing
-authentication (what was reachable is still reported); 3 ``--fail-over`` could not
+authentication (what was reachable is still reported), a bad argument, a configuration
+error, or ``--format prometheus`` without the extra; 3 ``--fail-over`` could not
 be evaluated (server capacity or current connections unknown on some member),
 unless ``--accept-unknown-capacity`` accepts the checks that could be made, and
 always when no check at all could be made (``fail_over.result`` is
