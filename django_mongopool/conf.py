@@ -465,10 +465,10 @@ class Conf:
         return float(self._get("MONGOPOOL_SERVER_STATUS_CACHE_SECONDS"))
 
 
+    def forget_after_fork(self) -> None:
+        """In a forked child: the lock may have been held by another thread at fork time."""
+        self._lock = threading.Lock()
+
+
 conf = Conf()
-
-
-@forks.in_child
-def _fresh_lock_in_child() -> None:
-    """In a forked child: the lock may have been held by another thread at fork time."""
-    conf._lock = threading.Lock()
+forks.in_child(conf.forget_after_fork)

@@ -35,8 +35,13 @@ ROOT_PACKAGE = "django_mongopool"
 FLOORS = {"guards": 0, "client": 1, "request": 2, "fleet": 2, "tasks": 3, "audit": 4}
 # Top-level modules every floor may use: the settings registry and the exceptions.
 SHARED = {"conf", "exceptions"}
-# What conf itself needs: the parser of the client options it validates.
-SHARED_NEEDS = {"django_mongopool.client.options", "django_mongopool.guards.redact"}
+# What conf itself needs: the parser of the client options it validates, the redaction of the
+# values it quotes, and the registry of what a forked child resets (its lock).
+SHARED_NEEDS = {
+    "django_mongopool.client.options",
+    "django_mongopool.guards.forks",
+    "django_mongopool.guards.redact",
+}
 # What a module of the package may take from the root package.
 FROM_THE_ROOT = {"__version__"}
 
