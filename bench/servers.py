@@ -114,7 +114,7 @@ def _cpu_model() -> str:
 
 def commit() -> str:
     """The commit of the code being measured ("... with local changes" when the tracked files
-    differ from it)."""
+    differ from it; the committed results themselves do not count)."""
     root = Path(__file__).resolve().parent.parent
     try:
         head = subprocess.run(
@@ -125,7 +125,7 @@ def commit() -> str:
             check=True,
         ).stdout.strip()
         changed = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results"],
             cwd=root,
             capture_output=True,
             text=True,

@@ -464,7 +464,6 @@ class Conf:
         """How long the page and /metrics reuse the server section of the report (0: never)."""
         return float(self._get("MONGOPOOL_SERVER_STATUS_CACHE_SECONDS"))
 
-
     def forget_after_fork(self) -> None:
         """In a forked child: the lock may have been held by another thread at fork time."""
         self._lock = threading.Lock()
