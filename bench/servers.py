@@ -112,9 +112,14 @@ def _cpu_model() -> str:
         return model
 
 
+# What a benchmark's figures depend on: the package, the harness, the pinned dependencies.
+CODE_PATHS = ("django_mongopool", "bench", ":!bench/results", "example_project", "pyproject.toml")
+
+
 def commit() -> str:
-    """The commit of the code being measured ("... with local changes" when the tracked files
-    differ from it; the committed results themselves do not count)."""
+    """The commit of the code being measured ("... with local changes" when the package, the
+    harness or pyproject.toml differ from it; documentation and the results themselves do not
+    count)."""
     root = Path(__file__).resolve().parent.parent
     try:
         head = subprocess.run(
@@ -125,7 +130,14 @@ def commit() -> str:
             check=True,
         ).stdout.strip()
         changed = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results"],
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                *CODE_PATHS,
+            ],
             cwd=root,
             capture_output=True,
             text=True,
