@@ -222,3 +222,13 @@ def test_the_readmes_links_lead_somewhere():
     assert [link for link in local if not (ROOT / link).exists()] == []
     pages = {f"docs/{p.name}" for p in DOCS.glob("*.md")} - {"docs/README.md", "docs/index.md"}
     assert pages - set(local) == {"docs/changelog.md"}  # the README links CHANGELOG.md itself
+
+
+def test_the_benchmark_page_quotes_the_committed_results():
+    """Each committed results table is on the Benchmarks page as written by its harness, so the
+    page cannot keep figures of a run the results no longer hold."""
+    page = (DOCS / "benchmarks.md").read_text()
+    results = sorted((ROOT / "bench" / "results").glob("*.md"))
+    assert results
+    stale = [path.name for path in results if path.read_text().strip() not in page]
+    assert stale == []
