@@ -232,3 +232,19 @@ def test_the_benchmark_page_quotes_the_committed_results():
     assert results
     stale = [path.name for path in results if path.read_text().strip() not in page]
     assert stale == []
+
+
+def test_the_benchmark_targets_quote_committed_figures():
+    """Each figure the targets table states in bold (the measured value of a target) is in a
+    committed results file: the table cannot quote a run that was never committed."""
+    page = (DOCS / "benchmarks.md").read_text()
+    table = page.split("## Against the targets", 1)[1].split("\n## ", 1)[0]
+    results = "".join(
+        path.read_text()
+        for path in (ROOT / "bench" / "results").glob("*")
+        if path.suffix in {".md", ".json"}
+    )
+    figures = re.findall(r"\*\*([-+]?\d+(?:\.\d+)?) ?(%|x)\*\*", table)
+    assert len(figures) >= 6
+    missing = [value + unit for value, unit in figures if value + unit not in results]
+    assert missing == []
