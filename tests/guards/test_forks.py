@@ -7,7 +7,6 @@ import importlib
 import inspect
 import os
 import pkgutil
-import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import pytest
 
 from django_mongopool.audit import readiness
 from django_mongopool.client import process
+from tests.helpers import bound_child, wait_child
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
@@ -121,6 +121,7 @@ def test_child_gets_fresh_locks_and_no_parent_ping(recwarn):
         if pid == 0:  # the child: every lock free, no inherited ping
             code = 0
             try:
+                bound_child()
                 for lock in _locks():
                     if not lock.acquire(timeout=2):
                         code = 1
@@ -130,7 +131,7 @@ def test_child_gets_fresh_locks_and_no_parent_ping(recwarn):
                     code = 2
             finally:
                 os._exit(code)
-        assert _exit_code(pid) == 0
+        assert wait_child(pid) == 0
     finally:
         readiness._in_flight = None
         release.set()
@@ -143,25 +144,11 @@ def _in_child(check) -> int:
     if pid == 0:  # pragma: no cover - runs in the child
         code = 1
         try:
+            bound_child()
             code = 0 if check() else 2
         finally:
             os._exit(code)
-    return _exit_code(pid)
-
-
-def _exit_code(pid: int) -> int:
-    """The forked child's exit code; a child still running after 30 s is killed and fails the
-    test (a hung child must not hang the run)."""
-    deadline = time.monotonic() + 30
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            pytest.fail("the forked child hung")
-        time.sleep(0.05)
+    return wait_child(pid)
 
 
 def test_a_request_scope_the_child_inherits_gets_the_childs_client(offline):
