@@ -28,8 +28,11 @@ LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
 def _holders(module: ModuleType) -> Iterator[tuple[str, str | None, object]]:
     """(name, attribute, value) for what the module holds: its globals, and one level into the
     objects and functions of the package it holds (``conf._lock``, a logger's ``.lock``). A
-    thread's own objects are left out: their locks are ``threading``'s (``_tstate_lock`` is held
-    for the thread's life), and the thread does not exist in a forked child."""
+    thread's own objects are left out, whatever the thread's class: ``threading``'s locks
+    (``_tstate_lock`` is held for the thread's life) and those of a thread class of the package
+    too (``heartbeat.Publisher``'s ``_beat_lock``). The thread does not exist in a forked child,
+    and the module drops its object there (heartbeat's reset sets ``_publisher`` to None; the
+    child starts a publisher of its own, with fresh locks, when it needs one)."""
     for name, value in list(vars(module).items()):
         yield name, None, value
         if isinstance(value, threading.Thread):
@@ -132,10 +135,10 @@ def test_child_gets_fresh_locks_and_no_parent_ping(recwarn):
             yield "the parent's in-flight readiness ping"
 
     holder = threading.Thread(target=hold_every_lock)
-    holder.start()
-    assert held.wait(30)
-    readiness._in_flight = Future()  # a ping the parent is waiting for
-    try:
+    try:  # from the start: the locks are freed (release) whatever fails below
+        holder.start()
+        assert held.wait(30), "the holder never had every lock at once"
+        readiness._in_flight = Future()  # a ping the parent is waiting for
         assert _problems_in_child(inherited) == []
     finally:
         readiness._in_flight = None
