@@ -1,19 +1,23 @@
-"""Shared test helpers: count sockets at the operating system, read metrics, read JSON strictly."""
+"""Shared test helpers: count sockets at the operating system, read metrics, read JSON strictly,
+bound forked children."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
 import django
 import psutil
+import pytest
 from pymongo import monitoring
 
 # ADMINS for the error e-mail tests: Django 6.0+ takes addresses and deprecates (name, address)
@@ -95,3 +99,48 @@ def strict_json(text: str) -> Any:
         raise ValueError(f"{name} is not JSON")
 
     return json.loads(text, parse_constant=refuse)
+
+
+# A forked child's life, at most: its own alarm ends it, and the parent stops waiting for it.
+CHILD_SECONDS = 60
+
+
+def bound_child(seconds: int = CHILD_SECONDS) -> None:
+    """The first thing a forked child does: SIGALRM's default action kills it after ``seconds``,
+    so a hung child ends by itself, and a parent blocked reading its pipe sees end-of-file."""
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)  # not a handler the parent may have set
+    signal.alarm(seconds)
+
+
+def wait_children(pids: list[int], timeout: float = CHILD_SECONDS) -> list[int]:
+    """The forked children's exit codes (a signal's: negative), every child reaped. Children
+    still running after ``timeout`` seconds are killed and fail the test, and so does a child
+    its own alarm killed (:func:`bound_child`): either hung, and a hung child must not hang the
+    run."""
+    deadline = time.monotonic() + timeout
+    codes: dict[int, int] = {}
+    while True:
+        for pid in pids:
+            if pid not in codes:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    codes[pid] = os.waitstatus_to_exitcode(status)
+        if len(codes) == len(pids):
+            break
+        if time.monotonic() > deadline:
+            hung = [pid for pid in pids if pid not in codes]
+            for pid in hung:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            pytest.fail(f"forked child(ren) {hung} still running after {timeout:g} s: killed")
+        time.sleep(0.05)
+    alarmed = [pid for pid in pids if codes[pid] == -signal.SIGALRM]
+    if alarmed:
+        pytest.fail(f"forked child(ren) {alarmed} hung: ended by their own alarm (bound_child)")
+    return [codes[pid] for pid in pids]
+
+
+def wait_child(pid: int, timeout: float = CHILD_SECONDS) -> int:
+    """The forked child's exit code; see :func:`wait_children`."""
+    (code,) = wait_children([pid], timeout)
+    return code

@@ -13,6 +13,7 @@ from pymongo import MongoClient
 
 from django_mongopool.checks import MIDDLEWARE_PATH, check_deploy
 from django_mongopool.conf import conf
+from tests.helpers import bound_child, wait_child
 
 PASSWORD = "Pa55-w0rd-never-shown"
 
@@ -130,11 +131,11 @@ def test_w004_connected_before_fork(mongo_server, settings):
     if pid == 0:  # pragma: no cover - child
         code = 1
         try:
+            bound_child()
             code = 0 if _ids() == {"django_mongopool.W004"} else 3
         finally:
             os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert wait_child(pid) == 0
 
 
 def test_w101_tls_off_for_remote_host(settings):

@@ -13,6 +13,7 @@ from mongoengine import connection as me_connection
 
 from django_mongopool import mongoengine as pooled
 from django_mongopool.client.process import get_client
+from tests.helpers import bound_child, wait_child
 
 pytestmark = pytest.mark.server
 
@@ -77,6 +78,7 @@ def test_forked_child_uses_its_own_client(connected):
     if pid == 0:  # pragma: no cover - the child
         code = 1
         try:
+            bound_child()
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 Note(key="child", ref=uuid.uuid4()).save()
@@ -90,8 +92,7 @@ def test_forked_child_uses_its_own_client(connected):
                     code = 4
         finally:
             os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert wait_child(pid) == 0
     assert get_client() is parent
     assert Note._get_collection().database.client is parent
     assert Note.objects(key="child").first() is not None

@@ -31,7 +31,12 @@ def binary():
 
 def _promtool(binary, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(binary), *args], cwd=DIRECTORY, capture_output=True, text=True, check=False
+        [str(binary), *args],
+        cwd=DIRECTORY,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
 
 
@@ -61,6 +66,7 @@ def test_promtool_unit_tests_fail_when_a_rule_changes(binary, tmp_path):
         capture_output=True,
         text=True,
         check=False,
+        timeout=120,
     )
     assert result.returncode != 0
     assert "alertname: MongoDBNearConnectionCapacity" in result.stdout + result.stderr
@@ -120,7 +126,11 @@ def test_metric_names_are_read_from_promql(expr, names):
 def test_the_kit_ships_in_the_package_and_says_where():
     assert all(path.is_file() for path in FILES)
     result = subprocess.run(
-        [sys.executable, "-m", "django_mongopool.ops"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "django_mongopool.ops"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
     assert result.stdout.split() == [str(path) for path in FILES]
 

@@ -96,17 +96,31 @@ def example_server(mongo_server, tmp_path):
             stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
-    for _ in range(400):
+    try:
+        # Ready (200) within a deadline: a server that never is fails here, with its log,
+        # instead of the test going on against it.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(base + READY, timeout=2)
+                break
+            except OSError as exc:  # not listening yet, or not ready (an HTTPError: 503)
+                if process.poll() is not None:
+                    raise RuntimeError(log.read_text()) from None
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"the example server was not ready within 60 s ({exc!r}); its log:\n"
+                        f"{log.read_text()}"
+                    ) from None
+                time.sleep(0.05)
+        yield base
+    finally:
+        process.terminate()
         try:
-            urllib.request.urlopen(base + READY, timeout=2)
-            break
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError(log.read_text()) from None
-            time.sleep(0.05)
-    yield base
-    process.terminate()
-    process.wait(timeout=30)
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
 
 
 def _load(base: str, stop: threading.Event, counts: list[int]) -> None:

@@ -29,6 +29,7 @@ from django_mongopool.audit import report
 from django_mongopool.audit.report import web_report
 from django_mongopool.conf import conf
 from tests.audit.mockup import cursor_reply, server_status, start_servers
+from tests.helpers import bound_child, wait_child
 
 SILENT = 40
 DEADLINE = 2.0
@@ -255,8 +256,8 @@ def test_a_forked_child_does_not_wait_for_the_parents_measurement():
     try:
         pid = os.fork()
         if pid == 0:  # the child: that thread does not run here, so nothing may wait for it
+            bound_child()
             os._exit(0 if not report._in_flight else 1)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
+        assert wait_child(pid) == 0
     finally:
         report._in_flight.pop(False, None)

@@ -87,7 +87,9 @@ async def test_cancelled_request_still_ends_its_session(mongo):
 
 def test_each_event_loop_gets_its_own_client(mongo):
     clients, errors = [], []
-    barrier = threading.Barrier(2)
+    # Bounded: a thread that fails before it reaches the barrier must not leave the other
+    # waiting forever (it also breaks the barrier at once, below).
+    barrier = threading.Barrier(2, timeout=30)
 
     def run() -> None:
         async def work():
@@ -101,12 +103,14 @@ def test_each_event_loop_gets_its_own_client(mongo):
             asyncio.run(work())
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
+            barrier.abort()
 
     threads = [threading.Thread(target=run) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(60)
+        assert not thread.is_alive(), "an event loop's thread never finished"
     assert errors == []
     assert len({id(c) for c in clients}) == 2
     assert mongo["loops"].count_documents({}) == 2

@@ -146,19 +146,31 @@ def test_totals_across_servers_and_pools():
     ]
 
 
-def test_the_check_out_hook_takes_no_lock_of_the_pools_metrics():
+class _LockTaken:
+    """Stands in for a lock that must not be taken: taking it fails the test at once (holding
+    the real one in the test's own thread would deadlock a hook that took it)."""
+
+    def acquire(self, *args: object, **kwargs: object) -> bool:
+        raise AssertionError("the check-out hook took the metrics lock")
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
+
+
+def test_the_check_out_hook_takes_no_lock_of_the_pools_metrics(monkeypatch):
     """Check-out: counters and the server's own histogram lock (the metrics' lock is for rare
     events and snapshots)."""
     metrics = PoolMetrics()
     c = metrics.attach(FakePool(), ADDR)
     metrics.connection_created(c)
     metrics.connection_created(c)
-    metrics._lock.acquire()  # a held lock would block a locking hook forever
-    try:
-        c.checked_out_now(0.0, checked_out=1)
-        c.checked_out_now(0.0, checked_out=3)  # capped at the open connections
-    finally:
-        metrics._lock.release()
+    monkeypatch.setattr(metrics, "_lock", _LockTaken())
+    c.checked_out_now(0.0, checked_out=1)
+    c.checked_out_now(0.0, checked_out=3)  # capped at the open connections
+    monkeypatch.undo()  # the snapshot takes the real lock
     (server,) = metrics.snapshot()
     assert (server.checkouts, server.peak_in_use) == (2, 2)
 

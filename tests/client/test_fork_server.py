@@ -9,6 +9,7 @@ import pytest
 
 from django_mongopool.client import pools
 from django_mongopool.client.process import get_client
+from tests.helpers import bound_child, wait_child
 
 pytestmark = pytest.mark.server
 
@@ -38,11 +39,11 @@ def test_forked_child_builds_its_own_client(mongo):
     if pid == 0:  # pragma: no cover - runs in the child
         code = 1
         try:
+            bound_child()
             code = _child(parent, collection)
         finally:
             os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert wait_child(pid) == 0
     assert get_client() is parent
     parent.admin.command("ping")
     assert collection.count_documents({"pid": pid}) == 1

@@ -9,7 +9,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 from django.test import Client
@@ -57,6 +57,12 @@ def _other_processes(count: int) -> None:
     )
 
 
+def _outcome(future: Future) -> str:
+    """What a finished future gave, for a failure's message."""
+    error = future.exception()
+    return repr(error) if error is not None else f"returned {future.result()!r}"
+
+
 _publishers: list[heartbeat.Publisher] = []
 
 
@@ -94,10 +100,18 @@ def test_idle_connections_above_a_shrunken_share_are_closed(budgeted, mongo_serv
         futures = [
             executor.submit(collection.find_one, {}, comment="hold") for _ in range(MAX_POOL)
         ]
-        while _pool().active_sockets < MAX_POOL:
-            hold.holding.wait(0.05)
-        hold.release.set()
-        [f.result() for f in futures]
+        try:
+            deadline = time.monotonic() + 30
+            while _pool().active_sockets < MAX_POOL:
+                assert time.monotonic() < deadline, (
+                    f"the {MAX_POOL} held commands never all had a connection checked out "
+                    f"({_pool().active_sockets} had; finished early: "
+                    f"{[_outcome(f) for f in futures if f.done()]})"
+                )
+                hold.holding.wait(0.05)
+        finally:  # leaving the executor waits for the held commands
+            hold.release.set()
+        [f.result(timeout=30) for f in futures]
     assert len(_pool().conns) > 2, (len(_pool().conns), _pool().active_sockets)  # back, idle
     _other_processes(5)  # 6 live: 24 // 6 - 2 = 2
     _beat()
@@ -148,7 +162,12 @@ def test_growing_share_wakes_waiting_requests(budgeted, settings):
     assert hold.holding.wait(30)
     try:
         waiter = ThreadPoolExecutor(1).submit(get_database()["items"].find_one, {"_id": "warm-up"})
+        deadline = time.monotonic() + 30
         while pools.snapshot().servers[0].waiting == 0:
+            assert not waiter.done(), (
+                f"the request finished without waiting for a connection: {_outcome(waiter)}"
+            )
+            assert time.monotonic() < deadline, "the request never waited for a connection"
             hold.holding.wait(0.02)
         shares.update(1)  # alone: the share grows to maxPoolSize and the waiter is let in
         assert waiter.result(timeout=10) == {"_id": "warm-up"}

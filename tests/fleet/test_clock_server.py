@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from django_mongopool.fleet import budget, heartbeat, reading, shares
+from tests.helpers import bound_child, wait_children
 
 pytestmark = [pytest.mark.server]
 
@@ -70,7 +71,7 @@ def fleet_settings(mongo, settings, monkeypatch):
 
 @pytest.mark.parametrize("skew", [-10, 10])
 def test_a_host_clock_off_by_ten_seconds_keeps_the_budget(fleet_settings, skew):
-    children = []
+    children: list[tuple[int, int, int]] = []  # pid, and the parent's ends of its pipes up, down
     for own_skew in (0, skew):
         up_read, up_write = os.pipe()
         down_read, down_write = os.pipe()
@@ -78,28 +79,36 @@ def test_a_host_clock_off_by_ten_seconds_keeps_the_budget(fleet_settings, skew):
         if pid == 0:  # pragma: no cover - child
             code = 1
             try:
+                bound_child()  # a hung child ends, and with it the parent's read of its pipe
                 os.close(up_read)
                 os.close(down_write)
+                for _, up, down in children:  # the parent's ends of the first child's pipes:
+                    os.close(up)  # held here, they would keep that child from ever seeing
+                    os.close(down)  # end-of-file once the parent closes its own
                 code = _process(own_skew, up_write, down_read)
             finally:
                 os._exit(code)
         os.close(up_write)
         os.close(down_read)
         children.append((pid, up_read, down_write))
+    open_fds = {fd for _, up, down in children for fd in (up, down)}
+    results = []
     try:
         for _, up, _ in children:
             assert os.read(up, 7) == b"beaten\n"
         for _, _, down in children:
             os.write(down, b"go\n")
-        results = []
         for _, up, _ in children:
+            open_fds.discard(up)
             with os.fdopen(up) as reader:
                 results.append(json.loads(reader.read()))
     finally:
-        for pid, _, down in children:
-            os.close(down)
-            _, status = os.waitpid(pid, 0)
-            assert os.waitstatus_to_exitcode(status) == 0
+        # Every pipe first (a child blocked on one sees end-of-file), then every child is
+        # reaped, then the exit codes are asserted.
+        for fd in open_fds:
+            os.close(fd)
+        codes = wait_children([pid for pid, _, _ in children])
+    assert codes == [0, 0]
     share = budget.fleet_share(BUDGET, 2, MAX_POOL)
     assert results == [[share, 2], [share, 2]], results  # 18 each, not 30
     assert 2 * budget.per_server(share) <= BUDGET

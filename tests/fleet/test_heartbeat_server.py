@@ -13,7 +13,7 @@ from django.test import Client
 
 from django_mongopool.client import pools
 from django_mongopool.fleet import heartbeat, history
-from tests.helpers import closed_port
+from tests.helpers import bound_child, closed_port, wait_child
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
 
@@ -103,6 +103,7 @@ def test_fleet_totals_match_what_each_process_reports(mongo, settings):
         if pid == 0:  # pragma: no cover - child
             code = 1
             try:
+                bound_child()  # a hung child ends, and with it the parent's read below
                 os.close(read_fd)
                 with os.fdopen(write_fd, "w") as write:
                     code = _worker(requests, write)
@@ -111,8 +112,7 @@ def test_fleet_totals_match_what_each_process_reports(mongo, settings):
         os.close(write_fd)
         with os.fdopen(read_fd) as read:
             data = read.read()
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
+        assert wait_child(pid) == 0
         reports.append(json.loads(data))
 
     out = StringIO()

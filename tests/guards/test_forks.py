@@ -7,16 +7,17 @@ import importlib
 import inspect
 import os
 import pkgutil
-import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from types import ModuleType
 
 import pytest
 
 from django_mongopool.audit import readiness
 from django_mongopool.client import process
+from tests.helpers import bound_child, wait_child
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
@@ -24,11 +25,14 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
 
 
-def _holders(module: object) -> Iterator[tuple[str, str | None, object]]:
+def _holders(module: ModuleType) -> Iterator[tuple[str, str | None, object]]:
     """(name, attribute, value) for what the module holds: its globals, and one level into the
     objects and functions of the package it holds (``conf._lock``, a logger's ``.lock``). A
-    thread's own objects are left out: their locks are ``threading``'s (``_tstate_lock`` is held
-    for the thread's life), and the thread does not exist in a forked child."""
+    thread's own objects are left out, whatever the thread's class: ``threading``'s locks
+    (``_tstate_lock`` is held for the thread's life) and those of a thread class of the package
+    too (``heartbeat.Publisher``'s ``_beat_lock``). The thread does not exist in a forked child,
+    and the module drops its object there (heartbeat's reset sets ``_publisher`` to None; the
+    child starts a publisher of its own, with fresh locks, when it needs one)."""
     for name, value in list(vars(module).items()):
         yield name, None, value
         if isinstance(value, threading.Thread):
@@ -41,13 +45,15 @@ def _holders(module: object) -> Iterator[tuple[str, str | None, object]]:
 
 
 @functools.cache
-def _lock_names() -> list[tuple[object, str, str | None]]:
+def _lock_names() -> list[tuple[ModuleType, str, str | None]]:
     """Every lock the package keeps for the life of the process, found by importing every module
-    (a lock added later is covered without being listed here)."""
+    (a lock added later is covered without being listed here), under every name it has: a lock
+    imported by name (process.pin_lock in the middleware) is found in both modules. One object
+    here, but a reset in a forked child that replaced the lock instead of releasing it would
+    leave the importer's copy held: both names are looked at in the child (see :func:`_locks`)."""
     import django_mongopool
 
-    found: list[tuple[object, str, str | None]] = []
-    seen: set[int] = set()
+    found: list[tuple[ModuleType, str, str | None]] = []
     for info in pkgutil.walk_packages(django_mongopool.__path__, "django_mongopool."):
         try:
             module = importlib.import_module(info.name)
@@ -56,23 +62,30 @@ def _lock_names() -> list[tuple[object, str, str | None]]:
                 raise
             continue
         for name, attribute, value in _holders(module):
-            # A lock imported by name (process.pin_lock in the middleware) counts once.
-            if isinstance(value, LOCK_TYPES) and id(value) not in seen:
-                seen.add(id(value))
+            if isinstance(value, LOCK_TYPES):
                 found.append((module, name, attribute))
     return found
 
 
-def _locks() -> list[threading.Lock]:
-    """The locks as they are now (a reset in the child replaces them). An object found by the
-    scan that a module has since replaced (a heartbeat publisher stopped, say) no longer counts."""
-    found = []
+def _named_locks() -> list[tuple[threading.Lock, list[str]]]:
+    """The locks as they are now (a reset in the child replaces them), each once, with the names
+    it has. Told apart by identity now, not at the scan: in the parent a lock imported by name
+    is one object, taken once; in a forked child a copy left behind by a reset that replaced
+    the module's lock is another object, and is looked at too. An object found by the scan that
+    a module has since replaced (a heartbeat publisher stopped, say) no longer counts."""
+    found: dict[int, tuple[threading.Lock, list[str]]] = {}
     for module, name, attribute in _lock_names():
         holder = getattr(module, name, None)
         lock = getattr(holder, attribute, None) if attribute else holder
         if isinstance(lock, LOCK_TYPES):
-            found.append(lock)
-    return found
+            where = f"{module.__name__}.{name}" + (f".{attribute}" if attribute else "")
+            found.setdefault(id(lock), (lock, []))[1].append(where)
+    return list(found.values())
+
+
+def _locks() -> list[threading.Lock]:
+    """The locks as they are now, each once (see :func:`_named_locks`)."""
+    return [lock for lock, _ in _named_locks()]
 
 
 def test_the_package_keeps_module_level_locks():
@@ -112,29 +125,53 @@ def test_child_gets_fresh_locks_and_no_parent_ping(recwarn):
             while acquired:
                 acquired.pop().release()
 
+    def inherited() -> Iterator[str]:  # in the child: every lock free, no inherited ping
+        for lock, names in _named_locks():
+            if not lock.acquire(timeout=2):
+                yield f"lock still held: {' = '.join(names)}"
+            else:
+                lock.release()
+        if readiness._in_flight is not None:
+            yield "the parent's in-flight readiness ping"
+
     holder = threading.Thread(target=hold_every_lock)
-    holder.start()
-    assert held.wait(30)
-    readiness._in_flight = Future()  # a ping the parent is waiting for
-    try:
-        pid = os.fork()
-        if pid == 0:  # the child: every lock free, no inherited ping
-            code = 0
-            try:
-                for lock in _locks():
-                    if not lock.acquire(timeout=2):
-                        code = 1
-                    else:
-                        lock.release()
-                if readiness._in_flight is not None:
-                    code = 2
-            finally:
-                os._exit(code)
-        assert _exit_code(pid) == 0
+    try:  # from the start: the locks are freed (release) whatever fails below
+        holder.start()
+        assert held.wait(30), "the holder never had every lock at once"
+        readiness._in_flight = Future()  # a ping the parent is waiting for
+        assert _problems_in_child(inherited) == []
     finally:
         readiness._in_flight = None
         release.set()
         holder.join(30)
+
+
+def _problems_in_child(find: Callable[[], Iterator[str]]) -> list[str]:
+    """Run ``find()`` in a forked child: the problems it yields, each sent up a pipe as soon as
+    found (a child killed part way has told what it had found), and how the child failed if it
+    did."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            bound_child()
+            os.close(read_fd)
+            for problem in find():
+                os.write(write_fd, f"{problem}\n".encode())
+            code = 0
+        except BaseException as exc:
+            os.write(write_fd, f"the check raised {exc!r}\n".encode())
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as reader:  # end-of-file: the child has ended (bound_child)
+        problems = reader.read().splitlines()
+    try:
+        code = wait_child(pid)
+    except pytest.fail.Exception as exc:  # it hung: say what it had found by then
+        pytest.fail(f"{exc.msg}; it had found: {problems}")
+    return problems + ([f"the child exited with {code}"] if code else [])
 
 
 def _in_child(check) -> int:
@@ -143,25 +180,11 @@ def _in_child(check) -> int:
     if pid == 0:  # pragma: no cover - runs in the child
         code = 1
         try:
+            bound_child()
             code = 0 if check() else 2
         finally:
             os._exit(code)
-    return _exit_code(pid)
-
-
-def _exit_code(pid: int) -> int:
-    """The forked child's exit code; a child still running after 30 s is killed and fails the
-    test (a hung child must not hang the run)."""
-    deadline = time.monotonic() + 30
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            pytest.fail("the forked child hung")
-        time.sleep(0.05)
+    return wait_child(pid)
 
 
 def test_a_request_scope_the_child_inherits_gets_the_childs_client(offline):

@@ -27,7 +27,7 @@ from pymongo import MongoClient  # noqa: E402
 from pymongo.uri_parser import parse_uri  # noqa: E402
 
 from django_mongopool.client.process import get_client, get_database  # noqa: E402
-from tests.helpers import established_to  # noqa: E402
+from tests.helpers import bound_child, established_to  # noqa: E402
 from tests.orm_project.ormapp.models import Item  # noqa: E402
 
 BUILT: list[str] = []
@@ -115,6 +115,7 @@ def fork() -> dict[str, Any]:
     if pid == 0:  # pragma: no cover - the child
         code = 1
         try:
+            bound_child()  # a hung child ends by itself (this process's own run is bounded)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 item = Item.objects.create(key="child")

@@ -38,8 +38,12 @@ VERSIONS_OF_DJANGO_AND_BACKEND = (
 )
 
 
-def _run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)
+def _run(cmd: list[str], timeout: float = 120, **kwargs) -> subprocess.CompletedProcess[str]:
+    """``cmd``'s run, which must succeed; one still running after ``timeout`` seconds fails the
+    test (subprocess.TimeoutExpired) instead of hanging the run."""
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, check=False, timeout=timeout, **kwargs
+    )
     assert result.returncode == 0, f"{' '.join(map(str, cmd))}\n{result.stdout}\n{result.stderr}"
     return result
 
@@ -60,6 +64,7 @@ def _source_files() -> list[str]:
         cwd=ROOT,
         capture_output=True,
         check=True,
+        timeout=120,
     ).stdout.decode()
     return [name for name in listed.split("\0") if name and (ROOT / name).is_file()]
 
@@ -91,7 +96,7 @@ def dist(tmp_path_factory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("dist")
     # The isolated build environment's pip honours PIP_CONSTRAINT: the oldest allowed setuptools.
     env = {**os.environ, "PIP_CONSTRAINT": str(CONSTRAINTS), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    _run([sys.executable, "-m", "build", "--outdir", str(out), str(tree)], env=env)
+    _run([sys.executable, "-m", "build", "--outdir", str(out), str(tree)], env=env, timeout=600)
     (sdist,) = out.glob("*.tar.gz")
     (wheel,) = out.glob("*.whl")
     return {"sdist": sdist, "wheel": wheel, "shipped": _shipped_files(sources)}
@@ -182,6 +187,7 @@ def _wheel_venv(wheel: Path) -> Path:
                 "django-environ",
             ],
             env=env,
+            timeout=600,  # downloads: as long as a build
         )
         (venv / ".installed").write_text(wheel.name + "\n")
     return python

@@ -121,6 +121,7 @@ def test_the_core_tier_is_chosen_by_markers_not_by_file_names():
         capture_output=True,
         text=True,
         check=False,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     files = {line.split("::")[0] for line in result.stdout.splitlines() if "::" in line}

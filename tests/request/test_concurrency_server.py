@@ -25,7 +25,7 @@ def test_200_concurrent_requests_stay_within_the_pool(mongo, mongo_server, setti
     settings.MONGOPOOL_CLIENT_OPTIONS = {"maxPoolSize": POOL, "waitQueueTimeoutMS": 120_000}
     database = get_database()  # the client was rebuilt for the new options
     keys = [uuid.uuid4().hex for _ in range(REQUESTS)]
-    barrier = threading.Barrier(REQUESTS)
+    barrier = threading.Barrier(REQUESTS, timeout=120)  # a request that never starts: a failure
     samples: list[int] = []
     done = threading.Event()
 

@@ -182,14 +182,30 @@ def test_under_a_real_wsgi_server_no_traceback_is_logged(outage, wsgi_server, ca
 # The client goes away before the first byte ----------------------------------------------
 
 
+def _outcome(task: asyncio.Task) -> str:
+    """What a finished task gave, for a failure's message."""
+    if task.cancelled():
+        return "was cancelled"
+    if task.exception() is not None:
+        return f"raised {task.exception()!r}"
+    return f"returned {task.result()!r}"
+
+
 async def _cancel_before_the_first_chunk(view) -> HttpRequest:
     from django_mongopool.request.middleware import MongoSessionMiddleware
 
     request = AsyncRequestFactory().get("/s/")
     middleware = MongoSessionMiddleware(view)
     task = asyncio.ensure_future(middleware(request))
-    while not hasattr(request, "first_chunk_started"):  # the middleware is producing it
-        await asyncio.sleep(0.01)
+    try:
+        async with asyncio.timeout(30):  # a stream that never starts fails here, not the run
+            while not hasattr(request, "first_chunk_started"):  # the middleware is producing it
+                if task.done():  # it gave a response (or failed) without starting the stream
+                    pytest.fail(f"the stream never started: the middleware {_outcome(task)}")
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        task.cancel()
+        pytest.fail("the stream never started: no first chunk within 30 s")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -174,7 +174,7 @@ def test_a_fixture_less_pytest_run_never_touches_the_configured_database(
     else:
         monkeypatch.delenv("MONGOPOOL_TEST_URL", raising=False)
     result = pytester.runpytest_subprocess(
-        "--ds=proj_settings", "-p", "no:cacheprovider", "-q", "proj/tests.py"
+        "--ds=proj_settings", "-p", "no:cacheprovider", "-q", "proj/tests.py", timeout=300
     )
     result.assert_outcomes(passed=4)
     _only_the_developers_data_left(developer, opt_in)

@@ -43,7 +43,7 @@ def test_a_failing_test_prints_no_password(pytester, mongopool_secure_server, mo
     monkeypatch.setenv("MONGOPOOL_TEST_SECURE_URL", mongopool_secure_server.url)
     monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
     result = pytester.runpytest_subprocess(
-        "--ds=proj_settings", "-p", "no:cacheprovider", "--showlocals", "--tb=long"
+        "--ds=proj_settings", "-p", "no:cacheprovider", "--showlocals", "--tb=long", timeout=300
     )
     result.assert_outcomes(failed=1)
     output = result.stdout.str() + result.stderr.str()

@@ -76,7 +76,7 @@ def _run(pytester, monkeypatch, *args, test_url=None):
     else:
         monkeypatch.delenv("MONGOPOOL_TEST_URL", raising=False)
     return pytester.runpytest_subprocess(
-        "--ds=proj_settings", "-p", "no:cacheprovider", "-q", *args
+        "--ds=proj_settings", "-p", "no:cacheprovider", "-q", *args, timeout=300
     )
 
 
@@ -281,7 +281,7 @@ def test_the_docs_config_snippet_runs_async_tests_without_a_warning(pytester, mo
     pytester.makefile(".toml", pyproject=_docs_config("proj_settings"))
     monkeypatch.setenv("PYTHONPATH", str(pytester.path))
     monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error", timeout=300)
     result.assert_outcomes(passed=2)
     output = result.stdout.str() + result.stderr.str()
     assert "Warning" not in output, output
@@ -292,7 +292,7 @@ def test_without_pytest_django_the_error_says_so(pytester, monkeypatch):
     pytester.makefile(".toml", pyproject=_docs_config("proj_settings"))
     monkeypatch.setenv("PYTHONPATH", str(pytester.path))
     monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:django")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:django", timeout=300)
     assert result.ret == 4  # pytest.ExitCode.USAGE_ERROR, before any test
     result.stderr.fnmatch_lines(
         [
@@ -305,7 +305,7 @@ def test_without_pytest_django_the_error_says_so(pytester, monkeypatch):
 def test_the_fixtures_say_what_is_missing_without_django_settings(pytester, monkeypatch):
     pytester.makepyfile(test_mock="def test_x(mongopool_mock):\n    pass\n")
     monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:django")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:django", timeout=300)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
         [

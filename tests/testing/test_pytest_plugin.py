@@ -55,7 +55,7 @@ def test_max_connections_holds(mongopool_db):
 def test_max_connections_fails_when_exceeded(mongopool_db, settings):
     import threading
     settings.MONGOPOOL_CLIENT_OPTIONS = {"maxPoolSize": 4}
-    barrier = threading.Barrier(4)
+    barrier = threading.Barrier(4, timeout=30)  # a thread that never comes fails, not hangs
     from django_mongopool import get_database
     db = get_database()
 
@@ -101,7 +101,9 @@ def test_plugin_fixtures_and_helpers(pytester, mongo_server, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(pytester.path))
     monkeypatch.setenv("MONGOPOOL_TEST_URL", mongo_server.url)
     monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
-    result = pytester.runpytest_subprocess("--ds=proj_settings", "-p", "no:cacheprovider", "-q")
+    result = pytester.runpytest_subprocess(
+        "--ds=proj_settings", "-p", "no:cacheprovider", "-q", timeout=300
+    )
     result.assert_outcomes(passed=7)
 
 
@@ -124,5 +126,7 @@ def test_warns():
     pytester.makeini("[pytest]\nmongopool_stray_clients = warn\n")
     monkeypatch.setenv("PYTHONPATH", str(pytester.path))
     monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
-    result = pytester.runpytest_subprocess("--ds=proj_settings", "-p", "no:cacheprovider", "-q")
+    result = pytester.runpytest_subprocess(
+        "--ds=proj_settings", "-p", "no:cacheprovider", "-q", timeout=300
+    )
     result.assert_outcomes(passed=1)
