@@ -23,7 +23,7 @@ def _bench(script: str, out: Path, *args: str, **env: str) -> None:
         capture_output=True,
         text=True,
         env=environment,
-        timeout=600,
+        timeout=480,
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -149,7 +149,7 @@ def test_checkout_wait_smoke_run(mongo_server):
         capture_output=True,
         text=True,
         env=environment,
-        timeout=600,
+        timeout=480,
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -96,7 +96,7 @@ def dist(tmp_path_factory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("dist")
     # The isolated build environment's pip honours PIP_CONSTRAINT: the oldest allowed setuptools.
     env = {**os.environ, "PIP_CONSTRAINT": str(CONSTRAINTS), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    _run([sys.executable, "-m", "build", "--outdir", str(out), str(tree)], env=env, timeout=600)
+    _run([sys.executable, "-m", "build", "--outdir", str(out), str(tree)], env=env, timeout=480)
     (sdist,) = out.glob("*.tar.gz")
     (wheel,) = out.glob("*.whl")
     return {"sdist": sdist, "wheel": wheel, "shipped": _shipped_files(sources)}
@@ -187,7 +187,7 @@ def _wheel_venv(wheel: Path) -> Path:
                 "django-environ",
             ],
             env=env,
-            timeout=600,  # downloads: as long as a build
+            timeout=480,  # downloads: as long as a build
         )
         (venv / ".installed").write_text(wheel.name + "\n")
     return python

@@ -41,7 +41,7 @@ def test_mypy_strict_on_the_package():
         text=True,
         check=False,
         env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'example_project'}"},
-        timeout=600,  # a cold cache checks the package and django-stubs from scratch
+        timeout=480,  # a cold cache checks the package and django-stubs from scratch
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
