@@ -113,7 +113,7 @@ def _cpu_model() -> str:
 
 
 # What a benchmark's figures depend on: the package, the harness, the pinned dependencies.
-CODE_PATHS = ("django_mongopool", "bench", ":!bench/results", "example_project", "pyproject.toml")
+CODE_PATHS = ("django_mongopool", "bench", ":!bench/results", "pyproject.toml")
 
 
 def commit() -> str:

@@ -1,5 +1,5 @@
 """Shared test helpers: count sockets at the operating system, read metrics, read JSON strictly,
-bound forked children."""
+bound forked children, wait for a server process to answer."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote_plus
 
 import django
@@ -144,3 +146,53 @@ def wait_child(pid: int, timeout: float = CHILD_SECONDS) -> int:
     """The forked child's exit code; see :func:`wait_children`."""
     (code,) = wait_children([pid], timeout)
     return code
+
+
+class _Finished(Protocol):
+    def cancelled(self) -> bool: ...
+    def exception(self) -> BaseException | None: ...
+    def result(self) -> Any: ...
+
+
+def outcome(future: _Finished) -> str:
+    """What a finished future gave (``concurrent.futures`` or ``asyncio``), for a failure's
+    message."""
+    if future.cancelled():
+        return "was cancelled"
+    error = future.exception()
+    return f"raised {error!r}" if error is not None else f"returned {future.result()!r}"
+
+
+def wait_until_answering(
+    url: str,
+    process: subprocess.Popen[bytes],
+    log: Path,
+    *,
+    any_status: bool = False,
+    seconds: float = 60,
+    answer_timeout: float = 5,
+) -> None:
+    """Wait for the server ``process`` (its output in ``log``) to answer ``url``: with a 200, or
+    with ``any_status`` any HTTP status (a 503 while the database is away is an answer). A
+    deadline, not a number of tries (each try may wait ``answer_timeout``): a process that
+    exits, or does not answer within ``seconds``, raises RuntimeError with its log; the caller
+    stops it."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=answer_timeout)
+            return
+        except urllib.error.HTTPError:
+            if any_status:
+                return
+            error: OSError = OSError("not ready")
+        except OSError as exc:  # not listening yet
+            error = exc
+        if process.poll() is not None:
+            raise RuntimeError(log.read_text())
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"the server did not answer {url} within {seconds:g} s ({error!r}); its log:\n"
+                f"{log.read_text()}"
+            )
+        time.sleep(0.05)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import MANAGE, closed_port, run_manage
+from tests.helpers import MANAGE, closed_port, run_manage, wait_until_answering
 
 TOKEN = "reliability-tests-metrics-token"
 STARTUP_SECONDS = 60  # from launch to the first answer; then the server counts as not starting
@@ -91,24 +91,18 @@ class ExampleServer:
             self.process = subprocess.Popen(
                 command, cwd=MANAGE.parent, env=env, stdout=log, stderr=subprocess.STDOUT
             )
-        # A deadline, not a number of tries: each try may wait for its whole urlopen timeout.
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            try:
-                urllib.request.urlopen(self.base + "/mongopool/ready", timeout=5)
-                return self
-            except urllib.error.HTTPError:
-                return self  # answering (503 while the database is away is fine)
-            except OSError as exc:
-                if self.process.poll() is not None:
-                    raise RuntimeError(self.log.read_text()) from None
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(
-                        f"the example server did not answer within {STARTUP_SECONDS} s "
-                        f"({exc!r}); its log:\n{self.log.read_text()}"
-                    ) from None
-                time.sleep(0.05)
+        try:  # a 503 while the database is away is an answer
+            wait_until_answering(
+                self.base + "/mongopool/ready",
+                self.process,
+                self.log,
+                any_status=True,
+                seconds=STARTUP_SECONDS,
+            )
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     def ready(self) -> int:
         try:

@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -24,7 +23,7 @@ import pytest
 from playwright.sync_api import ConsoleMessage, sync_playwright
 
 from tests.csp import CONTENT_SECURITY_POLICY
-from tests.helpers import MANAGE, ROOT, closed_port, run_manage
+from tests.helpers import MANAGE, ROOT, closed_port, run_manage, wait_until_answering
 
 pytestmark = pytest.mark.server
 
@@ -97,22 +96,9 @@ def example_server(mongo_server, tmp_path):
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        # Ready (200) within a deadline: a server that never is fails here, with its log,
-        # instead of the test going on against it.
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(base + READY, timeout=2)
-                break
-            except OSError as exc:  # not listening yet, or not ready (an HTTPError: 503)
-                if process.poll() is not None:
-                    raise RuntimeError(log.read_text()) from None
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"the example server was not ready within 60 s ({exc!r}); its log:\n"
-                        f"{log.read_text()}"
-                    ) from None
-                time.sleep(0.05)
+        # Ready (200): a server that never is fails here, with its log, instead of the test
+        # going on against it.
+        wait_until_answering(base + READY, process, log, answer_timeout=2)
         yield base
     finally:
         process.terminate()

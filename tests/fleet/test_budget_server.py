@@ -9,7 +9,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.test import Client
@@ -17,7 +17,7 @@ from django.test import Client
 from django_mongopool.client import pools
 from django_mongopool.client.process import get_client, get_database
 from django_mongopool.fleet import heartbeat, shares
-from tests.helpers import HoldConnection, established_to
+from tests.helpers import HoldConnection, established_to, outcome
 
 pytestmark = [pytest.mark.server, pytest.mark.core, pytest.mark.django_db]
 
@@ -55,12 +55,6 @@ def _other_processes(count: int) -> None:
             for pid in range(count)
         ]
     )
-
-
-def _outcome(future: Future) -> str:
-    """What a finished future gave, for a failure's message."""
-    error = future.exception()
-    return repr(error) if error is not None else f"returned {future.result()!r}"
 
 
 _publishers: list[heartbeat.Publisher] = []
@@ -106,7 +100,7 @@ def test_idle_connections_above_a_shrunken_share_are_closed(budgeted, mongo_serv
                 assert time.monotonic() < deadline, (
                     f"the {MAX_POOL} held commands never all had a connection checked out "
                     f"({_pool().active_sockets} had; finished early: "
-                    f"{[_outcome(f) for f in futures if f.done()]})"
+                    f"{[outcome(f) for f in futures if f.done()]})"
                 )
                 hold.holding.wait(0.05)
         finally:  # leaving the executor waits for the held commands
@@ -165,7 +159,7 @@ def test_growing_share_wakes_waiting_requests(budgeted, settings):
         deadline = time.monotonic() + 30
         while pools.snapshot().servers[0].waiting == 0:
             assert not waiter.done(), (
-                f"the request finished without waiting for a connection: {_outcome(waiter)}"
+                f"the request finished without waiting for a connection: {outcome(waiter)}"
             )
             assert time.monotonic() < deadline, "the request never waited for a connection"
             hold.holding.wait(0.02)

@@ -25,7 +25,7 @@ from django.test import AsyncClient, AsyncRequestFactory, Client
 
 from django_mongopool.client import pools
 from django_mongopool.request import unavailable
-from tests.helpers import closed_port
+from tests.helpers import closed_port, outcome
 from tests.streaming_urls import NotAnOutage
 
 pytestmark = pytest.mark.urls("tests.streaming_urls")
@@ -182,15 +182,6 @@ def test_under_a_real_wsgi_server_no_traceback_is_logged(outage, wsgi_server, ca
 # The client goes away before the first byte ----------------------------------------------
 
 
-def _outcome(task: asyncio.Task) -> str:
-    """What a finished task gave, for a failure's message."""
-    if task.cancelled():
-        return "was cancelled"
-    if task.exception() is not None:
-        return f"raised {task.exception()!r}"
-    return f"returned {task.result()!r}"
-
-
 async def _cancel_before_the_first_chunk(view) -> HttpRequest:
     from django_mongopool.request.middleware import MongoSessionMiddleware
 
@@ -201,7 +192,7 @@ async def _cancel_before_the_first_chunk(view) -> HttpRequest:
         async with asyncio.timeout(30):  # a stream that never starts fails here, not the run
             while not hasattr(request, "first_chunk_started"):  # the middleware is producing it
                 if task.done():  # it gave a response (or failed) without starting the stream
-                    pytest.fail(f"the stream never started: the middleware {_outcome(task)}")
+                    pytest.fail(f"the stream never started: the middleware {outcome(task)}")
                 await asyncio.sleep(0.01)
     except TimeoutError:
         task.cancel()
